@@ -1,0 +1,148 @@
+/**
+ * The shapes shared by the portable core, the backends and the platform glue.
+ *
+ * Nothing here imports from `cloudflare:*`, `node:*`, Hono or a Redis client: the Durable Object, a test
+ * harness or another runtime each provide a {@link Connection} and the core does the rest.
+ */
+
+/** A JSON object as decoded from a client frame or a backend reply. */
+export type JsonObject = { [key: string]: unknown };
+
+/** A client request frame after decoding: always a JSON object (`{"ping":1,"req_id":3}`). */
+export type ClientMessage = JsonObject;
+
+/** A reply frame as sent to the client (`{"msg_type":"ping","ping":"pong","req_id":3}`). */
+export type ApiReply = JsonObject & { msg_type: string };
+
+/**
+ * One client WebSocket as the core sees it. The Durable Object implements it on top of a hibernatable
+ * socket; tests implement it in memory.
+ */
+export interface Connection {
+  /** Unique per connection; stable across hibernation. */
+  readonly id: string;
+  /** Facts from the upgrade request, for hooks (authentication, origin checks, logging). */
+  readonly upgrade: UpgradeInfo;
+  /** Server-side state of this connection; survives hibernation. Read it, change it with {@link updateStash}. */
+  readonly stash: Readonly<JsonObject>;
+  /** Shallow-merges `patch` into the stash and persists it with the socket. */
+  updateStash(patch: JsonObject): void;
+  /** True until the socket closes; nothing is sent to a closed connection. */
+  readonly isOpen: boolean;
+  /** Sends one frame, serialised as JSON. Called only by the dispatcher's send step. */
+  sendJson(frame: JsonObject): void;
+  /** Closes the socket with a WebSocket close code. */
+  close(code: number, reason: string): void;
+}
+
+/** What the gateway kept of the HTTP upgrade request. */
+export interface UpgradeInfo {
+  url: string;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+}
+
+/**
+ * One request in flight through the gateway: Perl's `$req_storage`. Hooks receive it and may read or add
+ * fields; the dispatcher and the backend fill in the rest.
+ */
+export interface RpcRequest {
+  /** The action name that matched (the first registered action among the frame's keys). */
+  name: string;
+  /** The RPC method sent to the backend; the action name unless a hook changed it. */
+  method: string;
+  /** The `msg_type` of the reply. */
+  msgType: string;
+  /** The client frame. */
+  args: ClientMessage;
+  /** The matched action's options, custom keys included. */
+  action: ActionOptions;
+  /** The resolved category (written back by the consumer-groups backend so hooks see it). */
+  category?: string;
+  /** The name of the backend that serves this action. */
+  backend: string;
+  /** Names of stash values sent along with the call. */
+  stashParams: string[];
+  /** Extra call parameters; `beforeCall` hooks add to it. Sent merged into the call params. */
+  callParams: JsonObject;
+  /** Correlation id of this request (a UUID), sent as `req_log_context` and logged. */
+  correlationId: string;
+  /** Any field a hook wants to carry from one step to the next. */
+  [custom: string]: unknown;
+}
+
+/**
+ * The reply of a backend call, as the backend service sent it in `response`
+ * (`{"result": <result>}` or `{"error": {"code", "message"}}`).
+ */
+export type RpcResponse = { result: unknown; timestamp?: number } | { error: { code: string; message: string } };
+
+/**
+ * A gateway backend: takes one call, returns the service's response. Throws {@link RpcTimeoutError} when
+ * no reply came in time and {@link TransportError} when the call could not be made; both become
+ * WrongResponse for the client. The hook orchestration around it lives in the core (`callRpc`).
+ */
+export interface Backend {
+  /** Sends `params` (the call parameters: `{args, ...stash values, ...callParams}`) for `req`. */
+  call(req: RpcRequest, params: JsonObject, conn: Connection): Promise<RpcResponse>;
+  /** Releases timers and pending state (the object is going away). Pending calls reject. */
+  close?(): void;
+}
+
+/** A hook result: a truthy value ends the pipeline (for `beforeForward`) and becomes the reply. */
+export type HookResult = JsonObject | undefined | null | false | void;
+
+/** A hook that sees the connection and the request. */
+export type RequestHook = (conn: Connection, req: RpcRequest) => HookResult | Promise<HookResult>;
+
+/** Failure details handed to `rpcFailureCb`. */
+export interface RpcFailure {
+  code: string;
+  message: string;
+  type: "Timeout" | "RedisError" | "TransportError";
+}
+
+/** The RPC hooks, global or per action (global ones run first). */
+export interface RpcHooks {
+  /** Before the request is forwarded; a truthy result is the reply and ends the pipeline. */
+  beforeForward?: RequestHook | RequestHook[];
+  /** Replaces the backend call; its truthy result is the reply. */
+  insteadOfForward?: RequestHook;
+  /** Perl spelling of {@link insteadOfForward}. */
+  instead_of_forward?: RequestHook;
+  /** Before the backend call; may add to `req.callParams`. */
+  beforeCall?: RequestHook | RequestHook[];
+  /** After the call was sent, before its reply arrives. */
+  beforeGetRpcResponse?: RequestHook | RequestHook[];
+  /** After the reply arrived (or failed), before the reply frame is built. */
+  afterGotRpcResponse?: (conn: Connection, req: RpcRequest, res: RpcResponse | undefined) => void | Promise<void>;
+  /** Replaces success/error/response: its return value is the reply; a falsy value sends nothing. */
+  rpcResponseCb?: (conn: Connection, req: RpcRequest, res: RpcResponse) => HookResult | Promise<HookResult>;
+  /** Called when the call failed (timeout, Redis error). */
+  rpcFailureCb?: (conn: Connection, res: undefined, req: RpcRequest, failure: RpcFailure) => void | Promise<void>;
+  /** When true, failures send nothing to the client. */
+  blockResponse?: boolean;
+  /** Called with a successful result before the reply is built. */
+  success?: (conn: Connection, req: RpcRequest, reply: ApiReply) => void | Promise<void>;
+  /** Called with an application error before the reply is built. */
+  error?: (conn: Connection, req: RpcRequest, reply: ApiReply) => void | Promise<void>;
+  /** Its return value, when truthy, replaces the reply. */
+  response?: (conn: Connection, req: RpcRequest, reply: ApiReply) => HookResult | Promise<HookResult>;
+}
+
+/** Options of one action, in `actions: [name, options?][]`. */
+export interface ActionOptions extends RpcHooks {
+  /** @default the action name */
+  msgType?: string;
+  /** Stream category (consumer-groups backend with `queueSeparationEnabled`). @default "general" */
+  category?: string;
+  /** Name of the backend in `backends`. @default `defaultBackend` */
+  backend?: string;
+  /** Stash values sent with each call, by name. @default [] */
+  stashParams?: string[];
+  /** Any custom key, readable by hooks. */
+  [custom: string]: unknown;
+}
+
+/** An action registration: `["ping"]` or `["ticks", { category: "mt5" }]`. */
+export type ActionEntry = [name: string] | [name: string, options: ActionOptions];

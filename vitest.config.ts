@@ -1,0 +1,22 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * Two kinds of test: `node` (core units, the bridge, the service SDK and the end-to-end suites, which start
+ * their own redis-server, bridge, service and Worker) and `workers` (the Durable Object inside workerd,
+ * configured in test/worker/vitest.config.ts).
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "node",
+          include: ["test/{core,bridge,consumer,devstack,e2e}/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
