@@ -30,20 +30,21 @@ async function main(): Promise<void> {
   }
   console.log("Starting redis-server, the REST bridge, the example service and the gateway...");
   const started = Date.now();
-  let stack: Stack | undefined;
+  const running: { stack?: Stack } = {};
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping every part...`);
-    await stack?.stop();
+    await running.stack?.stop();
     console.log("Stopped.");
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
 
-  stack = await startStack({ service: true, worker: { port }, log: (line) => console.log(line) });
+  const stack = await startStack({ service: true, worker: { port }, log: (line) => console.log(line) });
+  running.stack = stack;
   const worker = stack.worker;
   if (!worker) throw new Error("the Worker did not start");
   console.log(
