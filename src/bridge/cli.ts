@@ -1,0 +1,70 @@
+/**
+ * Runs the Upstash-compatible REST bridge in front of a redis-server, bound to 127.0.0.1:
+ *
+ *   npm run bridge -- --redis redis://127.0.0.1:6379 --port 8079 --token dev
+ *
+ * Each flag can also come from the environment (`REDIS_URL`, `BRIDGE_PORT`, `BRIDGE_TOKEN`); flags win.
+ * Defaults: redis://127.0.0.1:6379 and port 8079 (0 picks a free port). The token has no default on purpose:
+ * the gateway must be configured with the same value, and a silent default would hide a mismatch.
+ * When ready it prints one line, `edge-wsproxy bridge listening on http://127.0.0.1:<port> (redis <url>)`.
+ * Exit codes: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 for bad flags.
+ */
+import { parseArgs } from "node:util";
+import { redactRedisUrl } from "./redis-connections.js";
+import { startBridge } from "./server.js";
+
+const USAGE = "usage: npm run bridge -- [--redis <redis-url>] [--port <port>] --token <token>";
+
+function fail(message: string, exitCode: number): never {
+  process.stderr.write(`edge-wsproxy bridge: ${message}\n`);
+  process.exit(exitCode);
+}
+
+function readConfig(): { redisUrl: string; port: number; token: string } {
+  let values: { redis?: string; port?: string; token?: string };
+  try {
+    ({ values } = parseArgs({
+      options: { redis: { type: "string" }, port: { type: "string" }, token: { type: "string" } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(`${error instanceof Error ? error.message : String(error)}; ${USAGE}`, 2);
+  }
+  // An empty environment variable counts as unset, as in most shells' `VAR= command`.
+  const redisUrl = values.redis ?? (process.env.REDIS_URL || "redis://127.0.0.1:6379");
+  const portText = values.port ?? (process.env.BRIDGE_PORT || "8079");
+  const token = values.token ?? process.env.BRIDGE_TOKEN ?? "";
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) fail(`invalid port "${portText}"; ${USAGE}`, 2);
+  if (!/^rediss?:\/\//.test(redisUrl)) fail(`invalid Redis URL (expected redis://...); ${USAGE}`, 2);
+  if (!token) fail(`no token: pass --token <token> or set BRIDGE_TOKEN; ${USAGE}`, 2);
+  return { redisUrl, port, token };
+}
+
+async function main(): Promise<void> {
+  const { redisUrl, port, token } = readConfig();
+  let bridge;
+  try {
+    bridge = await startBridge({ redisUrl, port, token, host: "127.0.0.1" });
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error), 1);
+  }
+  process.stdout.write(
+    `edge-wsproxy bridge listening on ${bridge.url} (redis ${redactRedisUrl(redisUrl)})\n`,
+  );
+
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) process.exit(1); // a second Ctrl-C means "now"
+    stopping = true;
+    bridge.close().then(
+      () => process.exit(0),
+      (error: unknown) => fail(`error while stopping: ${String(error)}`, 1),
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+void main();

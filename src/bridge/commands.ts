@@ -1,0 +1,147 @@
+import { BridgeHttpError } from "./errors.js";
+
+/**
+ * One Redis command as the bridge sends it: the name first, then the arguments. An argument is a Buffer only
+ * when it is the raw body of a path-style POST, which may hold any bytes.
+ *
+ * @example ["SET", "greeting", "hello"]
+ */
+export type RedisCommand = [name: string, ...args: (string | Buffer)[]];
+
+/**
+ * Commands that wait for data on the server. Upstash REST refuses them, so the bridge does too: a test that
+ * passes here must not fail in production (and a blocked request would also stall the shared connection).
+ */
+const BLOCKING_COMMANDS = new Set([
+  "BLPOP",
+  "BRPOP",
+  "BRPOPLPUSH",
+  "BLMOVE",
+  "BLMPOP",
+  "BZPOPMIN",
+  "BZPOPMAX",
+  "BZMPOP",
+  "WAIT",
+  "WAITAOF",
+]);
+
+/** Commands that turn a connection into a push channel; over REST they would never return. */
+const STREAMING_COMMANDS = new Set([
+  "SUBSCRIBE",
+  "PSUBSCRIBE",
+  "SSUBSCRIBE",
+  "UNSUBSCRIBE",
+  "PUNSUBSCRIBE",
+  "SUNSUBSCRIBE",
+  "MONITOR",
+  "SYNC",
+  "PSYNC",
+  "REPLCONF",
+]);
+
+/**
+ * Commands that change the state of the connection they run on. Every request shares one connection, so one
+ * client's SELECT or CLIENT REPLY OFF would silently change every other client's results.
+ */
+const CONNECTION_STATE_COMMANDS = new Set([
+  "SELECT",
+  "AUTH",
+  "HELLO",
+  "RESET",
+  "QUIT",
+  "CLIENT",
+  "READONLY",
+  "READWRITE",
+  "SHUTDOWN",
+  "DEBUG",
+  "REPLICAOF",
+  "SLAVEOF",
+]);
+
+/** Transaction control is the bridge's job (`/multi-exec`); a stray MULTI would swallow other requests. */
+const TRANSACTION_COMMANDS = new Set(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"]);
+
+/**
+ * Why the bridge refuses a command, or `undefined` when it may run. The reason is a Redis-style error message
+ * (`ERR ...`) that names the command, so a client sees it exactly like a Redis error.
+ */
+export function refusalReason(command: RedisCommand): string | undefined {
+  const name = command[0].toUpperCase();
+  if (BLOCKING_COMMANDS.has(name)) {
+    return `ERR blocking command '${name}' is not supported over REST (Upstash refuses it too); poll instead`;
+  }
+  if ((name === "XREAD" || name === "XREADGROUP") && hasBlockOption(command)) {
+    return `ERR ${name} with BLOCK is not supported over REST (Upstash refuses it too); poll without BLOCK`;
+  }
+  if (STREAMING_COMMANDS.has(name)) {
+    return `ERR '${name}' is not supported by the REST bridge: it never returns a single reply`;
+  }
+  if (CONNECTION_STATE_COMMANDS.has(name)) {
+    return `ERR '${name}' is not supported by the REST bridge: it would change a connection shared by all requests`;
+  }
+  if (TRANSACTION_COMMANDS.has(name)) {
+    return `ERR '${name}' is not supported as a command; send the transaction's commands to /multi-exec`;
+  }
+  return undefined;
+}
+
+/** XREAD and XREADGROUP options come before the STREAMS keyword; after it, "block" may be a stream name. */
+function hasBlockOption(command: RedisCommand): boolean {
+  for (let i = 1; i < command.length; i++) {
+    const arg = command[i];
+    if (typeof arg !== "string") continue;
+    const upper = arg.toUpperCase();
+    if (upper === "STREAMS") return false;
+    if (upper === "BLOCK") return true;
+  }
+  return false;
+}
+
+/**
+ * Checks one command of a JSON body: a non-empty array of strings, numbers or booleans, which is what
+ * `@upstash/redis` serialises (numbers and booleans are sent as their JSON text, as Upstash does).
+ *
+ * @param where names the command in the error message, e.g. "command 3 of the pipeline".
+ */
+export function parseJsonCommand(value: unknown, where: string): RedisCommand {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new BridgeHttpError(400, `ERR ${where} must be a non-empty JSON array, like ["SET","key","value"]`);
+  }
+  const parts = value.map((part: unknown, index) => {
+    if (typeof part === "string") return part;
+    if (typeof part === "number" || typeof part === "boolean") return String(part);
+    throw new BridgeHttpError(
+      400,
+      `ERR ${where}: element ${index} must be a string, number or boolean, got ${part === null ? "null" : typeof part}`,
+    );
+  });
+  return parts as RedisCommand;
+}
+
+/**
+ * Checks the body of `/pipeline` or `/multi-exec`: a non-empty JSON array of commands.
+ *
+ * @example [["SET","a","1"],["INCR","a"]]
+ */
+export function parseJsonCommandList(value: unknown, endpoint: string): RedisCommand[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new BridgeHttpError(
+      400,
+      `ERR the body of ${endpoint} must be a non-empty JSON array of commands, like [["SET","a","1"],["GET","a"]]`,
+    );
+  }
+  return value.map((entry: unknown, index) => parseJsonCommand(entry, `command ${index + 1} of ${endpoint}`));
+}
+
+/** Parses a request body as JSON, with a 400 that says what is wrong instead of a parser stack trace. */
+export function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) {
+    throw new BridgeHttpError(400, "ERR empty request body; send a JSON array command");
+  }
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new BridgeHttpError(400, `ERR malformed JSON body: ${detail}`);
+  }
+}

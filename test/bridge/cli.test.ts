@@ -1,0 +1,98 @@
+/** `npm run bridge`: flags and environment, the ready line, clean exit on SIGTERM, usage errors. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
+
+const CLI = fileURLToPath(new URL("../../src/bridge/cli.ts", import.meta.url));
+const READY_LINE = /^edge-wsproxy bridge listening on (http:\/\/127\.0\.0\.1:(\d+)) \(redis (\S+)\)$/;
+
+let redis: ManagedRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+interface CliRun {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function runCli(args: string[], env: Record<string, string> = {}): CliRun {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    env: { ...process.env, REDIS_URL: "", BRIDGE_PORT: "", BRIDGE_TOKEN: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+async function readyUrl(run: CliRun): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const match = run.stdout().trim().match(READY_LINE);
+    if (match) return match[1]!;
+    if (run.child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`no ready line; stdout: ${run.stdout()} stderr: ${run.stderr()}`);
+}
+
+it("starts from flags, prints one ready line without the token, serves, and exits 0 on SIGTERM", async () => {
+  const run = runCli(["--redis", redis.url, "--port", "0", "--token", "cli-secret"]);
+  try {
+    const url = await readyUrl(run);
+    expect(run.stdout()).toBe(`edge-wsproxy bridge listening on ${url} (redis ${redis.url})\n`);
+    expect(run.stdout() + run.stderr()).not.toContain("cli-secret");
+    const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer cli-secret" } });
+    expect(await response.json()).toEqual({ result: "PONG" });
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+  } finally {
+    run.child.kill("SIGKILL");
+  }
+});
+
+it("reads REDIS_URL, BRIDGE_PORT and BRIDGE_TOKEN from the environment, and exits 0 on SIGINT", async () => {
+  const run = runCli([], { REDIS_URL: redis.url, BRIDGE_PORT: "0", BRIDGE_TOKEN: "env-secret" });
+  try {
+    const url = await readyUrl(run);
+    const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer env-secret" } });
+    expect(await response.json()).toEqual({ result: "PONG" });
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe(0);
+  } finally {
+    run.child.kill("SIGKILL");
+  }
+});
+
+it.each([
+  [["--bogus"], /Unknown option '--bogus'/],
+  [["--port", "http", "--token", "t"], /invalid port "http"/],
+  [["--port", "0"], /no token: pass --token <token> or set BRIDGE_TOKEN/],
+  [["--redis", "localhost:6379", "--token", "t"], /invalid Redis URL/],
+])("%j exits 2 with a one-line usage error", async (args, message) => {
+  const run = runCli(args);
+  expect(await run.exited).toBe(2);
+  expect(run.stdout()).toBe("");
+  expect(run.stderr()).toMatch(message);
+  expect(run.stderr()).toMatch(/usage: npm run bridge --/);
+  expect(run.stderr().trim().split("\n")).toHaveLength(1);
+});
+
+it("exits 1 with one line naming the URL when Redis cannot be reached", async () => {
+  const run = runCli(["--redis", "redis://127.0.0.1:1", "--port", "0", "--token", "t"]);
+  expect(await run.exited).toBe(1);
+  expect(run.stderr().trim()).toMatch(
+    /^edge-wsproxy bridge: cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/,
+  );
+});

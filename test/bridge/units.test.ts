@@ -1,0 +1,66 @@
+/** The bridge's pure rules: which commands are refused, and how replies are encoded. */
+import { describe, expect, it } from "vitest";
+import { parseJsonCommand, refusalReason, type RedisCommand } from "../../src/bridge/commands.js";
+import { encodeReply } from "../../src/bridge/encoding.js";
+import { resolveBridgeOptions } from "../../src/bridge/server.js";
+
+describe("refusalReason", () => {
+  it.each<RedisCommand>([
+    ["blpop", "q", "0"],
+    ["BZMPOP", "1", "1", "z", "MIN"],
+    ["xreadgroup", "GROUP", "g", "c", "Block", "0", "STREAMS", "s", ">"],
+    ["psubscribe", "news.*"],
+    ["hello", "3"],
+    ["Exec"],
+  ])("refuses %j", (...command) => {
+    expect(refusalReason(command)).toMatch(new RegExp(`^ERR .*${command[0].toUpperCase()}`));
+  });
+
+  it.each<RedisCommand>([
+    ["GET", "k"],
+    ["XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "STREAMS", "block", ">"],
+    ["XADD", "s", "MAXLEN", "~", "100", "*", "f", "v"],
+    ["EVAL", "return 1", "0"],
+    ["PUBLISH", "ch", "m"],
+  ])("allows %j", (...command) => {
+    expect(refusalReason(command)).toBeUndefined();
+  });
+});
+
+describe("parseJsonCommand", () => {
+  it("turns numbers and booleans into their text, as @upstash/redis expects", () => {
+    expect(parseJsonCommand(["SET", "k", 1.5, true], "the command")).toEqual(["SET", "k", "1.5", "true"]);
+  });
+});
+
+describe("encodeReply", () => {
+  const ok = Buffer.from("OK");
+  it("decodes bytes as UTF-8 without base64", () => {
+    expect(encodeReply([Buffer.from("é"), 3, null, [ok]], false)).toEqual(["é", 3, null, ["OK"]]);
+  });
+  it("base64-encodes every string except a top-level OK", () => {
+    expect(encodeReply(ok, true)).toBe("OK");
+    expect(encodeReply(Buffer.from("PONG"), true)).toBe("UE9ORw==");
+    expect(encodeReply([ok, 7, null, [Buffer.from([0xff])]], true)).toEqual(["T0s=", 7, null, ["/w=="]]);
+  });
+});
+
+describe("resolveBridgeOptions", () => {
+  const valid = { redisUrl: "redis://127.0.0.1:6379", token: "t" };
+  it("applies the documented defaults", () => {
+    expect(resolveBridgeOptions(valid)).toEqual({
+      ...valid,
+      port: 0,
+      host: "127.0.0.1",
+      maxBodyBytes: 10 * 1024 * 1024,
+    });
+  });
+  it.each([
+    [{ token: "" }, /option `token` must be a non-empty string/],
+    [{ redisUrl: "127.0.0.1:6379" }, /option `redisUrl` must be a redis:\/\/ or rediss:\/\/ URL/],
+    [{ port: 70000 }, /option `port` must be an integer from 0 to 65535/],
+    [{ maxBodyBytes: 0 }, /option `maxBodyBytes` must be a positive integer/],
+  ])("rejects %j, naming the option", (override, message) => {
+    expect(() => resolveBridgeOptions({ ...valid, ...override })).toThrow(message);
+  });
+});
