@@ -16,13 +16,28 @@ export class RpcTimeoutError extends Error {
 /** A backend call could not be made: Redis or HTTP failed. Becomes WrongResponse for the client. */
 export class TransportError extends Error {
   override readonly name = "TransportError";
+  /** What `rpcFailureCb` is told failed: `RedisError` for the Redis backend. @default "TransportError" */
+  readonly failureType: "RedisError" | "TransportError";
   constructor(
     message: string,
     /** The command or URL that failed, e.g. `XADD general`. */
     readonly operation: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; failureType?: "RedisError" | "TransportError" },
   ) {
     super(message, options);
+    this.failureType = options?.failureType ?? "TransportError";
+  }
+}
+
+/** A gateway hook did not settle within `hookTimeoutMs`. Becomes Timeout (`msg_type` "error") for the client. */
+export class HookTimeoutError extends Error {
+  override readonly name = "HookTimeoutError";
+  constructor(
+    /** The hook's name, e.g. `beforeForward`. */
+    readonly hook: string,
+    readonly waitedMs: number,
+  ) {
+    super(`hook ${hook} did not finish within ${waitedMs} ms`);
   }
 }
 
@@ -62,6 +77,40 @@ export function clientError(
   message: string = CLIENT_ERRORS[code],
 ): { msg_type: string; error: { code: string; message: string; details?: Record<string, unknown> } } {
   const error: { code: string; message: string; details?: Record<string, unknown> } = { code, message };
-  if (details && Object.keys(details).length > 0) error.details = details;
+  if (isNonEmptyObject(details)) error.details = details;
   return { msg_type: msgType, error };
+}
+
+/** A client error frame as built by {@link clientError} and {@link applicationError}. */
+export type ErrorReply = ReturnType<typeof clientError>;
+
+/**
+ * Builds an application error frame from a backend's `{"error": {"code", "message_to_client", "details"?}}`:
+ * `{"msg_type": msgType, "error": {"code", "message", "details"?}}`, `details` only when a non-empty object.
+ */
+export function applicationError(
+  msgType: string,
+  code: string,
+  message: string,
+  details?: unknown,
+): ErrorReply {
+  const error: ErrorReply["error"] = { code, message };
+  if (isNonEmptyObject(details)) error.details = details;
+  return { msg_type: msgType, error };
+}
+
+/**
+ * The one mapping from a thrown error to what the client receives: a hook that ran out of time is a Timeout
+ * (`msg_type` "error"); anything else (backend timeout, transport failure, unusable reply, a failing hook) is
+ * WrongResponse with the action's `msg_type`.
+ */
+export function errorToReply(error: unknown, msgType: string): ErrorReply {
+  if (error instanceof HookTimeoutError) return clientError("Timeout");
+  return clientError("WrongResponse", msgType);
+}
+
+function isNonEmptyObject(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length > 0
+  );
 }

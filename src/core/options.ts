@@ -3,7 +3,15 @@
  * options, with their defaults in one place.
  */
 import { ConfigError } from "./errors.js";
-import type { ActionEntry, ActionOptions, Connection, JsonObject, RequestHook, RpcHooks } from "./types.js";
+import type {
+  ActionEntry,
+  ActionOptions,
+  Connection,
+  HookResult,
+  JsonObject,
+  RpcHooks,
+  RpcRequest,
+} from "./types.js";
 
 /** Information handed to `onEncodingError`. */
 export interface EncodingErrorInfo {
@@ -13,16 +21,36 @@ export interface EncodingErrorInfo {
   bytes: number;
 }
 
+/** A hook around sending: `req` is the client message (undefined when the frame could not be decoded). */
+export type SendHook = (
+  conn: Connection,
+  req: JsonObject | undefined,
+  reply: JsonObject,
+) => void | Promise<void>;
+
+/** A hook after dispatch: `req` is the client message (undefined when the frame could not be decoded). */
+export type DispatchHook = (conn: Connection, req: JsonObject | undefined) => void | Promise<void>;
+
+/**
+ * A hook after forwarding: `reply` is what will be sent (undefined when nothing will be); it may change it
+ * in place. Its return value is ignored.
+ */
+export type AfterForwardHook = (
+  conn: Connection,
+  req: RpcRequest,
+  reply: JsonObject | undefined,
+) => void | HookResult | Promise<void | HookResult>;
+
 /** Gateway-wide hooks: every {@link RpcHooks} hook (run before the per-action ones) plus the lifecycle ones. */
 export interface GatewayHooks extends RpcHooks {
   /** After a request was forwarded (or answered by `insteadOfForward`); skipped when `beforeForward` answered. */
-  afterForward?: RequestHook | RequestHook[];
-  /** After a frame was dispatched, whatever its outcome. */
-  afterDispatch?: (conn: Connection, req: JsonObject | undefined) => void | Promise<void>;
-  /** May change the reply in place before it is sent. */
-  beforeSendApiResponse?: (conn: Connection, req: JsonObject | undefined, reply: JsonObject) => void | Promise<void>;
+  afterForward?: AfterForwardHook | AfterForwardHook[];
+  /** After a frame was dispatched and its reply (if any) sent, whatever its outcome. */
+  afterDispatch?: DispatchHook | DispatchHook[];
+  /** May change the reply in place before it is sent (before `req_id`/`echo_req` are added). */
+  beforeSendApiResponse?: SendHook | SendHook[];
   /** After a reply was sent. */
-  afterSentApiResponse?: (conn: Connection, req: JsonObject | undefined, reply: JsonObject) => void | Promise<void>;
+  afterSentApiResponse?: SendHook | SendHook[];
   /** A connection opened (after the upgrade). */
   onOpen?: (conn: Connection) => void | Promise<void>;
   /** A connection closed. */
@@ -78,22 +106,45 @@ export type ResolvedGatewayOptions = GatewayOptions &
 
 /** Fills in defaults and checks the options; throws a {@link ConfigError} that names the bad option. */
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
-  if (!Array.isArray(options.actions)) throw new ConfigError("`actions` must be an array of [name, options?]");
+  if (!Array.isArray(options.actions))
+    throw new ConfigError("`actions` must be an array of [name, options?]");
   const actionTable = new Map<string, ActionOptions>();
   for (const entry of options.actions) {
     const [name, actionOptions] = Array.isArray(entry) ? entry : [];
     if (typeof name !== "string" || name === "") {
-      throw new ConfigError(`\`actions\`: every entry must be [name, options?], got ${JSON.stringify(entry)}`);
+      throw new ConfigError(
+        `\`actions\`: every entry must be [name, options?], got ${JSON.stringify(entry)}`,
+      );
     }
     if (actionTable.has(name)) throw new ConfigError(`\`actions\`: "${name}" is registered twice`);
+    if (actionOptions !== undefined && (typeof actionOptions !== "object" || actionOptions === null)) {
+      throw new ConfigError(`\`actions\`: the options of "${name}" must be an object`);
+    }
     actionTable.set(name, actionOptions ?? {});
   }
-  const resolved = { ...DEFAULT_GATEWAY_OPTIONS, ...withoutUndefined(options), actionTable };
+  const resolved = {
+    ...DEFAULT_GATEWAY_OPTIONS,
+    ...withoutUndefined(options),
+    actions: options.actions,
+    actionTable,
+  };
   for (const key of ["maxMessageBytes", "maxResponseBytes", "hookTimeoutMs"] as const) {
     const value = resolved[key];
     if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`\`${key}\` must be a positive number`);
   }
   if (!resolved.basePath.startsWith("/")) throw new ConfigError("`basePath` must start with /");
+  if (resolved.skipSanityCheck !== undefined && !(resolved.skipSanityCheck instanceof RegExp)) {
+    throw new ConfigError("`skipSanityCheck` must be a RegExp, e.g. /password/");
+  }
+  if (
+    !Array.isArray(resolved.sensitiveFields) ||
+    resolved.sensitiveFields.some((f) => typeof f !== "string")
+  ) {
+    throw new ConfigError("`sensitiveFields` must be an array of field names");
+  }
+  if (typeof resolved.defaultBackend !== "string" || resolved.defaultBackend === "") {
+    throw new ConfigError("`defaultBackend` must be a backend name");
+  }
   return resolved;
 }
 

@@ -31,6 +31,11 @@ export interface Connection {
   readonly isOpen: boolean;
   /** Sends one frame, serialised as JSON. Called only by the dispatcher's send step. */
   sendJson(frame: JsonObject): void;
+  /**
+   * Optional: sends an already serialised frame. When present the dispatcher uses it instead of
+   * {@link sendJson}, since it serialises every reply anyway to check `maxResponseBytes`.
+   */
+  sendText?(text: string): void;
   /** Closes the socket with a WebSocket close code. */
   close(code: number, reason: string): void;
 }
@@ -67,6 +72,8 @@ export interface RpcRequest {
   callParams: JsonObject;
   /** Correlation id of this request (a UUID), sent as `req_log_context` and logged. */
   correlationId: string;
+  /** When the dispatcher received the frame, in epoch milliseconds (for timing hooks and logs). */
+  receivedAtMs?: number;
   /** Any field a hook wants to carry from one step to the next. */
   [custom: string]: unknown;
 }
@@ -75,7 +82,8 @@ export interface RpcRequest {
  * The reply of a backend call, as the backend service sent it in `response`
  * (`{"result": <result>}` or `{"error": {"code", "message"}}`).
  */
-export type RpcResponse = { result: unknown; timestamp?: number } | { error: { code: string; message: string } };
+export type RpcResponse =
+  { result: unknown; timestamp?: number } | { error: { code: string; message: string } };
 
 /**
  * A gateway backend: takes one call, returns the service's response. Throws {@link RpcTimeoutError} when
@@ -95,11 +103,22 @@ export type HookResult = JsonObject | undefined | null | false | void;
 /** A hook that sees the connection and the request. */
 export type RequestHook = (conn: Connection, req: RpcRequest) => HookResult | Promise<HookResult>;
 
-/** Failure details handed to `rpcFailureCb`. */
+/**
+ * Failure details handed to `rpcFailureCb`. `type` says what failed: no reply in time (`Timeout`), Redis or
+ * HTTP could not be reached (`RedisError`/`TransportError`), the reply was unusable (`WrongResponse`), or the
+ * service signalled a failure in `response.error` (`CallError`, with the service's code and message).
+ */
 export interface RpcFailure {
   code: string;
   message: string;
-  type: "Timeout" | "RedisError" | "TransportError";
+  type: "Timeout" | "RedisError" | "TransportError" | "WrongResponse" | "CallError";
+}
+
+/** Where the core writes what it cannot tell the client (configuration errors, failing hooks). */
+export interface Logger {
+  debug?(message: string, details?: unknown): void;
+  warn(message: string, details?: unknown): void;
+  error(message: string, details?: unknown): void;
 }
 
 /** The RPC hooks, global or per action (global ones run first). */
@@ -112,21 +131,36 @@ export interface RpcHooks {
   instead_of_forward?: RequestHook;
   /** Before the backend call; may add to `req.callParams`. */
   beforeCall?: RequestHook | RequestHook[];
-  /** After the call was sent, before its reply arrives. */
+  /**
+   * When the backend's response has arrived, before anything else looks at it (as in the Perl backends:
+   * "before the gateway gets the response"). Not called when the call failed.
+   */
   beforeGetRpcResponse?: RequestHook | RequestHook[];
-  /** After the reply arrived (or failed), before the reply frame is built. */
-  afterGotRpcResponse?: (conn: Connection, req: RpcRequest, res: RpcResponse | undefined) => void | Promise<void>;
-  /** Replaces success/error/response: its return value is the reply; a falsy value sends nothing. */
+  /** After the response arrived and `beforeGetRpcResponse` ran, before the reply frame is built. Not called on failure. */
+  afterGotRpcResponse?: (
+    conn: Connection,
+    req: RpcRequest,
+    res: RpcResponse | undefined,
+  ) => void | Promise<void>;
+  /**
+   * Replaces success/error/response (and the stash merge) for `{result}` responses: its return value is the
+   * reply; a falsy value sends nothing. The action's callback is used if set, else the global one.
+   */
   rpcResponseCb?: (conn: Connection, req: RpcRequest, res: RpcResponse) => HookResult | Promise<HookResult>;
-  /** Called when the call failed (timeout, Redis error). */
-  rpcFailureCb?: (conn: Connection, res: undefined, req: RpcRequest, failure: RpcFailure) => void | Promise<void>;
-  /** When true, failures send nothing to the client. */
+  /** Called when the call failed (timeout, Redis/HTTP error, unusable reply) or the response carried `error`. */
+  rpcFailureCb?: (
+    conn: Connection,
+    res: RpcResponse | undefined,
+    req: RpcRequest,
+    failure: RpcFailure,
+  ) => void | Promise<void>;
+  /** When true, failures (WrongResponse, CallError) send nothing to the client. */
   blockResponse?: boolean;
-  /** Called with a successful result before the reply is built. */
-  success?: (conn: Connection, req: RpcRequest, reply: ApiReply) => void | Promise<void>;
-  /** Called with an application error before the reply is built. */
-  error?: (conn: Connection, req: RpcRequest, reply: ApiReply) => void | Promise<void>;
-  /** Its return value, when truthy, replaces the reply. */
+  /** Called with a success reply (the `stash` already removed) before it is sent; may change it in place. */
+  success?: (conn: Connection, req: RpcRequest, reply: ApiReply, result: unknown) => void | Promise<void>;
+  /** Called with an application error reply before it is sent; may change it in place. */
+  error?: (conn: Connection, req: RpcRequest, reply: ApiReply, result: unknown) => void | Promise<void>;
+  /** Called with a success or application error reply; its return value, when truthy, replaces the reply. */
   response?: (conn: Connection, req: RpcRequest, reply: ApiReply) => HookResult | Promise<HookResult>;
 }
 

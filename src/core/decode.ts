@@ -1,0 +1,84 @@
+/**
+ * Strict decoding of inbound text frames (PROTOCOL.md 1.1.1): UTF-8, one leading BOM stripped, JSON, and
+ * the value must be an object.
+ */
+import { clientError, type ErrorReply } from "./errors.js";
+import { isJsonObject } from "./safe-object.js";
+import type { ClientMessage } from "./types.js";
+
+/** Why a frame could not be decoded; sent as `details.error_code` and passed to `onEncodingError`. */
+export type DecodeErrorCode = "INVALID_UTF8" | "INVALID_JSON";
+
+/** The outcome of {@link decodeFrame}. */
+export type DecodeResult =
+  | { ok: true; message: ClientMessage }
+  /** `errorCode` is absent when the frame was valid JSON but not an object (array, string, number, `true`). */
+  | { ok: false; reply: ErrorReply; errorCode?: DecodeErrorCode };
+
+const BOM = "\uFEFF";
+
+// `fatal` rejects invalid UTF-8 instead of inserting U+FFFD; `ignoreBOM` keeps the BOM in the output so
+// that strings and bytes strip it in one place (stripBom) with the same "exactly one" rule.
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes the bytes of a text frame as UTF-8; returns undefined when they are not valid UTF-8.
+ * Workers hand text frames over as strings already; this is the path for runtimes that deliver bytes.
+ */
+export function decodeUtf8(bytes: ArrayBuffer | Uint8Array): string | undefined {
+  try {
+    return utf8Decoder.decode(bytes);
+  } catch {
+    // TextDecoder throws a TypeError on invalid input; that is the answer, not a failure.
+    return undefined;
+  }
+}
+
+/**
+ * Decodes one text frame into a client message, or into the BadRequest reply the client gets:
+ * invalid UTF-8 → `INVALID_UTF8`; invalid JSON or a falsy JSON value (`0`, `false`, `null`, `""`) →
+ * `INVALID_JSON`; any other non-object value → BadRequest without details.
+ * @example decodeFrame('{"ping":1}') // { ok: true, message: { ping: 1 } }
+ */
+export function decodeFrame(data: string | ArrayBuffer | Uint8Array): DecodeResult {
+  const text = typeof data === "string" ? data : decodeUtf8(data);
+  if (text === undefined) return invalid("INVALID_UTF8");
+  let value: unknown;
+  try {
+    value = JSON.parse(stripBom(text));
+  } catch {
+    // A SyntaxError is the expected outcome for a malformed frame; the client is told, nothing is lost.
+    return invalid("INVALID_JSON");
+  }
+  if (!value) return invalid("INVALID_JSON");
+  if (!isJsonObject(value)) return { ok: false, reply: clientError("BadRequest") };
+  return { ok: true, message: value };
+}
+
+/** Removes exactly one leading byte order mark. */
+export function stripBom(text: string): string {
+  return text.startsWith(BOM) ? text.slice(BOM.length) : text;
+}
+
+/** The UTF-8 length of `text` in bytes, without encoding it (lone surrogates count 3, as TextEncoder's U+FFFD). */
+export function utf8ByteLength(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
+}
+
+function invalid(errorCode: DecodeErrorCode): DecodeResult {
+  return { ok: false, errorCode, reply: clientError("BadRequest", "error", { error_code: errorCode }) };
+}

@@ -1,0 +1,80 @@
+/**
+ * The forwarding pipeline for one dispatched request (PROTOCOL.md section 2), after Perl's
+ * `Dispatcher::on_message`:
+ *
+ * 1. `beforeForward` hooks, global then action, one after the other. A hook that returns, resolves to or
+ *    rejects with a truthy value ends the pipeline: that value is the reply and `afterForward` is skipped.
+ *    (A rejection with an `Error` is a failing hook, not a reply.)
+ * 2. `insteadOfForward` (or `instead_of_forward`; the action's, else the global one): its truthy result is
+ *    the reply, a falsy result sends nothing. Without it, `callRpc` asks the request's backend.
+ * 3. `afterForward` hooks (global), with the reply; they may change it in place, their return is ignored.
+ *
+ * Every hook call is bounded by `hookTimeoutMs`; a hook that runs out of time or throws makes the pipeline
+ * reject, and the dispatcher answers Timeout or WrongResponse.
+ */
+import { clientError } from "./errors.js";
+import { hookList, runHook } from "./hooks.js";
+import type { ResolvedGatewayOptions } from "./options.js";
+import { callRpc } from "./rpc-call.js";
+import type { Backend, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
+
+/** Answers one dispatched request: the reply to send, or undefined to send nothing. */
+export type ForwardPipeline = (conn: Connection, req: RpcRequest) => Promise<unknown>;
+
+/** Builds the pipeline for one gateway configuration. */
+export function createForwardPipeline(
+  options: ResolvedGatewayOptions,
+  backends: Readonly<Record<string, Backend>>,
+  logger: Logger,
+): ForwardPipeline {
+  const timeoutMs = options.hookTimeoutMs;
+
+  const forward = (conn: Connection, req: RpcRequest): Promise<JsonObject | undefined> => {
+    const backend = Object.hasOwn(backends, req.backend) ? backends[req.backend] : undefined;
+    if (!backend) {
+      logger.error(
+        `configuration error: action "${req.name}" uses backend "${req.backend}", which does not exist`,
+      );
+      return Promise.resolve(clientError("WrongResponse", req.msgType));
+    }
+    return callRpc(
+      conn,
+      req,
+      backend,
+      { global: options, action: req.action },
+      { hookTimeoutMs: timeoutMs, logger },
+    );
+  };
+
+  return async (conn, req) => {
+    for (const hook of hookList(options.beforeForward, req.action.beforeForward)) {
+      const early = await shortCircuit(runHook("beforeForward", timeoutMs, () => hook(conn, req)));
+      if (early) return early;
+    }
+    const instead =
+      req.action.insteadOfForward ??
+      req.action.instead_of_forward ??
+      options.insteadOfForward ??
+      options.instead_of_forward;
+    const reply = instead
+      ? (await runHook("insteadOfForward", timeoutMs, () => instead(conn, req))) || undefined
+      : await forward(conn, req);
+    for (const hook of hookList(options.afterForward)) {
+      await runHook("afterForward", timeoutMs, () => hook(conn, req, reply));
+    }
+    return reply;
+  };
+}
+
+/**
+ * A `beforeForward` outcome: a truthy resolution or a truthy non-Error rejection is the reply; a falsy
+ * rejection (`Promise.reject()`) lets the pipeline go on, like a falsy return.
+ */
+async function shortCircuit(outcome: Promise<unknown>): Promise<unknown> {
+  try {
+    return await outcome;
+  } catch (rejection) {
+    if (rejection instanceof Error) throw rejection;
+    return rejection;
+  }
+}

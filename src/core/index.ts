@@ -1,0 +1,33 @@
+/**
+ * The portable core of edge-wsproxy: decoding, the sanity check, dispatch, the hook pipeline, the RPC hook
+ * orchestration shared by every backend, and reply building. Imports nothing platform-specific.
+ */
+export { createDispatcher, type Dispatcher, type DispatcherDeps, type FrameInfo } from "./dispatcher.js";
+export { callRpc, buildCallParams, type CallRpcOptions, type RpcHookSet } from "./rpc-call.js";
+export {
+  buildApplicationErrorReply,
+  buildSuccessReply,
+  isApplicationError,
+  type SuccessReply,
+} from "./rpc-reply.js";
+export {
+  decodeFrame,
+  decodeUtf8,
+  stripBom,
+  utf8ByteLength,
+  type DecodeErrorCode,
+  type DecodeResult,
+} from "./decode.js";
+export { createSanityCheck, type SanityFailure } from "./sanity.js";
+export { addRequestData, createReplySender, type SendReply } from "./reply-sender.js";
+export { buildRequest, findAction } from "./request.js";
+export { consoleLogger, hookList, runHook, type HookSetting } from "./hooks.js";
+export {
+  createMemoryConnection,
+  type MemoryConnection,
+  type MemoryConnectionInit,
+} from "./memory-connection.js";
+export { PROTOTYPE_KEYS, isJsonObject, withoutPrototypeKeys } from "./safe-object.js";
+export * from "./errors.js";
+export * from "./options.js";
+export type * from "./types.js";

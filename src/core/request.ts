@@ -1,0 +1,60 @@
+/**
+ * Dispatch (PROTOCOL.md 1.1.3) and the request record hooks see.
+ */
+import { ConfigError } from "./errors.js";
+import type { ResolvedGatewayOptions } from "./options.js";
+import type { ActionOptions, Backend, ClientMessage, RpcRequest } from "./types.js";
+
+/**
+ * The action that serves `message`: among the message's top-level keys, the action registered first wins,
+ * whatever the key order in the frame (`{"subscribe":1,"ticks":"R_50"}` goes to `ticks` if it was
+ * registered before `subscribe`).
+ */
+export function findAction(
+  actionTable: ReadonlyMap<string, ActionOptions>,
+  message: ClientMessage,
+): [name: string, options: ActionOptions] | undefined {
+  for (const [name, options] of actionTable) {
+    if (Object.hasOwn(message, name)) return [name, options];
+  }
+  return undefined;
+}
+
+/** The request record for a dispatched message (Perl's `$req_storage`), before any hook has run. */
+export function buildRequest(
+  name: string,
+  action: ActionOptions,
+  message: ClientMessage,
+  defaultBackend: string,
+  receivedAtMs: number,
+): RpcRequest {
+  const req: RpcRequest = {
+    name,
+    method: name,
+    msgType: action.msgType ?? name,
+    args: message,
+    action,
+    backend: action.backend ?? defaultBackend,
+    stashParams: [...(action.stashParams ?? [])],
+    callParams: {},
+    correlationId: crypto.randomUUID(),
+    receivedAtMs,
+  };
+  if (action.category !== undefined) req.category = action.category;
+  return req;
+}
+
+/** Throws a {@link ConfigError} when an action names a backend that `backends` does not have. */
+export function assertBackendsExist(
+  options: ResolvedGatewayOptions,
+  backends: Readonly<Record<string, Backend>>,
+): void {
+  for (const [name, action] of options.actionTable) {
+    if (action.backend !== undefined && !Object.hasOwn(backends, action.backend)) {
+      const known = Object.keys(backends).join(", ") || "none";
+      throw new ConfigError(
+        `\`actions\`: "${name}" uses backend "${action.backend}", which is not in \`backends\` (known: ${known})`,
+      );
+    }
+  }
+}

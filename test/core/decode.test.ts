@@ -1,0 +1,78 @@
+import { describe, expect, it, vi } from "vitest";
+import { decodeFrame, utf8ByteLength } from "../../src/core/index.js";
+import { gateway } from "./helpers.js";
+
+const BAD_REQUEST = { code: "BadRequest", message: "The application sent an invalid request." };
+
+describe("inbound frame decoding (PROTOCOL 1.1.1)", () => {
+  it("answers invalid JSON with BadRequest INVALID_JSON and keeps the connection open", async () => {
+    const { conn, send } = gateway();
+    await send('{"ping":');
+    expect(conn.sent).toEqual([
+      { msg_type: "error", error: { ...BAD_REQUEST, details: { error_code: "INVALID_JSON" } } },
+    ]);
+    expect(conn.isOpen).toBe(true);
+    expect(conn.closed).toBeUndefined();
+  });
+
+  it.each(["0", "false", "null", '""'])(
+    "answers the falsy JSON value %s with INVALID_JSON",
+    async (frame) => {
+      const { conn, send } = gateway();
+      await send(frame);
+      expect(conn.sent).toEqual([
+        { msg_type: "error", error: { ...BAD_REQUEST, details: { error_code: "INVALID_JSON" } } },
+      ]);
+    },
+  );
+
+  it("answers bytes that are not UTF-8 with BadRequest INVALID_UTF8", async () => {
+    const { conn, dispatcher } = gateway();
+    await dispatcher.handleFrame(conn, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    expect(conn.sent).toEqual([
+      { msg_type: "error", error: { ...BAD_REQUEST, details: { error_code: "INVALID_UTF8" } } },
+    ]);
+  });
+
+  it.each(["[1,2]", '"ping"', "42", "true"])(
+    "answers the non-object JSON %s with BadRequest, no details",
+    async (frame) => {
+      const { conn, send } = gateway();
+      await send(frame);
+      expect(conn.sent).toEqual([{ msg_type: "error", error: BAD_REQUEST }]);
+    },
+  );
+
+  it("calls onEncodingError with the error code and the frame size", async () => {
+    const onEncodingError = vi.fn();
+    const { conn, send } = gateway({ onEncodingError });
+    await send("{nope");
+    expect(onEncodingError).toHaveBeenCalledWith(conn, { errorCode: "INVALID_JSON", bytes: 5 });
+    expect(conn.sent).toHaveLength(1);
+  });
+
+  it("strips exactly one leading BOM, from strings and from bytes", async () => {
+    const { conn, send, dispatcher } = gateway();
+    await send('\uFEFF{"ping":1,"req_id":1}');
+    const bytes = new TextEncoder().encode('\uFEFF{"ping":1,"req_id":2}');
+    await dispatcher.handleFrame(conn, bytes, { binary: false });
+    await send('\uFEFF\uFEFF{"ping":1,"req_id":3}');
+    expect(conn.sent.map((reply) => [reply.req_id, reply.msg_type])).toEqual([
+      [1, "ping"],
+      [2, "ping"],
+      [undefined, "error"],
+    ]);
+    expect(conn.sent[2]).toMatchObject({ error: { details: { error_code: "INVALID_JSON" } } });
+  });
+
+  it("decodes UTF-8 bytes of any script", () => {
+    const result = decodeFrame(new TextEncoder().encode('{"name":"Zoë 日本 😀"}'));
+    expect(result).toEqual({ ok: true, message: { name: "Zoë 日本 😀" } });
+  });
+
+  it("measures UTF-8 length like TextEncoder does", () => {
+    for (const text of ["", "abc", "é", "日本", "😀x", "\uD800 lone", "a\uDC00"]) {
+      expect(utf8ByteLength(text)).toBe(new TextEncoder().encode(text).byteLength);
+    }
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConfigError,
+  createDispatcher,
+  DEFAULT_GATEWAY_OPTIONS,
+  resolveGatewayOptions,
+  type GatewayOptions,
+} from "../../src/core/index.js";
+import { fakeBackend } from "./helpers.js";
+
+describe("gateway options (PROTOCOL section 2)", () => {
+  it("fills in the documented defaults", () => {
+    const resolved = resolveGatewayOptions({ actions: [["ping"], ["time", { msgType: "t" }]] });
+    expect(resolved).toMatchObject(DEFAULT_GATEWAY_OPTIONS);
+    expect(resolved.maxMessageBytes).toBe(262_144);
+    expect(resolved.maxResponseBytes).toBe(600_000);
+    expect(resolved.hookTimeoutMs).toBe(15_000);
+    expect([...resolved.actionTable.keys()]).toEqual(["ping", "time"]);
+  });
+
+  it.each([
+    [{ actions: "ping" }, "`actions`"],
+    [{ actions: [[""]] }, "`actions`"],
+    [{ actions: [["ping"], ["ping"]] }, '"ping" is registered twice'],
+    [{ actions: [["ping", 5]] }, '"ping" must be an object'],
+    [{ actions: [], maxMessageBytes: 0 }, "`maxMessageBytes`"],
+    [{ actions: [], maxResponseBytes: -1 }, "`maxResponseBytes`"],
+    [{ actions: [], hookTimeoutMs: Number.NaN }, "`hookTimeoutMs`"],
+    [{ actions: [], basePath: "ws" }, "`basePath`"],
+    [{ actions: [], skipSanityCheck: "password" }, "`skipSanityCheck`"],
+    [{ actions: [], sensitiveFields: "password" }, "`sensitiveFields`"],
+    [{ actions: [], defaultBackend: "" }, "`defaultBackend`"],
+  ])("rejects %j with a ConfigError naming the option", (options, named) => {
+    const resolve = () => resolveGatewayOptions(options as unknown as GatewayOptions);
+    expect(resolve).toThrow(ConfigError);
+    expect(resolve).toThrow(named);
+  });
+
+  it("refuses an action whose backend does not exist, naming both", () => {
+    const create = () =>
+      createDispatcher({ actions: [["ping", { backend: "rpc" }]] }, { default: fakeBackend() });
+    expect(create).toThrow(ConfigError);
+    expect(create).toThrow('"ping" uses backend "rpc", which is not in `backends` (known: default)');
+  });
+});

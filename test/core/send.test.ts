@@ -1,0 +1,98 @@
+import { describe, expect, it, vi } from "vitest";
+import { createDispatcher, type Connection, type JsonObject } from "../../src/core/index.js";
+import { fakeBackend, gateway, quietLogger } from "./helpers.js";
+
+describe("the send step (PROTOCOL 1.2)", () => {
+  it("echoes req_id, passthrough and echo_req", async () => {
+    const { conn, send } = gateway();
+    await send({ ping: 1, req_id: 3, passthrough: { tab: 2 } });
+    expect(conn.sent).toEqual([
+      {
+        msg_type: "ping",
+        ping: { echo: "ping" },
+        req_id: 3,
+        passthrough: { tab: 2 },
+        echo_req: { ping: 1, req_id: 3, passthrough: { tab: 2 } },
+      },
+    ]);
+  });
+
+  it("leaves sensitive fields out of echo_req, at the top level and one level down", async () => {
+    const { conn, send } = gateway({ sensitiveFields: ["password", "token"], actions: [["login"]] });
+    await send({ login: 1, password: "p", token: "t", change: { password: "q", keep: 1 } });
+    expect(conn.sent[0]?.echo_req).toEqual({ login: 1, change: { keep: 1 } });
+  });
+
+  it("adds no request data when requestData is off", async () => {
+    const { conn, send } = gateway({ requestData: false });
+    await send({ ping: 1, req_id: 3, passthrough: 1 });
+    expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" } }]);
+  });
+
+  it("never writes request data into a reply object a hook shares between requests", async () => {
+    const shared = { msg_type: "ping", ping: "pong" };
+    const { conn, send } = gateway({
+      actions: [["ping", { insteadOfForward: () => shared }]],
+      beforeSendApiResponse: (_conn, _req, reply) => void (reply.seen = Number(reply.seen ?? 0) + 1),
+    });
+    await send({ ping: 1, req_id: 1 });
+    await send({ ping: 1 });
+    expect(shared).toStrictEqual({ msg_type: "ping", ping: "pong" });
+    expect(conn.sent[0]).toMatchObject({ req_id: 1, seen: 1 });
+    expect(conn.sent[1]).toMatchObject({ seen: 1 });
+    expect(conn.sent[1]).not.toHaveProperty("req_id");
+  });
+
+  it("replaces a reply larger than maxResponseBytes (in UTF-8 bytes) with ResponseTooLarge, keeping req_id", async () => {
+    const backend = fakeBackend(() => ({ result: "é".repeat(60) })); // 60 characters, 120 bytes
+    const { conn, send } = gateway({ maxResponseBytes: 100 }, { default: backend });
+    await send({ ping: 1, req_id: 77 });
+    expect(conn.sent).toEqual([
+      { msg_type: "error", error: { code: "ResponseTooLarge", message: "Response too large." }, req_id: 77 },
+    ]);
+  });
+
+  it("measures maxResponseBytes in UTF-8 bytes, not characters", async () => {
+    // {"msg_type":"ping","ping":"é…é"} is 89 characters but 149 bytes
+    const backend = fakeBackend(() => ({ result: "é".repeat(60) }));
+    const { conn, send } = gateway({ maxResponseBytes: 100, requestData: false }, { default: backend });
+    await send({ ping: 1, req_id: 77 });
+    expect(conn.sent).toEqual([
+      { msg_type: "error", error: { code: "ResponseTooLarge", message: "Response too large." } },
+    ]);
+  });
+
+  it("runs beforeSendApiResponse (which may change the reply) and afterSentApiResponse", async () => {
+    const beforeSendApiResponse = vi.fn((_conn, _req, reply: JsonObject) => void (reply.extra = true));
+    const afterSentApiResponse = vi.fn();
+    const { conn, send } = gateway({ beforeSendApiResponse, afterSentApiResponse, requestData: false });
+    await send({ ping: 1 });
+    expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" }, extra: true }]);
+    expect(afterSentApiResponse).toHaveBeenCalledWith(conn, { ping: 1 }, conn.sent[0]);
+  });
+
+  it("uses sendText when the connection has it, serialising once", async () => {
+    const texts: string[] = [];
+    const conn: Connection = {
+      id: "c1",
+      upgrade: { url: "/", headers: {} },
+      stash: {},
+      updateStash: () => undefined,
+      isOpen: true,
+      sendJson: () => {
+        throw new Error("sendJson must not be used");
+      },
+      sendText: (text) => void texts.push(text),
+      close: () => undefined,
+    };
+    const dispatcher = createDispatcher(
+      { actions: [["ping"]], requestData: false },
+      { default: fakeBackend() },
+      {
+        logger: quietLogger(),
+      },
+    );
+    await dispatcher.handleFrame(conn, '{"ping":1}');
+    expect(texts).toEqual(['{"msg_type":"ping","ping":{"echo":"ping"}}']);
+  });
+});
