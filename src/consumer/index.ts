@@ -1,0 +1,28 @@
+/**
+ * The backend service SDK: serve the gateway's category streams from Node.
+ *
+ * ```ts
+ * const service = createRpcService({ redis: "redis://127.0.0.1:6379", handlers: { ping: () => "pong" } });
+ * await service.start();
+ * ```
+ */
+export { createRpcService, CONSUMER_GROUP, type RpcService } from "./service.js";
+export {
+  DEFAULT_RPC_SERVICE_OPTIONS,
+  resolveRpcServiceOptions,
+  defaultConsumerName,
+  stderrLogger,
+  type RpcServiceOptions,
+  type ResolvedRpcServiceOptions,
+  type RestConnection,
+} from "./options.js";
+export type { RpcContext, RpcHandler, RpcHandlers, LogEntry, LogLevel, ServiceLogger } from "./types.js";
+export { INTERNAL_ERROR_RESULT, INTERNAL_ERROR_MESSAGE, buildReplyPayload, parseRpcEntry } from "./entry.js";
+export { createNativeTransport, type NativeTransportOptions } from "./native-transport.js";
+export { createRestTransport, type RestTransportOptions } from "./rest-transport.js";
+export {
+  RedisReplyError,
+  type ServiceTransport,
+  type ServiceCommand,
+  type WriteCommand,
+} from "./transport.js";

@@ -1,0 +1,93 @@
+/**
+ * The native transport: two ioredis connections, one for blocking reads and one for everything else, so a
+ * read blocked for seconds never delays a reply or an ack.
+ */
+import { Redis } from "ioredis";
+import type { RedisOptions } from "ioredis";
+import {
+  AuthenticationError,
+  RedisReplyError,
+  redactUrl,
+  type ClaimCommand,
+  type CreateGroupCommand,
+  type PendingCommand,
+  type PipelineResult,
+  type ReadGroupCommand,
+  type ServiceTransport,
+  type WriteCommand,
+} from "./transport.js";
+
+/** Connection options for {@link createNativeTransport}. */
+export interface NativeTransportOptions {
+  /** Longest wait between reconnect attempts. @default 2000 */
+  reconnectMaxMs?: number;
+}
+
+/** Connects to `redis://` or `rediss://` `url` with a read connection and a command connection. */
+export function createNativeTransport(url: string, options: NativeTransportOptions = {}): ServiceTransport {
+  const reconnectMaxMs = options.reconnectMaxMs ?? 2000;
+  const connectionOptions: RedisOptions = {
+    // One retry, then the command fails and the service's own loop backs off and logs the outage once.
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(reconnectMaxMs, 50 * 2 ** attempt) * (0.5 + Math.random() / 2),
+  };
+  const reader = new Redis(url, {
+    ...connectionOptions,
+    connectionName: "edge-wsproxy-service-reader",
+    // A blocked reader has nothing to flush; without this, disconnect() keeps the socket open for 2 s.
+    disconnectTimeout: 0,
+  });
+  const commander = new Redis(url, { ...connectionOptions, connectionName: "edge-wsproxy-service" });
+  // Connection failures reach the service through rejected commands, logged once per outage there;
+  // without a listener ioredis would print every reconnect attempt.
+  reader.on("error", () => {});
+  commander.on("error", () => {});
+  let closed = false;
+
+  return {
+    kind: "native",
+    target: redactUrl(url),
+    supportsBlockingReads: true,
+    read: (command: ReadGroupCommand) => send(reader, command),
+    call: (command: CreateGroupCommand | PendingCommand | ClaimCommand) => send(commander, command),
+    async pipeline(commands: WriteCommand[]): Promise<PipelineResult[]> {
+      const results = await commander
+        .pipeline(commands.map(([name, ...args]) => [name.toLowerCase(), ...args]))
+        .exec();
+      if (!results) throw new Error("pipeline was discarded");
+      return results.map(([error, result], index): PipelineResult => {
+        if (!error) return { result };
+        // A connection failure fails every command of the pipeline: the round trip failed as a whole.
+        if (!isReplyError(error)) throw error;
+        return { error: new RedisReplyError(error.message, commands[index]?.[0] ?? "?", { cause: error }) };
+      });
+    },
+    stopReading() {
+      reader.disconnect();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      reader.disconnect();
+      await commander.quit().catch(() => commander.disconnect());
+    },
+  };
+}
+
+async function send(connection: Redis, [name, ...args]: string[]): Promise<unknown> {
+  try {
+    return await connection.call(name as string, ...args);
+  } catch (error) {
+    if (error instanceof Error && /^(NOAUTH|WRONGPASS)/.test(error.message)) {
+      throw new AuthenticationError(error.message, { cause: error });
+    }
+    if (isReplyError(error)) {
+      throw new RedisReplyError((error as Error).message, name as string, { cause: error });
+    }
+    throw error;
+  }
+}
+
+function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === "ReplyError";
+}

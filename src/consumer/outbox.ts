@@ -1,0 +1,145 @@
+/**
+ * The outbox: what handled entries still owe Redis (a reply, a dead letter, an ack), sent in batches.
+ *
+ * Everything that finishes while a batch is in flight joins the next one, so under load one round trip
+ * carries many requests: one `RPUSH key v1..vn` + one `EXPIRE` per reply key, and one `XACK` per stream
+ * with every id, after the replies in the same pipeline (reply, then ack). Fewer commands per request
+ * matters because Upstash bills per command.
+ */
+import type { OutageTracker } from "./retry.js";
+import { backoffDelayMs, sleep } from "./retry.js";
+import type { ServiceTransport, WriteCommand } from "./transport.js";
+import type { ServiceLogger } from "./types.js";
+
+/** What one handled entry owes Redis. */
+export interface OutboxItem {
+  stream: string;
+  entryId: string;
+  /** The reply to send before the ack, if any. */
+  reply?: { who: string; payload: string };
+  /** Field/value pairs to add to `<stream>:dead` before the ack, if any. */
+  deadLetter?: string[];
+}
+
+/** Settings the outbox needs from the service options. */
+export interface OutboxSettings {
+  group: string;
+  replyMode: "list" | "publish";
+  replyTtlSeconds: number;
+  deadLetterMaxLen: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+}
+
+/** Batches replies, dead letters and acks; retries a failed batch until it goes through or is abandoned. */
+export class Outbox {
+  private queue: OutboxItem[] = [];
+  private flushing: Promise<void> | undefined;
+  private abandonAt = Infinity;
+
+  constructor(
+    private readonly transport: ServiceTransport,
+    private readonly settings: OutboxSettings,
+    private readonly outage: OutageTracker,
+    private readonly logger: ServiceLogger,
+    /** Called with the items whose commands Redis has run (their entries are no longer pending). */
+    private readonly onSent: (items: OutboxItem[]) => void,
+  ) {}
+
+  /** Queues an item; it is sent with whatever else is queued in the next batch. */
+  push(item: OutboxItem): void {
+    this.queue.push(item);
+    this.flushing ??= this.flushLoop();
+  }
+
+  /** Resolves when everything queued so far was sent, or given up on after `timeoutMs` of failures. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.abandonAt = Date.now() + timeoutMs;
+    while (this.flushing) await this.flushing;
+  }
+
+  private async flushLoop(): Promise<void> {
+    // Yield once so handlers finishing in the same turn share the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      if (!(await this.sendWithRetry(batch))) break;
+    }
+    this.flushing = undefined;
+    if (this.queue.length > 0) this.flushing = this.flushLoop();
+  }
+
+  private async sendWithRetry(batch: OutboxItem[]): Promise<boolean> {
+    const commands = buildCommands(batch, this.settings);
+    const never = new AbortController().signal;
+    for (;;) {
+      try {
+        const results = await this.transport.pipeline(commands);
+        this.outage.succeeded();
+        results.forEach((result, index) => {
+          if ("error" in result) {
+            // Redis refused one command (e.g. a reply key holding another type); the others went through.
+            this.logger({
+              level: "error",
+              msg: "redis refused a reply command",
+              command: commands[index]?.[0],
+              error: result.error.message,
+            });
+          }
+        });
+        this.onSent(batch);
+        return true;
+      } catch (error) {
+        const attempt = this.outage.failed(error, "reply batch");
+        if (Date.now() >= this.abandonAt) {
+          // Closing and Redis is still away: the entries stay pending and another consumer reclaims them.
+          this.logger({
+            level: "error",
+            msg: "abandoned unsent replies on close",
+            entries: batch.length + this.queue.length,
+          });
+          this.queue = [];
+          return false;
+        }
+        await sleep(backoffDelayMs(attempt, this.settings.retryMinMs, this.settings.retryMaxMs), never);
+      }
+    }
+  }
+}
+
+/** Builds the pipeline for a batch: replies grouped per key, dead letters, then one XACK per stream. */
+export function buildCommands(batch: OutboxItem[], settings: OutboxSettings): WriteCommand[] {
+  const commands: WriteCommand[] = [];
+  const repliesByKey = new Map<string, string[]>();
+  const idsByStream = new Map<string, string[]>();
+  for (const item of batch) {
+    if (item.reply && settings.replyMode === "publish")
+      commands.push(["PUBLISH", item.reply.who, item.reply.payload]);
+    if (item.reply && settings.replyMode === "list")
+      appendTo(repliesByKey, item.reply.who, item.reply.payload);
+    if (item.deadLetter) {
+      commands.push([
+        "XADD",
+        `${item.stream}:dead`,
+        "MAXLEN",
+        "~",
+        String(settings.deadLetterMaxLen),
+        "*",
+        ...item.deadLetter,
+      ]);
+    }
+    appendTo(idsByStream, item.stream, item.entryId);
+  }
+  for (const [key, payloads] of repliesByKey) {
+    commands.push(["RPUSH", key, ...payloads], ["EXPIRE", key, String(settings.replyTtlSeconds)]);
+  }
+  for (const [stream, ids] of idsByStream) commands.push(["XACK", stream, settings.group, ...ids]);
+  return commands;
+}
+
+function appendTo(map: Map<string, string[]>, key: string, value: string): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}

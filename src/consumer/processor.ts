@@ -1,0 +1,133 @@
+/**
+ * Serving one stream entry: validate it, drop it when its deadline passed, run its handler with a deadline
+ * signal, and queue the reply and the ack (or the dead letter) in the outbox.
+ */
+import {
+  INTERNAL_ERROR_RESULT,
+  buildReplyPayload,
+  parseRpcEntry,
+  type RawEntry,
+  type RpcEntry,
+} from "./entry.js";
+import type { Outbox } from "./outbox.js";
+import type { LogEntry, RpcContext, RpcHandlers, ServiceLogger } from "./types.js";
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Runs handlers for entries; one per service. */
+export class EntryProcessor {
+  constructor(
+    private readonly handlers: RpcHandlers,
+    private readonly outbox: Outbox,
+    private readonly logger: ServiceLogger,
+    /** Fires when close() gave up waiting for handlers; handlers see it through `ctx.signal`. */
+    private readonly abandonSignal: AbortSignal,
+  ) {}
+
+  /** Serves one entry; never rejects. */
+  async process(stream: string, raw: RawEntry, deliveryCount: number): Promise<void> {
+    const entry = parseRpcEntry(raw.fields);
+    if ("malformed" in entry) {
+      this.log("error", entry.malformed, { stream, entry_id: raw.id, correlation_id: entry.correlationId });
+      // When the entry says where to reply, answer so the client is not left waiting for a timeout.
+      const reply =
+        entry.who && entry.messageId
+          ? { who: entry.who, payload: buildReplyPayload(entry.messageId, INTERNAL_ERROR_RESULT) }
+          : undefined;
+      this.deadLetter(stream, raw, deliveryCount, entry.malformed, reply);
+      return;
+    }
+    const base = { stream, entry_id: raw.id, method: entry.method, correlation_id: entry.correlationId };
+    if (entry.deadlineSeconds !== undefined && Date.now() >= entry.deadlineSeconds * 1000) {
+      this.log("info", "deadline passed, dropped", { ...base, deadline: entry.deadlineSeconds });
+      this.outbox.push({ stream, entryId: raw.id });
+      return;
+    }
+    const result = await this.runHandler(entry, stream, raw.id, deliveryCount, base);
+    this.outbox.push({
+      stream,
+      entryId: raw.id,
+      reply: { who: entry.who, payload: buildReplyPayload(entry.messageId, result) },
+    });
+  }
+
+  /** Sends `fields` plus `reason` and `delivery_count` to `<stream>:dead` and acks the entry. */
+  deadLetter(
+    stream: string,
+    raw: RawEntry,
+    deliveryCount: number,
+    reason: string,
+    reply?: { who: string; payload: string },
+  ): void {
+    const deadLetter = [
+      ...(raw.fields ?? []),
+      "reason",
+      reason,
+      "delivery_count",
+      String(deliveryCount),
+      "entry_id",
+      raw.id,
+    ];
+    this.outbox.push({ stream, entryId: raw.id, deadLetter, reply });
+  }
+
+  private async runHandler(
+    entry: RpcEntry,
+    stream: string,
+    entryId: string,
+    deliveryCount: number,
+    base: Record<string, unknown>,
+  ): Promise<unknown> {
+    const handler = Object.hasOwn(this.handlers, entry.method) ? this.handlers[entry.method] : undefined;
+    if (!handler) {
+      this.log("warn", "unknown method", base);
+      return INTERNAL_ERROR_RESULT;
+    }
+    const deadlineMs = entry.deadlineSeconds === undefined ? undefined : entry.deadlineSeconds * 1000;
+    const controller = new AbortController();
+    const abandon = () => controller.abort(new Error("service closed"));
+    this.abandonSignal.addEventListener("abort", abandon);
+    const timer = abortAtDeadline(controller, deadlineMs);
+    const ctx: RpcContext = {
+      method: entry.method,
+      deadline: deadlineMs === undefined ? undefined : new Date(deadlineMs),
+      signal: controller.signal,
+      correlationId: entry.correlationId,
+      stashNames: entry.stashNames,
+      messageId: entry.messageId,
+      who: entry.who,
+      entryId,
+      stream,
+      deliveryCount,
+    };
+    const started = Date.now();
+    try {
+      const result = await handler(entry.params, ctx);
+      this.log("debug", "handled", { ...base, duration_ms: Date.now() - started });
+      return result;
+    } catch (error) {
+      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.log("error", "handler threw", { ...base, error: reason, duration_ms: Date.now() - started });
+      return INTERNAL_ERROR_RESULT;
+    } finally {
+      clearTimeout(timer);
+      this.abandonSignal.removeEventListener("abort", abandon);
+    }
+  }
+
+  private log(level: LogEntry["level"], msg: string, fields: Record<string, unknown>): void {
+    this.logger({ level, msg, ...fields });
+  }
+}
+
+/** Aborts `controller` at `deadlineMs`; returns the timer, or `undefined` when there is no usable deadline. */
+function abortAtDeadline(
+  controller: AbortController,
+  deadlineMs: number | undefined,
+): NodeJS.Timeout | undefined {
+  if (deadlineMs === undefined) return undefined;
+  const delayMs = deadlineMs - Date.now();
+  // setTimeout fires at once for delays beyond 2^31-1 ms; a deadline that far away is no deadline.
+  if (delayMs > MAX_TIMER_MS) return undefined;
+  return setTimeout(() => controller.abort(new Error("deadline passed")), delayMs);
+}

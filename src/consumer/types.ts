@@ -1,0 +1,46 @@
+/**
+ * What a service author writes against: handlers, their context, and the logger seam.
+ */
+
+/** Everything a handler knows about the call besides its params. */
+export interface RpcContext {
+  /** The RPC method (the entry's `rpc` field), e.g. `ping`. */
+  method: string;
+  /** When the gateway stops waiting (the entry's `deadline`); `undefined` when the entry had none. */
+  deadline: Date | undefined;
+  /** Fires at the deadline and when the service is closed after `closeTimeoutMs`; pass it to your I/O. */
+  signal: AbortSignal;
+  /** The request's correlation id (`req_log_context.correlation_id`), for your logs. */
+  correlationId: string | undefined;
+  /** Names of the stash values the gateway added to the params (the entry's `stash` field). */
+  stashNames: string[];
+  /** The gateway's id for this call (the entry's `message_id`), unique per reply key. */
+  messageId: string;
+  /** The reply key or channel (the entry's `who` field). */
+  who: string;
+  /** The stream entry id, e.g. `1700000000000-0`. */
+  entryId: string;
+  /** The category stream the entry came from, e.g. `general`. */
+  stream: string;
+  /** How many times this entry has been handed to a handler, this time included (1 on first delivery). */
+  deliveryCount: number;
+}
+
+/**
+ * A handler: `params` is the decoded `args` field (`{"args": <client frame>, ...stash values}`). The
+ * return value is sent as the result; return `{ error: { code, message_to_client, details? } }` for an
+ * application error. A thrown error becomes `InternalServerError` for the client.
+ */
+export type RpcHandler = (params: Record<string, unknown>, ctx: RpcContext) => unknown;
+
+/** Handlers by RPC method name. */
+export type RpcHandlers = Record<string, RpcHandler>;
+
+/** Log levels, least to most severe. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** One structured log line: `{"level":"info","msg":"...","correlation_id":"...",...}`. */
+export type LogEntry = { level: LogLevel; msg: string } & Record<string, unknown>;
+
+/** Receives every log line at or above the configured level. */
+export type ServiceLogger = (entry: LogEntry) => void;

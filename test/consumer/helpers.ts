@@ -1,0 +1,175 @@
+/**
+ * Test helpers for the service SDK: a private redis-server (and REST bridge), a stand-in for the gateway
+ * that writes entries exactly as the Perl proxy does and reads the replies, and waiting helpers.
+ */
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { startBridge, type RunningBridge } from "../../src/bridge/server.js";
+import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
+import {
+  createRpcService,
+  type LogEntry,
+  type RpcService,
+  type RpcServiceOptions,
+} from "../../src/consumer/index.js";
+
+/** The transports every behaviour test runs against. */
+export const TRANSPORTS = ["native", "rest"] as const;
+export type TransportKind = (typeof TRANSPORTS)[number];
+
+const BRIDGE_TOKEN = "consumer-test-token";
+
+/** A private redis-server, a REST bridge in front of it, and a plain client for the test's own commands. */
+export interface TestRedis {
+  server: ManagedRedis;
+  bridge: RunningBridge;
+  client: Redis;
+  /** The `redis` option for a service on `kind`. */
+  redisOption(kind: TransportKind): RpcServiceOptions["redis"];
+  stop(): Promise<void>;
+}
+
+/** Starts redis-server and the bridge. */
+export async function startTestRedis(): Promise<TestRedis> {
+  const server = await startRedis();
+  const bridge = await startBridge({ redisUrl: server.url, port: 0, token: BRIDGE_TOKEN });
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  client.on("error", () => {});
+  return {
+    server,
+    bridge,
+    client,
+    redisOption: (kind) =>
+      kind === "native" ? server.url : { restUrl: bridge.url, restToken: BRIDGE_TOKEN },
+    async stop() {
+      client.disconnect();
+      await bridge.close();
+      await server.stop();
+    },
+  };
+}
+
+/** A reply as the gateway would read it from the reply list. */
+export interface ReplyPayload {
+  message_id: string;
+  response: { result?: unknown; timestamp?: number; error?: unknown };
+}
+
+/** Plays the gateway's part: XADD entries as the Perl proxy writes them, read replies from its reply key. */
+export class FakeGateway {
+  readonly who = `wsp:reply:test:${randomUUID()}`;
+  private nextMessageId = 1;
+
+  constructor(
+    private readonly client: Redis,
+    readonly streamPrefix: string,
+  ) {}
+
+  /** Writes one request; returns its message_id. */
+  async send(
+    method: string,
+    frame: Record<string, unknown> = { [method]: 1 },
+    options: { category?: string; deadlineSeconds?: number; stash?: Record<string, unknown> } = {},
+  ): Promise<string> {
+    const messageId = String(this.nextMessageId++);
+    const stash = options.stash ?? {};
+    const deadline = options.deadlineSeconds ?? Math.floor(Date.now() / 1000) + 30;
+    await this.client.xadd(
+      `${this.streamPrefix}${options.category ?? "general"}`,
+      "MAXLEN",
+      "~",
+      "100000",
+      "*",
+      "rpc",
+      method,
+      "who",
+      this.who,
+      "deadline",
+      String(deadline),
+      "args",
+      JSON.stringify({ args: frame, ...stash }),
+      "stash",
+      JSON.stringify(Object.keys(stash)),
+      "req_log_context",
+      JSON.stringify({ correlation_id: randomUUID() }),
+      "message_id",
+      messageId,
+    );
+    return messageId;
+  }
+
+  /** Waits until `count` replies arrived (or `timeoutMs` passed) and returns all of them by message_id. */
+  async replies(count: number, timeoutMs = 5000): Promise<Map<string, ReplyPayload>> {
+    const received = new Map<string, ReplyPayload>();
+    await waitFor(async () => {
+      const raw = await this.client.lpop(this.who, 1000);
+      for (const text of raw ?? []) {
+        const payload = JSON.parse(text) as ReplyPayload;
+        received.set(payload.message_id, payload);
+      }
+      return received.size >= count;
+    }, timeoutMs).catch(() => undefined);
+    return received;
+  }
+
+  /** The result of one request, or throws when no reply came. */
+  async resultOf(messageId: string, timeoutMs = 5000): Promise<unknown> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const replies = await this.replies(1, deadline - Date.now());
+      const reply = replies.get(messageId);
+      if (reply) return reply.response.result;
+    }
+    throw new Error(`no reply to message ${messageId} within ${timeoutMs} ms`);
+  }
+}
+
+/** Polls `check` every 20 ms until it returns true; rejects after `timeoutMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Creates services for a test and closes them all afterwards; log lines are kept for assertions. */
+export class ServiceHarness {
+  readonly logs: LogEntry[] = [];
+  private readonly services: RpcService[] = [];
+  readonly streamPrefix = `t${randomUUID().slice(0, 8)}:`;
+  readonly gateway: FakeGateway;
+
+  constructor(
+    private readonly redis: TestRedis,
+    private readonly kind: TransportKind,
+  ) {
+    this.gateway = new FakeGateway(redis.client, this.streamPrefix);
+  }
+
+  /** Creates and starts a service with fast test timings; `options` override them. */
+  async start(
+    options: Partial<RpcServiceOptions> & Pick<RpcServiceOptions, "handlers">,
+  ): Promise<RpcService> {
+    const service = createRpcService({
+      redis: this.redis.redisOption(this.kind),
+      streamPrefix: this.streamPrefix,
+      claimIdleMs: 300,
+      pollMaxMs: 50,
+      blockMs: 1000,
+      retryMinMs: 20,
+      retryMaxMs: 200,
+      closeTimeoutMs: 2000,
+      logger: (entry) => this.logs.push(entry),
+      ...options,
+    });
+    this.services.push(service);
+    await service.start();
+    return service;
+  }
+
+  /** Closes every service this harness started. */
+  async closeAll(): Promise<void> {
+    await Promise.all(this.services.map((service) => service.close()));
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Recovery: work a stuck consumer left behind is finished by another, poison entries end in the
+ * dead-letter stream, a slow handler is not run twice, and a Redis restart loses no request written
+ * while the service runs. Every test runs on both transports.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { handlers as exampleHandlers } from "../../examples/example-service.js";
+import { ServiceHarness, TRANSPORTS, startTestRedis, waitFor, type TestRedis } from "./helpers.js";
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe.each(TRANSPORTS)("recovery on the %s transport", (kind) => {
+  let harness: ServiceHarness;
+  beforeEach(() => {
+    harness = new ServiceHarness(redis, kind);
+  });
+  afterEach(async () => {
+    await harness.closeAll();
+  });
+
+  it("an entry stuck in consumer A is completed by consumer B after claimIdleMs", async () => {
+    const stuck = await harness.start({
+      consumerName: "consumer-a",
+      closeTimeoutMs: 0,
+      handlers: { work: () => new Promise(() => {}) },
+    });
+    const id = await harness.gateway.send("work");
+    await waitFor(() => stuck.inFlight === 1);
+    let deliveryCount = 0;
+    const startedAt = Date.now();
+    await harness.start({
+      consumerName: "consumer-b",
+      handlers: {
+        work: (_params, ctx) => {
+          deliveryCount = ctx.deliveryCount;
+          return "finished by b";
+        },
+      },
+    });
+    expect(await harness.gateway.resultOf(id, 3000)).toBe("finished by b");
+    expect(deliveryCount).toBe(2);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(0);
+  });
+
+  it("a handler slower than claimIdleMs is not run twice by its own service", async () => {
+    let calls = 0;
+    await harness.start({
+      handlers: {
+        slow: async () => {
+          calls++;
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          return "once";
+        },
+      },
+    });
+    const id = await harness.gateway.send("slow");
+    expect(await harness.gateway.resultOf(id, 3000)).toBe("once");
+    expect(calls).toBe(1);
+  });
+
+  it("a poison entry reaches <stream>:dead with the reason after maxDeliveries, and is acked", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xgroup("CREATE", stream, "processors", "$", "MKSTREAM");
+    const id = await harness.gateway.send("crash", { crash: 1 });
+    // A consumer that "crashed" three times on this entry: read once, claimed twice more, never acked.
+    const read = (await redis.client.xreadgroup(
+      "GROUP",
+      "processors",
+      "crasher",
+      "COUNT",
+      "1",
+      "STREAMS",
+      stream,
+      ">",
+    )) as [[string, [[string, string[]]]]];
+    const entryId = read[0][1][0][0];
+    for (let i = 0; i < 2; i++) await redis.client.xclaim(stream, "processors", "crasher", 0, entryId);
+    let calls = 0;
+    await harness.start({ maxDeliveries: 3, handlers: { crash: () => ++calls, ping: () => "pong" } });
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 3000);
+    const [[, fields]] = (await redis.client.xrange(`${stream}:dead`, "-", "+")) as [[string, string[]]];
+    const dead = Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]])));
+    expect(dead).toMatchObject({
+      rpc: "crash",
+      message_id: id,
+      who: harness.gateway.who,
+      reason: "exceeded maxDeliveries (3)",
+      delivery_count: "3",
+      entry_id: entryId,
+    });
+    expect(JSON.parse(String(dead.args))).toEqual({ args: { crash: 1 } });
+    expect(calls).toBe(0);
+    const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
+    expect(pending).toBe(0);
+    expect((await harness.gateway.replies(1, 300)).size).toBe(0);
+  });
+
+  it("an entry's last allowed delivery (the maxDeliveries-th) still runs its handler", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xgroup("CREATE", stream, "processors", "$", "MKSTREAM");
+    const id = await harness.gateway.send("count");
+    const read = (await redis.client.xreadgroup(
+      "GROUP",
+      "processors",
+      "crasher",
+      "COUNT",
+      "1",
+      "STREAMS",
+      stream,
+      ">",
+    )) as [[string, [[string, string[]]]]];
+    await redis.client.xclaim(stream, "processors", "crasher", 0, read[0][1][0][0]);
+    await harness.start({ maxDeliveries: 3, handlers: { count: (_params, ctx) => ctx.deliveryCount } });
+    expect(await harness.gateway.resultOf(id, 3000)).toBe(3);
+    expect(await redis.client.exists(`${stream}:dead`)).toBe(0);
+  });
+});
+
+describe.each(TRANSPORTS)("redis restart on the %s transport", (kind) => {
+  it("answers every request written before and after a restart, and logs the outage once", async () => {
+    const harness = new ServiceHarness(redis, kind);
+    try {
+      await harness.start({ handlers: exampleHandlers });
+      const before = await Promise.all(Array.from({ length: 5 }, () => harness.gateway.send("ping")));
+      expect((await harness.gateway.replies(5)).size).toBe(5);
+      const inFlight = await harness.gateway.send("slow", { slow: 1, ms: 300 });
+      await waitFor(
+        async () => (await redis.client.xpending(`${harness.streamPrefix}general`, "processors"))[0] === 1,
+      );
+      await redis.server.restart();
+      // Written while the service is still reconnecting: the stream is new and has no group yet.
+      const after = await Promise.all(Array.from({ length: 5 }, () => harness.gateway.send("ping")));
+      const replies = await harness.gateway.replies(6, 8000);
+      expect(after.filter((id) => replies.get(id)?.response.result === "pong")).toHaveLength(5);
+      expect(replies.get(inFlight)?.response.result).toEqual({ slept_ms: 300 });
+      expect(before).toHaveLength(5);
+      const later = await harness.gateway.send("echo", { echo: "still here" });
+      expect(await harness.gateway.resultOf(later)).toEqual({ echo: "still here" });
+      expect(harness.logs.some((log) => log.msg === "consumer group was missing; re-created")).toBe(true);
+      const outages = harness.logs.filter((log) => log.msg === "redis unavailable, retrying");
+      expect(outages.length).toBeLessThanOrEqual(1);
+    } finally {
+      await harness.closeAll();
+    }
+  });
+});

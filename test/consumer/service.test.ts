@@ -1,0 +1,232 @@
+/**
+ * What a gateway (and its users) notice of a backend service: entries written as the Perl proxy writes
+ * them are answered on the reply key, errors have the agreed shapes, deadlines and limits hold, and close()
+ * finishes work. Every test runs on both transports.
+ */
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { handlers as exampleHandlers } from "../../examples/example-service.js";
+import { INTERNAL_ERROR_RESULT, createRpcService } from "../../src/consumer/index.js";
+import { ServiceHarness, TRANSPORTS, startTestRedis, waitFor, type TestRedis } from "./helpers.js";
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
+  let harness: ServiceHarness;
+  beforeEach(() => {
+    harness = new ServiceHarness(redis, kind);
+  });
+  afterEach(async () => {
+    await harness.closeAll();
+  });
+
+  it("answers entries written as the Perl proxy writes them, with the reply payload of PROTOCOL 4", async () => {
+    const service = await harness.start({ handlers: exampleHandlers });
+    expect(service.transport.kind).toBe(kind);
+    const { gateway } = harness;
+    const ping = await gateway.send("ping", { ping: 1, req_id: 3 });
+    const echo = await gateway.send(
+      "echo",
+      { echo: { hello: "wörld" }, req_id: 4 },
+      { stash: { loginid: "CR1" } },
+    );
+    const login = await gateway.send("login", { login: "a1-secret" });
+    const replies = await gateway.replies(3);
+    expect(replies.get(ping)).toEqual({
+      message_id: ping,
+      response: { result: "pong", timestamp: expect.any(Number) },
+    });
+    const timestamp = replies.get(ping)?.response.timestamp ?? 0;
+    expect(Math.abs(timestamp - Date.now() / 1000)).toBeLessThan(5);
+    expect(replies.get(echo)?.response.result).toEqual({ echo: { hello: "wörld" }, req_id: 4 });
+    expect(replies.get(login)?.response.result).toMatchObject({
+      stash: { loginid: "CR90000", token: "a1-secret" },
+    });
+    const ttl = await redis.client.ttl(gateway.who);
+    expect(ttl === -2 || (ttl > 0 && ttl <= 60)).toBe(true);
+  });
+
+  it("sets the reply TTL on the reply key", async () => {
+    await harness.start({ handlers: { hold: () => "x" }, replyTtlSeconds: 17 });
+    await harness.gateway.send("hold");
+    await waitFor(async () => (await redis.client.llen(harness.gateway.who)) === 1);
+    const ttl = await redis.client.ttl(harness.gateway.who);
+    expect(ttl).toBeGreaterThan(10);
+    expect(ttl).toBeLessThanOrEqual(17);
+  });
+
+  it("passes ctx: method, deadline, correlation id, stash names, message id, reply key", async () => {
+    let seen: Record<string, unknown> = {};
+    await harness.start({
+      handlers: {
+        inspect: (params, ctx) => {
+          seen = { ...ctx, params, signalAborted: ctx.signal.aborted };
+          return true;
+        },
+      },
+    });
+    const deadlineSeconds = Math.floor(Date.now() / 1000) + 20;
+    const id = await harness.gateway.send(
+      "inspect",
+      { inspect: 1 },
+      { deadlineSeconds, stash: { token: "t" } },
+    );
+    expect(await harness.gateway.resultOf(id)).toBe(true);
+    expect(seen).toMatchObject({
+      method: "inspect",
+      deadline: new Date(deadlineSeconds * 1000),
+      correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      stashNames: ["token"],
+      messageId: id,
+      who: harness.gateway.who,
+      deliveryCount: 1,
+      params: { args: { inspect: 1 }, token: "t" },
+      signalAborted: false,
+    });
+  });
+
+  it("sends application errors unchanged and turns a throw or an unknown method into InternalServerError", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const { gateway } = harness;
+    const appError = await gateway.send("app_error", { app_error: 5 });
+    const thrown = await gateway.send("fail");
+    const unknown = await gateway.send("no_such_method");
+    const after = await gateway.send("ping");
+    const replies = await gateway.replies(4);
+    expect(replies.get(appError)?.response.result).toEqual({
+      error: {
+        code: "InvalidValue",
+        message_to_client: "The value you sent is not accepted.",
+        details: { field: "app_error", received: 5 },
+      },
+    });
+    expect(replies.get(thrown)?.response.result).toEqual(INTERNAL_ERROR_RESULT);
+    expect(replies.get(unknown)?.response.result).toEqual(INTERNAL_ERROR_RESULT);
+    expect(replies.get(after)?.response.result).toBe("pong");
+    expect(harness.logs.some((log) => log.msg === "handler threw" && log.method === "fail")).toBe(true);
+  });
+
+  it("drops entries whose deadline has passed: acked, never answered, handler not run", async () => {
+    let calls = 0;
+    await harness.start({ handlers: { late: () => ++calls, ping: () => "pong" } });
+    const { gateway } = harness;
+    await gateway.send("late", {}, { deadlineSeconds: Math.floor(Date.now() / 1000) - 5 });
+    const ping = await gateway.send("ping");
+    const replies = await gateway.replies(2, 1500);
+    expect([...replies.keys()]).toEqual([ping]);
+    expect(calls).toBe(0);
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(0);
+  });
+
+  it("aborts ctx.signal at the deadline", async () => {
+    let abortedAfterMs = -1;
+    await harness.start({
+      handlers: {
+        wait: (_params, ctx) =>
+          new Promise((resolve) => {
+            const started = Date.now();
+            ctx.signal.addEventListener("abort", () => {
+              abortedAfterMs = Date.now() - started;
+              resolve("stopped");
+            });
+          }),
+      },
+    });
+    const deadlineSeconds = Math.floor(Date.now() / 1000) + 1;
+    const id = await harness.gateway.send("wait", {}, { deadlineSeconds });
+    expect(await harness.gateway.resultOf(id, 4000)).toBe("stopped");
+    expect(abortedAfterMs).toBeGreaterThanOrEqual(0);
+    expect(abortedAfterMs).toBeLessThan(1500);
+  });
+
+  it("dead-letters a malformed entry with the reason, acks it and keeps serving", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xadd(stream, "*", "who", "wsp:reply:x", "args", "{}");
+    const ping = await harness.gateway.send("ping");
+    expect(await harness.gateway.resultOf(ping)).toBe("pong");
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1);
+    const [[, fields]] = (await redis.client.xrange(`${stream}:dead`, "-", "+")) as [[string, string[]]];
+    const dead = Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]])));
+    expect(dead).toMatchObject({ who: "wsp:reply:x", reason: "malformed entry: missing rpc, message_id" });
+    const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
+    expect(pending).toBe(0);
+  });
+
+  it("serves several categories and never runs more handlers at once than `concurrency`", async () => {
+    let running = 0;
+    let peak = 0;
+    const work = async () => {
+      peak = Math.max(peak, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      running--;
+      return "done";
+    };
+    await harness.start({ handlers: { work }, concurrency: 3, categories: ["general", "mt5"] });
+    const ids = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        harness.gateway.send("work", {}, { category: i % 2 ? "mt5" : "general" }),
+      ),
+    );
+    const replies = await harness.gateway.replies(12, 8000);
+    expect(ids.every((id) => replies.get(id)?.response.result === "done")).toBe(true);
+    expect(peak).toBe(3);
+  });
+
+  it("publish mode: a plain SUBSCRIBE on the reply key receives the reply", async () => {
+    const subscriber = new Redis(redis.server.url);
+    try {
+      await subscriber.subscribe(harness.gateway.who);
+      const received = new Promise<string>((resolve) =>
+        subscriber.on("message", (_channel, message) => resolve(message)),
+      );
+      await harness.start({ handlers: exampleHandlers, replyMode: "publish" });
+      const id = await harness.gateway.send("ping");
+      expect(JSON.parse(await received)).toMatchObject({ message_id: id, response: { result: "pong" } });
+      expect(await redis.client.exists(harness.gateway.who)).toBe(0);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it("close() lets running handlers finish, sends their replies and acks, and can be called twice", async () => {
+    const service = await harness.start({ handlers: exampleHandlers });
+    const id = await harness.gateway.send("slow", { slow: 1, ms: 400 });
+    await waitFor(() => service.inFlight === 1);
+    await Promise.all([service.close(), service.close()]);
+    await service.close();
+    expect(await harness.gateway.resultOf(id, 1000)).toEqual({ slept_ms: 400 });
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(0);
+    const late = await harness.gateway.send("ping");
+    expect((await harness.gateway.replies(1, 600)).has(late)).toBe(false);
+  });
+
+  it("start() refuses to run twice", async () => {
+    const service = await harness.start({ handlers: exampleHandlers });
+    await expect(service.start()).rejects.toThrow(/already/);
+  });
+});
+
+describe("start() with refused credentials", () => {
+  it("fails fast with AuthenticationError instead of retrying forever", async () => {
+    const service = createRpcService({
+      redis: { restUrl: redis.bridge.url, restToken: "wrong-token" },
+      handlers: exampleHandlers,
+      logger: false,
+    });
+    await expect(service.start()).rejects.toMatchObject({ name: "AuthenticationError" });
+    await service.close();
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The pure parts of the service SDK: option checking, entry validation, reply batching and CLI flags.
+ */
+import { describe, expect, it } from "vitest";
+import { parseCliArgs } from "../../src/consumer/cli-args.js";
+import { buildReplyPayload, parseRpcEntry } from "../../src/consumer/entry.js";
+import { DEFAULT_RPC_SERVICE_OPTIONS, resolveRpcServiceOptions } from "../../src/consumer/index.js";
+import { buildCommands } from "../../src/consumer/outbox.js";
+
+const handlers = { ping: () => "pong" };
+
+describe("resolveRpcServiceOptions", () => {
+  it("fills in the defaults and the stream names", () => {
+    const resolved = resolveRpcServiceOptions({
+      redis: "redis://127.0.0.1:6379",
+      handlers,
+      streamPrefix: "p:",
+    });
+    expect(resolved).toMatchObject({
+      ...DEFAULT_RPC_SERVICE_OPTIONS,
+      streamPrefix: "p:",
+      streams: ["p:general"],
+      claimIntervalMs: 30_000,
+    });
+    expect(resolved.consumerName).toMatch(new RegExp(`-${process.pid}$`));
+  });
+
+  it.each([
+    [{ concurrency: 0 }, /`concurrency`/],
+    [{ replyMode: "mail" }, /`replyMode`/],
+    [{ categories: ["a b"] }, /`categories`/],
+    [{ redis: "http://x" }, /`redis`/],
+    [{ redis: { restUrl: "https://x", restToken: "" } }, /`redis.restToken`/],
+    [{ handlers: { ping: "pong" } }, /`handlers.ping`/],
+    [{ logLevel: "loud" }, /`logLevel`/],
+  ])("throws a message naming the bad option for %j", (override, message) => {
+    expect(() => resolveRpcServiceOptions({ redis: "redis://h", handlers, ...(override as object) })).toThrow(
+      message,
+    );
+  });
+});
+
+describe("parseRpcEntry", () => {
+  const fields = [
+    "rpc",
+    "ping",
+    "who",
+    "k",
+    "deadline",
+    "1700000030",
+    "args",
+    '{"args":{"ping":1}}',
+    "message_id",
+    "7",
+  ];
+
+  it("decodes an entry as the Perl proxy writes it", () => {
+    const entry = parseRpcEntry([
+      ...fields,
+      "stash",
+      '["loginid"]',
+      "req_log_context",
+      '{"correlation_id":"c-1"}',
+    ]);
+    expect(entry).toEqual({
+      method: "ping",
+      who: "k",
+      messageId: "7",
+      deadlineSeconds: 1700000030,
+      params: { args: { ping: 1 } },
+      stashNames: ["loginid"],
+      correlationId: "c-1",
+    });
+  });
+
+  it("reports what is wrong with a malformed entry, keeping where to reply", () => {
+    expect(parseRpcEntry(["who", "k", "message_id", "7"])).toMatchObject({
+      malformed: "malformed entry: missing rpc",
+      who: "k",
+    });
+    expect(parseRpcEntry([...fields, "args", "{nope"])).toMatchObject({ malformed: /args/ });
+    expect(parseRpcEntry([...fields, "stash", "{}"])).toMatchObject({ malformed: /stash/ });
+  });
+
+  it("builds the reply payload of PROTOCOL 4", () => {
+    expect(JSON.parse(buildReplyPayload("7", { a: 1 }, 1_700_000_000_500))).toEqual({
+      message_id: "7",
+      response: { result: { a: 1 }, timestamp: 1_700_000_000.5 },
+    });
+  });
+});
+
+describe("buildCommands", () => {
+  const settings = {
+    group: "processors",
+    replyTtlSeconds: 60,
+    deadLetterMaxLen: 10,
+    retryMinMs: 1,
+    retryMaxMs: 1,
+  };
+  const batch = [
+    { stream: "general", entryId: "1-0", reply: { who: "k1", payload: "a" } },
+    { stream: "general", entryId: "2-0", reply: { who: "k2", payload: "b" } },
+    { stream: "general", entryId: "3-0", reply: { who: "k1", payload: "c" } },
+    { stream: "other", entryId: "4-0", deadLetter: ["rpc", "x", "reason", "r"] },
+  ];
+
+  it("sends one RPUSH and one EXPIRE per reply key and one XACK per stream, acks last", () => {
+    expect(buildCommands(batch, { ...settings, replyMode: "list" })).toEqual([
+      ["XADD", "other:dead", "MAXLEN", "~", "10", "*", "rpc", "x", "reason", "r"],
+      ["RPUSH", "k1", "a", "c"],
+      ["EXPIRE", "k1", "60"],
+      ["RPUSH", "k2", "b"],
+      ["EXPIRE", "k2", "60"],
+      ["XACK", "general", "processors", "1-0", "2-0", "3-0"],
+      ["XACK", "other", "processors", "4-0"],
+    ]);
+  });
+
+  it("publishes each reply in publish mode", () => {
+    const commands = buildCommands(batch.slice(0, 2), { ...settings, replyMode: "publish" });
+    expect(commands).toEqual([
+      ["PUBLISH", "k1", "a"],
+      ["PUBLISH", "k2", "b"],
+      ["XACK", "general", "processors", "1-0", "2-0"],
+    ]);
+  });
+});
+
+describe("parseCliArgs", () => {
+  it("takes repeated and comma-separated categories and numeric flags", () => {
+    const config = parseCliArgs(
+      ["--redis", "redis://h:1", "--category", "a,b", "--category", "c", "--concurrency", "4"],
+      {},
+    );
+    expect(config).toMatchObject({
+      options: { redis: "redis://h:1", categories: ["a", "b", "c"], concurrency: 4 },
+    });
+  });
+
+  it("falls back to REDIS_URL, then to the Upstash variables", () => {
+    expect(parseCliArgs([], { REDIS_URL: "redis://env:2" })).toMatchObject({
+      options: { redis: "redis://env:2" },
+    });
+    const env = { UPSTASH_REDIS_REST_URL: "https://u", UPSTASH_REDIS_REST_TOKEN: "t" };
+    expect(parseCliArgs([], env)).toMatchObject({
+      options: { redis: { restUrl: "https://u", restToken: "t" } },
+    });
+  });
+
+  it.each([
+    [["--concurrency", "0", "--redis", "redis://h"], /--concurrency/],
+    [[], /say where Redis is/],
+    [["--rest-url", "https://u"], /--rest-token/],
+    [["--nope"], /nope/],
+  ])("rejects %j", (argv, message) => {
+    expect(() => parseCliArgs(argv, {})).toThrow(message);
+  });
+});
