@@ -1,0 +1,155 @@
+/**
+ * Options of the consumer-groups backend (PROTOCOL.md section 3) with their defaults in one place.
+ */
+import { ConfigError } from "../core/errors.js";
+import type { Clock } from "../core/pending-requests.js";
+import type { Logger } from "../core/types.js";
+import type { RedisCommands } from "./redis-client.js";
+import type { ReplyPollerOptions } from "./reply-poller.js";
+
+/** The category every request goes to without queue separation. */
+export const DEFAULT_CATEGORY = "general";
+
+/** Options of {@link ConsumerGroupsBackend}; the Perl option names, camelCased. */
+export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
+  /** An `@upstash/redis`-compatible client; wins over `redisUrl`/`redisToken`. */
+  redis?: RedisCommands;
+  /** REST URL (`UPSTASH_REDIS_REST_URL`), used when `redis` is not given. */
+  redisUrl?: string;
+  /** REST token (`UPSTASH_REDIS_REST_TOKEN`), used when `redis` is not given. */
+  redisToken?: string;
+  /** Each REST call fails after this long (a failed `XADD` becomes WrongResponse). @default 5000 */
+  redisRequestTimeoutMs?: number;
+  /** Default wait for a reply, seconds. @default env `RPC_QUEUE_RESPONSE_TIMEOUT`, else 30 */
+  timeout?: number;
+  /** Route each action to its `category` stream (else everything goes to `general`). @default false */
+  queueSeparationEnabled?: boolean;
+  /** Per-category timeouts in seconds, e.g. `{ general: 5, mt5: 120 }`. @default {} */
+  categoryTimeoutConfig?: Record<string, number>;
+  /**
+   * The categories that may become stream keys. An action naming any other category is a configuration
+   * error. @default ["general", ...keys of categoryTimeoutConfig]
+   */
+  categories?: string[];
+  /** The local wait is the category timeout plus this percentage of it. @default 0 */
+  rpcTimeoutExtendPercentage?: number;
+  /** ...plus this many seconds. @default 0 */
+  rpcTimeoutExtendOffset?: number;
+  /** Prefix of stream and reply keys; `""` keeps the Perl system's key names. @default "" */
+  streamPrefix?: string;
+  /** Approximate stream length cap (`MAXLEN ~`). @default 100000 */
+  streamMaxLen?: number;
+  /** Names this object in its reply key: `<prefix>wsp:reply:<objectId>:<random>`. @default "local" */
+  objectId?: string;
+  /** Where `RPC_QUEUE_RESPONSE_TIMEOUT` is read from. @default `process.env` when there is one */
+  env?: Record<string, unknown>;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Where poll errors and dropped replies are reported. @default console */
+  logger?: Logger;
+}
+
+/** The defaults of {@link ConsumerGroupsOptions} (`timeout` aside, which comes from the environment). */
+export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
+  redisRequestTimeoutMs: 5_000,
+  timeout: 30,
+  queueSeparationEnabled: false,
+  categoryTimeoutConfig: {} as Record<string, number>,
+  rpcTimeoutExtendPercentage: 0,
+  rpcTimeoutExtendOffset: 0,
+  streamPrefix: "",
+  streamMaxLen: 100_000,
+  objectId: "local",
+  pollInitialDelayMs: 2,
+  pollMinMs: 1,
+  pollMaxMs: 50,
+  pollBackoffFactor: 2,
+  pollBatchSize: 100,
+} as const;
+
+/** {@link ConsumerGroupsOptions} after {@link resolveConsumerGroupsOptions}. */
+export type ResolvedConsumerGroupsOptions = Omit<ConsumerGroupsOptions, "categories"> &
+  Required<Omit<typeof DEFAULT_CONSUMER_GROUPS_OPTIONS, "categoryTimeoutConfig">> & {
+    categoryTimeoutConfig: Record<string, number>;
+    categories: ReadonlySet<string>;
+  };
+
+/** Fills in defaults and checks every option; throws a {@link ConfigError} naming the bad one. */
+export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): ResolvedConsumerGroupsOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const env = options.env ?? processEnv();
+  const timeout = options.timeout ?? timeoutFromEnv(env) ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.timeout;
+  const resolved = {
+    ...DEFAULT_CONSUMER_GROUPS_OPTIONS,
+    ...given,
+    timeout,
+  } as ResolvedConsumerGroupsOptions & {
+    categories?: unknown;
+  };
+  if (!options.redis && !(options.redisUrl && options.redisToken)) {
+    throw new ConfigError(
+      `consumer_groups backend: give \`redis\` (a client) or both \`redisUrl\` and \`redisToken\`; missing: ${
+        options.redisUrl ? "redisToken" : "redisUrl"
+      }`,
+    );
+  }
+  for (const key of [
+    "timeout",
+    "redisRequestTimeoutMs",
+    "streamMaxLen",
+    "pollMaxMs",
+    "pollBatchSize",
+  ] as const) {
+    positive(key, resolved[key]);
+  }
+  for (const key of ["rpcTimeoutExtendPercentage", "rpcTimeoutExtendOffset", "pollInitialDelayMs"] as const) {
+    nonNegative(key, resolved[key]);
+  }
+  positive("pollMinMs", resolved.pollMinMs);
+  if (resolved.pollMinMs > resolved.pollMaxMs)
+    throw new ConfigError("`pollMinMs` must not exceed `pollMaxMs`");
+  if (!(resolved.pollBackoffFactor >= 1)) throw new ConfigError("`pollBackoffFactor` must be at least 1");
+  if (!Number.isInteger(resolved.pollBatchSize)) throw new ConfigError("`pollBatchSize` must be an integer");
+  for (const [category, seconds] of Object.entries(resolved.categoryTimeoutConfig)) {
+    positive(`categoryTimeoutConfig.${category}`, seconds);
+  }
+  const categories = new Set(
+    options.categories ?? [DEFAULT_CATEGORY, ...Object.keys(resolved.categoryTimeoutConfig)],
+  );
+  categories.add(DEFAULT_CATEGORY);
+  for (const category of categories) {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(category)) {
+      throw new ConfigError(`\`categories\`: "${category}" is not a valid category name`);
+    }
+  }
+  return { ...resolved, categories };
+}
+
+/** `process.env` where there is one (Node; Workers with `nodejs_compat`), without importing `node:*`. */
+function processEnv(): Record<string, unknown> | undefined {
+  return (globalThis as { process?: { env?: Record<string, unknown> } }).process?.env;
+}
+
+function timeoutFromEnv(env: Record<string, unknown> | undefined): number | undefined {
+  const raw = env?.RPC_QUEUE_RESPONSE_TIMEOUT;
+  if (raw === undefined || raw === "") return undefined;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new ConfigError(
+      `RPC_QUEUE_RESPONSE_TIMEOUT must be a positive number of seconds, got "${String(raw)}"`,
+    );
+  }
+  return seconds;
+}
+
+function positive(name: string, value: number): void {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`\`${name}\` must be a positive number, got ${String(value)}`);
+  }
+}
+
+function nonNegative(name: string, value: number): void {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(`\`${name}\` must be zero or a positive number, got ${String(value)}`);
+  }
+}

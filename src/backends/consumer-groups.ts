@@ -1,0 +1,263 @@
+/**
+ * The consumer-groups backend, after Perl's Mojo::WebSocketProxy::Backend::ConsumerGroups: each call is
+ * an entry on a Redis stream per category (`XADD`), answered by a service on the object's own reply key,
+ * which the {@link ReplyPoller} drains. The hooks around a call run in the core (`callRpc`); this class
+ * only moves requests and replies.
+ */
+import { ConfigError, TransportError } from "../core/errors.js";
+import { PendingRequests, systemClock, type PendingCounters } from "../core/pending-requests.js";
+import { callRpc, type CallRpcOptions, type RpcHookSet } from "../core/rpc-call.js";
+import type { Backend, Connection, JsonObject, Logger, RpcRequest, RpcResponse } from "../core/types.js";
+import {
+  DEFAULT_CATEGORY,
+  resolveConsumerGroupsOptions,
+  type ConsumerGroupsOptions,
+  type ResolvedConsumerGroupsOptions,
+} from "./consumer-groups-options.js";
+import { createRedisClient, type RedisCommands } from "./redis-client.js";
+import { ReplyPoller, type ReplyPollerStats } from "./reply-poller.js";
+import { entryFields, parseReply, ReplyFormatError, type ReplyMessage, type StreamEntry } from "./wire.js";
+
+/** Everything the backend counts: the pending table's counters, the poller's, and dropped replies. */
+export interface ConsumerGroupsStats extends PendingCounters, ReplyPollerStats {
+  whoami: string;
+  pending: number;
+  /** Replies naming another reply key in `who`. */
+  foreign: number;
+  /** Replies that could not be parsed (not JSON, no `message_id`, no usable `response`). */
+  invalid: number;
+}
+
+/** A backend that can drop the pending calls of a connection that closed (the Durable Object calls it). */
+export interface ConnectionAwareBackend extends Backend {
+  connectionClosed(connectionId: string): void;
+}
+
+/** The consumer-groups backend of one Durable Object incarnation. */
+export class ConsumerGroupsBackend implements ConnectionAwareBackend {
+  readonly options: ResolvedConsumerGroupsOptions;
+  /** This incarnation's reply key: `<streamPrefix>wsp:reply:<objectId>:<random>`. */
+  readonly whoami: string;
+  readonly pendingRequests: PendingRequests<ReplyMessage>;
+  readonly redis: RedisCommands;
+  private readonly poller: ReplyPoller;
+  private readonly dropped = { foreign: 0, invalid: 0 };
+  private readonly logger: Logger;
+  private sequence = 0;
+  private closed = false;
+
+  constructor(options: ConsumerGroupsOptions) {
+    this.options = resolveConsumerGroupsOptions(options);
+    const { streamPrefix, objectId, clock = systemClock } = this.options;
+    this.logger = this.options.logger ?? console;
+    this.redis =
+      this.options.redis ??
+      createRedisClient({
+        url: this.options.redisUrl ?? "",
+        token: this.options.redisToken ?? "",
+        requestTimeoutMs: this.options.redisRequestTimeoutMs,
+      });
+    // Random per incarnation: a woken or restarted object must never pop replies meant for its earlier self.
+    this.whoami = `${streamPrefix}wsp:reply:${objectId}:${randomHex(8)}`;
+    this.pendingRequests = new PendingRequests<ReplyMessage>({ clock });
+    this.poller = new ReplyPoller(this.options, {
+      clock,
+      popReplies: (count) => this.popReplies(count),
+      onReplies: (payloads) => this.onReplies(payloads),
+      onError: (error) => this.logger.error(`[wsproxy] LPOP ${this.whoami} failed: ${describe(error)}`),
+    });
+  }
+
+  /**
+   * The stream category of a call: the action's `category` when queue separation is on, else `general`.
+   * Throws {@link ConfigError} for a category that is not configured, so no key is ever built from input.
+   */
+  resolveCategory(category: string | undefined): string {
+    if (!this.options.queueSeparationEnabled || !category) return DEFAULT_CATEGORY;
+    this.assertCategory(category);
+    return category;
+  }
+
+  /** Throws {@link ConfigError} unless `category` is one of the configured `categories`. */
+  assertCategory(category: string): void {
+    if (this.options.categories.has(category)) return;
+    throw new ConfigError(
+      `category "${category}" is not configured; known categories: ${[...this.options.categories].join(", ")}`,
+    );
+  }
+
+  /** The stream key of a (resolved) category. */
+  categoryStream(category: string): string {
+    return `${this.options.streamPrefix}${category}`;
+  }
+
+  /** The category's timeout in seconds (what the service sees as the deadline). */
+  categoryTimeout(category: string): number {
+    return this.options.categoryTimeoutConfig[category] ?? this.options.timeout;
+  }
+
+  /** How long the gateway waits: the category timeout, extended by the percentage and the offset. */
+  localWaitSeconds(category: string): number {
+    const base = this.categoryTimeout(category);
+    return (
+      base + (base * this.options.rpcTimeoutExtendPercentage) / 100 + this.options.rpcTimeoutExtendOffset
+    );
+  }
+
+  /** Sends one call: resolves the category (written back to `req.category`) and returns the response. */
+  async call(req: RpcRequest, params: JsonObject, conn: Connection): Promise<RpcResponse> {
+    const category = this.resolveCategory(req.category ?? req.action.category);
+    req.category = category;
+    const entry: StreamEntry = {
+      method: req.method,
+      who: this.whoami,
+      // Whole seconds, as the Perl proxy wrote it (`time + timeout`); a fractional timeout rounds up.
+      deadline: Math.ceil(Math.floor(Date.now() / 1000) + this.categoryTimeout(category)),
+      args: params,
+      stashParams: req.stashParams,
+      correlationId: req.correlationId,
+    };
+    const reply = await this.request(entry, category, this.localWaitSeconds(category), conn.id);
+    return reply.response;
+  }
+
+  /**
+   * Perl's `call_rpc`: this backend's call wrapped in every RPC hook, by the core's `callRpc` (the
+   * dispatcher does this itself; this is for callers that drive a backend directly). Resolves with the
+   * reply to send, or undefined when nothing is to be sent.
+   */
+  callRpc(
+    conn: Connection,
+    req: RpcRequest,
+    hooks?: RpcHookSet,
+    options?: CallRpcOptions,
+  ): Promise<JsonObject | undefined> {
+    return callRpc(conn, req, this, hooks ?? { global: {}, action: req.action }, options);
+  }
+
+  /**
+   * Writes `entry` (plus its `message_id`) to the category stream and waits up to `timeoutSeconds` for
+   * the reply. Rejects with `RpcTimeoutError`, or `TransportError` when Redis failed; the pending entry is
+   * removed either way.
+   */
+  async request(
+    entry: StreamEntry,
+    category: string,
+    timeoutSeconds: number,
+    owner?: string,
+  ): Promise<ReplyMessage> {
+    this.assertCategory(category);
+    const stream = this.categoryStream(category);
+    if (this.closed) throw new TransportError("the backend is closed", `XADD ${stream}`);
+    const messageId = String(++this.sequence);
+    const reply = this.pendingRequests.add(messageId, {
+      timeoutMs: timeoutSeconds * 1000,
+      label: entry.method,
+      owner,
+    });
+    // The rejection is handled by the `await reply` below; this keeps a timeout that fires while the XADD
+    // is still in flight from being reported as unhandled in between.
+    reply.catch(() => undefined);
+    const command: [string, ...string[]] = [
+      "XADD",
+      stream,
+      "MAXLEN",
+      "~",
+      String(this.options.streamMaxLen),
+      "*",
+    ];
+    command.push(...entryFields(entry), "message_id", messageId);
+    try {
+      await this.redis.exec(command);
+      if (this.pendingRequests.has(messageId)) this.poller.sent(messageId);
+    } catch (error) {
+      const failure = new TransportError(`XADD ${stream} failed: ${describe(error)}`, `XADD ${stream}`, {
+        cause: error,
+        failureType: "RedisError",
+      });
+      this.pendingRequests.fail(messageId, failure);
+    }
+    try {
+      return await reply;
+    } finally {
+      this.poller.forget(messageId);
+    }
+  }
+
+  /** Fails the pending calls of a closed connection, so the poller can stop; their replies count as late. */
+  connectionClosed(connectionId: string): void {
+    this.pendingRequests.failOwner(
+      connectionId,
+      new TransportError("the connection closed", "wait for reply"),
+    );
+  }
+
+  /** Stops the poller and fails every pending call. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller.stop();
+    this.pendingRequests.failAll(new TransportError("the backend is closed", "wait for reply"));
+  }
+
+  /** Counters for logs, `/health` and tests. */
+  stats(): ConsumerGroupsStats {
+    return {
+      whoami: this.whoami,
+      pending: this.pendingRequests.size,
+      ...this.pendingRequests.counters,
+      ...this.poller.stats,
+      ...this.dropped,
+    };
+  }
+
+  private async popReplies(count: number): Promise<string[]> {
+    const popped = await this.redis.exec<unknown>(["LPOP", this.whoami, String(count)]);
+    if (popped === null || popped === undefined) return [];
+    if (!Array.isArray(popped)) {
+      throw new TransportError("LPOP returned a non-list", `LPOP ${this.whoami}`, {
+        failureType: "RedisError",
+      });
+    }
+    return popped.map((item) => (typeof item === "string" ? item : JSON.stringify(item)));
+  }
+
+  private onReplies(payloads: string[]): void {
+    for (const payload of payloads) {
+      let reply: ReplyMessage;
+      try {
+        reply = parseReply(payload);
+      } catch (error) {
+        const messageId = error instanceof ReplyFormatError ? error.messageId : undefined;
+        // An unusable reply to a waiting request fails it now (WrongResponse) rather than at its timeout.
+        if (messageId === undefined || !this.pendingRequests.fail(messageId, error))
+          this.dropped.invalid += 1;
+        this.logger.warn(`[wsproxy] unusable reply on ${this.whoami}: ${describe(error)}`);
+        continue;
+      }
+      if (reply.who !== undefined && reply.who !== this.whoami) {
+        this.dropped.foreign += 1;
+        this.logger.warn(`[wsproxy] dropped a reply addressed to ${reply.who} found on ${this.whoami}`);
+        continue;
+      }
+      const outcome = this.pendingRequests.resolve(reply.messageId, reply);
+      if (outcome === "delivered") this.poller.received(reply.messageId);
+      else
+        this.logger.warn(
+          `[wsproxy] dropped ${outcome} reply message_id=${reply.messageId} on ${this.whoami}`,
+        );
+    }
+  }
+}
+
+function randomHex(bytes: number): string {
+  return [...crypto.getRandomValues(new Uint8Array(bytes))]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/** A short, token-free description of an error for logs and TransportError messages. */
+function describe(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}

@@ -1,0 +1,63 @@
+/**
+ * The gateway's backends and the `{type, ...options}` configuration that builds them.
+ */
+import { ConfigError } from "../core/errors.js";
+import type { Backend } from "../core/types.js";
+import { ConsumerGroupsBackend, type ConnectionAwareBackend } from "./consumer-groups.js";
+import type { ConsumerGroupsOptions } from "./consumer-groups-options.js";
+import { JsonRpcBackend, type JsonRpcOptions } from "./jsonrpc.js";
+
+export {
+  ConsumerGroupsBackend,
+  type ConnectionAwareBackend,
+  type ConsumerGroupsStats,
+} from "./consumer-groups.js";
+export {
+  DEFAULT_CATEGORY,
+  DEFAULT_CONSUMER_GROUPS_OPTIONS,
+  resolveConsumerGroupsOptions,
+  type ConsumerGroupsOptions,
+} from "./consumer-groups-options.js";
+export {
+  DEFAULT_JSONRPC_OPTIONS,
+  JsonRpcBackend,
+  resolveJsonRpcOptions,
+  type JsonRpcOptions,
+} from "./jsonrpc.js";
+export { createRedisClient, type RedisCommands } from "./redis-client.js";
+export { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
+export { parseReply, entryFields, type ReplyMessage, type StreamEntry } from "./wire.js";
+
+/** One entry of `backends`: the backend type and its options. */
+export type BackendConfig =
+  | ({ type: "consumer_groups" } & ConsumerGroupsOptions)
+  | ({ type: "jsonrpc" } & JsonRpcOptions)
+  /** Any object implementing {@link Backend}, built by you. */
+  | { type: "custom"; backend: Backend };
+
+/** Builds a backend from its configuration; throws {@link ConfigError} for an unknown `type`. */
+export function createBackend(name: string, config: BackendConfig): Backend {
+  switch (config.type) {
+    case "consumer_groups": {
+      const { type: _type, ...options } = config;
+      return new ConsumerGroupsBackend(options);
+    }
+    case "jsonrpc": {
+      const { type: _type, ...options } = config;
+      return new JsonRpcBackend(options);
+    }
+    case "custom":
+      return config.backend;
+    default:
+      throw new ConfigError(
+        `\`backends.${name}.type\` must be "consumer_groups", "jsonrpc" or "custom", got ${JSON.stringify(
+          (config as { type?: unknown }).type,
+        )}`,
+      );
+  }
+}
+
+/** True for backends that want to hear about closed connections (to drop their pending calls). */
+export function isConnectionAware(backend: Backend): backend is ConnectionAwareBackend {
+  return typeof (backend as Partial<ConnectionAwareBackend>).connectionClosed === "function";
+}

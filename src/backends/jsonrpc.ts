@@ -1,0 +1,111 @@
+/**
+ * The JSON-RPC over HTTP backend, after Perl's Mojo::WebSocketProxy::Backend::JSONRPC (the Perl proxy's
+ * default): each call is `POST <url><method>` with `{"id","method","params","jsonrpc":"2.0"}`.
+ */
+import { ConfigError, RpcTimeoutError, TransportError } from "../core/errors.js";
+import { callRpc, type CallRpcOptions, type RpcHookSet } from "../core/rpc-call.js";
+import type { Backend, Connection, JsonObject, RpcRequest, RpcResponse } from "../core/types.js";
+
+/** Options of {@link JsonRpcBackend}. */
+export interface JsonRpcOptions {
+  /** Base URL; the method name is appended (`https://rpc.example/` + `ping`). Required. */
+  url: string;
+  /** A call with no answer after this long fails (WrongResponse). @default 30000 */
+  requestTimeoutMs?: number;
+  /** Extra request headers (authentication, say). @default {} */
+  headers?: Record<string, string>;
+  /** The fetch to use: a service binding's `fetch`, or a fake in tests. @default globalThis.fetch */
+  fetch?: (request: Request) => Promise<Response>;
+}
+
+/** The defaults of {@link JsonRpcOptions}. */
+export const DEFAULT_JSONRPC_OPTIONS = {
+  requestTimeoutMs: 30_000,
+  headers: {} as Record<string, string>,
+} as const;
+
+/** {@link JsonRpcOptions} with defaults filled in. */
+export type ResolvedJsonRpcOptions = Required<Omit<JsonRpcOptions, "fetch">> & Pick<JsonRpcOptions, "fetch">;
+
+/** Fills in defaults and checks the options; throws a {@link ConfigError} naming the bad one. */
+export function resolveJsonRpcOptions(options: JsonRpcOptions): ResolvedJsonRpcOptions {
+  if (typeof options.url !== "string" || !/^https?:\/\//.test(options.url)) {
+    throw new ConfigError(
+      `jsonrpc backend: \`url\` must be an http(s) URL, got ${JSON.stringify(options.url)}`,
+    );
+  }
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_JSONRPC_OPTIONS.requestTimeoutMs;
+  if (!Number.isFinite(requestTimeoutMs) || requestTimeoutMs <= 0) {
+    throw new ConfigError("jsonrpc backend: `requestTimeoutMs` must be a positive number");
+  }
+  return { ...DEFAULT_JSONRPC_OPTIONS, ...options, requestTimeoutMs };
+}
+
+/** Calls a JSON-RPC 2.0 service over HTTP. */
+export class JsonRpcBackend implements Backend {
+  readonly options: ResolvedJsonRpcOptions;
+
+  constructor(options: JsonRpcOptions) {
+    this.options = resolveJsonRpcOptions(options);
+  }
+
+  /**
+   * Posts the call. An HTTP, network or JSON failure throws {@link TransportError}, no answer in time
+   * {@link RpcTimeoutError} (both WrongResponse); a JSON-RPC `error` is returned as `{error}` (CallError).
+   */
+  async call(req: RpcRequest, params: JsonObject, _conn: Connection): Promise<RpcResponse> {
+    const url = `${this.options.url}${encodeURIComponent(req.method)}`;
+    const body = JSON.stringify({ id: crypto.randomUUID(), method: req.method, params, jsonrpc: "2.0" });
+    const request = new Request(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...this.options.headers },
+      body,
+      signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+    });
+    let response: Response;
+    let text: string;
+    try {
+      response = await (this.options.fetch ?? fetch)(request);
+      text = await response.text();
+    } catch (error) {
+      if (error instanceof Error && error.name === "TimeoutError") {
+        throw new RpcTimeoutError(req.method, this.options.requestTimeoutMs);
+      }
+      throw new TransportError(`POST ${url} failed: ${String(error)}`, `POST ${url}`, { cause: error });
+    }
+    if (!response.ok) throw new TransportError(`POST ${url} answered HTTP ${response.status}`, `POST ${url}`);
+    return parseJsonRpcResponse(text, url);
+  }
+
+  /** Perl's `call_rpc`: {@link call} wrapped in every RPC hook, by the core's `callRpc`. */
+  callRpc(
+    conn: Connection,
+    req: RpcRequest,
+    hooks?: RpcHookSet,
+    options?: CallRpcOptions,
+  ): Promise<JsonObject | undefined> {
+    return callRpc(conn, req, this, hooks ?? { global: {}, action: req.action }, options);
+  }
+}
+
+function parseJsonRpcResponse(text: string, url: string): RpcResponse {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(text);
+  } catch (error) {
+    throw new TransportError(`POST ${url} answered with invalid JSON`, `POST ${url}`, { cause: error });
+  }
+  if (typeof decoded !== "object" || decoded === null || Array.isArray(decoded)) {
+    throw new TransportError(`POST ${url} answered with a non-object`, `POST ${url}`);
+  }
+  const reply = decoded as { result?: unknown; error?: unknown };
+  if (reply.error !== undefined && reply.error !== null) {
+    const error =
+      typeof reply.error === "object" ? (reply.error as { code?: unknown; message?: unknown }) : {};
+    return {
+      error: { code: String(error.code ?? "CallError"), message: String(error.message ?? reply.error) },
+    };
+  }
+  if (!("result" in reply)) throw new TransportError(`POST ${url} answered without result`, `POST ${url}`);
+  return { result: reply.result };
+}

@@ -1,0 +1,50 @@
+/**
+ * The Redis seam of the consumer-groups backend and the one place an `@upstash/redis` client is made.
+ */
+import { Redis } from "@upstash/redis/cloudflare";
+
+/**
+ * The only Redis call the gateway makes: one raw command (`XADD`, `LPOP`, `PING`), raw reply back.
+ * An `@upstash/redis` `Redis` instance satisfies it; tests pass a fake.
+ */
+export interface RedisCommands {
+  exec<TResult>(command: [string, ...(string | number)[]]): Promise<TResult>;
+}
+
+/** Connection settings of {@link createRedisClient}. */
+export interface RedisClientSettings {
+  /** `UPSTASH_REDIS_REST_URL`. */
+  url: string;
+  /** `UPSTASH_REDIS_REST_TOKEN`. */
+  token: string;
+  /** Each REST call is aborted after this long and fails. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * An `@upstash/redis` client set up for a gateway:
+ * - no retries: a failed `XADD` must become WrongResponse at once, not after a back-off longer than the
+ *   client would wait, and retrying a write whose first attempt may have landed could run an RPC twice;
+ * - a per-call timeout (a fresh `AbortSignal` per request; the SDK turns a *static* aborted signal into a
+ *   fake success, a signal factory into an error);
+ * - raw replies (`automaticDeserialization: false`): reply payloads are parsed and validated by
+ *   `wire.ts`, stream ids stay strings;
+ * - no auto-pipelining: every `XADD` and `LPOP` is its own request with its own timeout and error, so one
+ *   slow command cannot hold another's failure; Upstash bills per command either way;
+ * - no telemetry headers and no read-your-writes token (the gateway reads only keys it does not write);
+ * - the SDK's default base64 response encoding kept: each popped reply is decoded on its own, so one
+ *   payload with bytes that are not UTF-8 cannot make the whole `LPOP` batch unreadable.
+ */
+export function createRedisClient(settings: RedisClientSettings): RedisCommands {
+  const { url, token, requestTimeoutMs } = settings;
+  return new Redis({
+    url,
+    token,
+    retry: { retries: 0 },
+    signal: () => AbortSignal.timeout(requestTimeoutMs),
+    automaticDeserialization: false,
+    enableAutoPipelining: false,
+    enableTelemetry: false,
+    readYourWrites: false,
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * The reply poller: one per Durable Object incarnation, draining the object's reply key with
+ * `LPOP <who> <batch>` while (and only while) acknowledged requests wait for replies.
+ *
+ * Schedule (PROTOCOL.md section 4, issue 8):
+ * - the first poll after an `XADD` is acknowledged comes after the *expected service latency*, a running
+ *   estimate of a high percentile (about the 93rd) of the time until the reply is there, in
+ *   [`pollMinMs`, `pollMaxMs`]: a first poll that finds its reply shortens it a little, one that misses
+ *   lengthens it a lot, so about 7% of first polls come back empty whatever the service's speed;
+ * - a poll that returned replies is followed at once by another (more are likely queued behind them);
+ * - an empty poll backs off exponentially from `pollMinMs` by `pollBackoffFactor` up to `pollMaxMs`, but a
+ *   request acknowledged meanwhile pulls the next poll forward to its own expected time;
+ * - one `LPOP` in flight at a time; nothing waiting means no timer and no Redis command, so the object
+ *   can hibernate.
+ */
+import type { Clock, TimerHandle } from "../core/pending-requests.js";
+
+/** The poller's knobs (all part of {@link ConsumerGroupsOptions}). */
+export interface ReplyPollerOptions {
+  /** Expected service latency before any reply was seen: the first poll's delay. @default 2 */
+  pollInitialDelayMs: number;
+  /** Floor of the first-poll delay and first back-off step. @default 1 */
+  pollMinMs: number;
+  /** Ceiling of the first-poll delay and of the back-off. @default 50 */
+  pollMaxMs: number;
+  /** Growth of the back-off after each empty poll. @default 2 */
+  pollBackoffFactor: number;
+  /** Replies popped per `LPOP`. @default 100 */
+  pollBatchSize: number;
+}
+
+/** The I/O and callbacks the poller needs. */
+export interface ReplyPollerDeps {
+  /** `LPOP <who> <count>`: the popped payloads, oldest first (empty when the key is empty). */
+  popReplies(count: number): Promise<string[]>;
+  /** Handles one batch; calls {@link ReplyPoller.received} for each reply that found its request. */
+  onReplies(payloads: string[]): void;
+  /** A poll failed; the poller backs off and keeps going while requests wait. */
+  onError(error: unknown): void;
+  clock: Clock;
+}
+
+/** Counters for tests and the benchmark. */
+export interface ReplyPollerStats {
+  polls: number;
+  emptyPolls: number;
+  pollErrors: number;
+  /** Current expected service latency, ms. */
+  expectedLatencyMs: number;
+}
+
+interface Waiting {
+  /** Number of polls issued before the `XADD` was acknowledged. */
+  pollsBefore: number;
+  /** When its first poll was due by the latency estimate. */
+  dueAt: number;
+}
+
+/** How many recent polls' issue times are kept, to judge a request's first poll after the fact. */
+const POLL_HISTORY = 256;
+
+/**
+ * Steps of the latency estimate. A reply's first poll either finds it (the service was at least that
+ * fast) or not, and nothing more is known, so the estimate is moved by that outcome alone: -1.5% per hit,
+ * +20% per miss. It settles where misses are 0.015 / (0.015 + 0.2), about 7% of first polls, and a single
+ * slow reply moves it by one step only. (An average of observed latencies would not do: a poll that finds
+ * its reply at once says nothing about how much earlier it was there, so such an average only rises.)
+ * A first poll that came before the request's due time (a busy object polls back to back) and missed
+ * says nothing about the estimate and is not counted.
+ */
+const HIT_STEP = 0.015;
+const MISS_STEP = 0.2;
+
+/** Polls the reply key on the schedule above. */
+export class ReplyPoller {
+  readonly stats: ReplyPollerStats;
+  private readonly waiting = new Map<string, Waiting>();
+  private timer: { handle: TimerHandle; at: number } | undefined;
+  private inFlight = false;
+  private stopped = false;
+  private backoffMs: number;
+  /** Earliest expected time of requests acknowledged while a poll was in flight (not covered by it). */
+  private uncoveredDueAt = Infinity;
+  /** Sequence number of the poll in flight (or the last one). */
+  private currentPoll = 0;
+  /** Issue times of the last {@link POLL_HISTORY} polls, by sequence number modulo its length. */
+  private readonly pollIssuedAt: number[] = new Array<number>(POLL_HISTORY).fill(0);
+
+  constructor(
+    private readonly options: ReplyPollerOptions,
+    private readonly deps: ReplyPollerDeps,
+  ) {
+    this.backoffMs = options.pollMinMs;
+    this.stats = { polls: 0, emptyPolls: 0, pollErrors: 0, expectedLatencyMs: options.pollInitialDelayMs };
+  }
+
+  /** Number of acknowledged requests the poller is polling for. */
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  /** True while a poll is scheduled or in flight. */
+  get active(): boolean {
+    return this.inFlight || this.timer !== undefined;
+  }
+
+  /** The `XADD` of `messageId` was acknowledged: its reply may now appear. */
+  sent(messageId: string): void {
+    if (this.stopped) return;
+    const now = this.deps.clock.now();
+    const dueAt = now + this.firstPollDelay();
+    this.waiting.set(messageId, { pollsBefore: this.stats.polls, dueAt });
+    // A new request restarts the back-off: its own reply should not wait behind an older one's long gaps.
+    this.backoffMs = this.options.pollMinMs;
+    if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, dueAt);
+    else this.scheduleAt(dueAt);
+  }
+
+  /** The reply of `messageId` was delivered (called from `onReplies`): learn whether its first poll was late enough. */
+  received(messageId: string): void {
+    const waiting = this.waiting.get(messageId);
+    if (!waiting) return;
+    this.waiting.delete(messageId);
+    const firstPoll = waiting.pollsBefore + 1;
+    let factor = 1 - HIT_STEP;
+    if (this.currentPoll !== firstPoll) {
+      const known = this.currentPoll - firstPoll < POLL_HISTORY;
+      const firstPollOnTime = known && (this.pollIssuedAt[firstPoll % POLL_HISTORY] ?? 0) >= waiting.dueAt;
+      if (!firstPollOnTime) return;
+      factor = 1 + MISS_STEP;
+    }
+    const { pollMinMs, pollMaxMs } = this.options;
+    const next = this.stats.expectedLatencyMs * factor;
+    this.stats.expectedLatencyMs = Math.min(pollMaxMs, Math.max(pollMinMs, next));
+  }
+
+  /** `messageId` no longer waits (timed out, failed, cancelled); stops polling when nothing waits. */
+  forget(messageId: string): void {
+    this.waiting.delete(messageId);
+    if (this.waiting.size === 0) this.cancelTimer();
+  }
+
+  /** Stops for good: no further poll; an in-flight one is not awaited. Idempotent. */
+  stop(): void {
+    this.stopped = true;
+    this.waiting.clear();
+    this.cancelTimer();
+  }
+
+  private firstPollDelay(): number {
+    const { pollMinMs, pollMaxMs } = this.options;
+    return Math.min(pollMaxMs, Math.max(pollMinMs, this.stats.expectedLatencyMs));
+  }
+
+  private scheduleAt(at: number): void {
+    if (this.timer && this.timer.at <= at) return;
+    this.cancelTimer();
+    const delay = Math.max(0, at - this.deps.clock.now());
+    const handle = this.deps.clock.setTimeout(() => {
+      this.timer = undefined;
+      void this.poll();
+    }, delay);
+    this.timer = { handle, at };
+  }
+
+  private cancelTimer(): void {
+    if (!this.timer) return;
+    this.deps.clock.clearTimeout(this.timer.handle);
+    this.timer = undefined;
+  }
+
+  private async poll(): Promise<void> {
+    // Loop rather than recurse: a busy object re-polls back to back for as long as replies keep coming.
+    while (!this.stopped && !this.inFlight && this.waiting.size > 0) {
+      this.inFlight = true;
+      this.uncoveredDueAt = Infinity;
+      this.stats.polls += 1;
+      this.currentPoll = this.stats.polls;
+      this.pollIssuedAt[this.currentPoll % POLL_HISTORY] = this.deps.clock.now();
+      let payloads: string[] | undefined;
+      try {
+        payloads = await this.deps.popReplies(this.options.pollBatchSize);
+      } catch (error) {
+        this.stats.pollErrors += 1;
+        this.deps.onError(error);
+      } finally {
+        this.inFlight = false;
+      }
+      if (payloads && payloads.length > 0) {
+        this.backoffMs = this.options.pollMinMs;
+        try {
+          this.deps.onReplies(payloads);
+        } catch (error) {
+          // A bug in reply handling must not kill the loop that every waiting request depends on.
+          this.deps.onError(error);
+        }
+        continue;
+      }
+      if (payloads) this.stats.emptyPolls += 1;
+      this.scheduleAfterEmptyPoll();
+      return;
+    }
+  }
+
+  private scheduleAfterEmptyPoll(): void {
+    if (this.stopped || this.waiting.size === 0) return;
+    const now = this.deps.clock.now();
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.options.pollMaxMs, this.backoffMs * this.options.pollBackoffFactor);
+    this.scheduleAt(Math.min(now + delay, this.uncoveredDueAt));
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The consumer-groups wire shapes (PROTOCOL.md sections 3 and 4): the stream entry the gateway writes and
+ * the reply payload it reads back. Every field name here is exact and shared with the Perl system.
+ */
+import { ProtocolError } from "../core/errors.js";
+import type { JsonObject, RpcResponse } from "../core/types.js";
+
+/** What goes into one request entry, before it is flattened into `XADD` field/value pairs. */
+export interface StreamEntry {
+  /** The RPC method (`rpc`). */
+  method: string;
+  /** The reply key of the calling object (`who`). */
+  who: string;
+  /** Epoch seconds after which the service drops the request unanswered (`deadline`). */
+  deadline: number;
+  /** The call parameters (`args`, JSON): `{args: <client message>, ...stash values, ...callParams}`. */
+  args: JsonObject;
+  /** Names of the stash values sent along (`stash`, JSON list); left out when empty. */
+  stashParams?: string[];
+  /** Correlation id for the service's logs (`req_log_context`); left out when absent. */
+  correlationId?: string;
+}
+
+/**
+ * Flattens an entry into the field/value list of `XADD`, in the order of PROTOCOL.md section 3:
+ * `rpc <method> who <who> deadline <s> args <json> [stash <json>] [req_log_context <json>]`.
+ * The caller appends `message_id <id>`.
+ */
+export function entryFields(entry: StreamEntry): string[] {
+  const fields = [
+    "rpc",
+    entry.method,
+    "who",
+    entry.who,
+    "deadline",
+    String(entry.deadline),
+    "args",
+    JSON.stringify(entry.args),
+  ];
+  if (entry.stashParams && entry.stashParams.length > 0)
+    fields.push("stash", JSON.stringify(entry.stashParams));
+  if (entry.correlationId) {
+    fields.push("req_log_context", JSON.stringify({ correlation_id: entry.correlationId }));
+  }
+  return fields;
+}
+
+/** A reply as read from the reply key, validated. */
+export interface ReplyMessage {
+  /** Always a string: `7` and `"7"` name the same request. */
+  messageId: string;
+  /** The service's response, handed to the core unchanged. */
+  response: RpcResponse;
+  /** The `who` the service echoed, when it did (a reply that names another key is foreign). */
+  who?: string;
+}
+
+/**
+ * Parses one reply popped from the reply key. Accepted shapes (other fields are ignored):
+ *
+ * ```json
+ * {"message_id":"7","response":{"result":{"ping":"pong"},"timestamp":1764170000.123}}
+ * {"message_id":7,"response":{"error":{"code":"InternalServerError","message":"boom"}}}
+ * ```
+ *
+ * Throws {@link ProtocolError} (with the `messageId` when one could be read, so the request can fail
+ * fast instead of timing out) for anything else.
+ */
+export function parseReply(raw: string): ReplyMessage {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(raw);
+  } catch (error) {
+    throw new ReplyFormatError("reply is not JSON", undefined, { cause: error });
+  }
+  if (!isObject(decoded)) throw new ReplyFormatError("reply is not a JSON object");
+  const rawId = decoded.message_id;
+  if (typeof rawId !== "string" && typeof rawId !== "number") {
+    throw new ReplyFormatError("reply has no message_id");
+  }
+  const messageId = String(rawId);
+  const who = typeof decoded.who === "string" ? decoded.who : undefined;
+  return { messageId, response: parseResponse(decoded.response, messageId), who };
+}
+
+function parseResponse(response: unknown, messageId: string): RpcResponse {
+  if (!isObject(response)) throw new ReplyFormatError("reply has no response object", messageId);
+  if ("error" in response && response.error !== undefined && response.error !== null) {
+    const error = response.error;
+    if (!isObject(error)) throw new ReplyFormatError("response.error is not an object", messageId);
+    return {
+      error: { code: String(error.code ?? "InternalServerError"), message: String(error.message ?? "") },
+    };
+  }
+  if (!("result" in response)) throw new ReplyFormatError("response has neither result nor error", messageId);
+  const timestamp = typeof response.timestamp === "number" ? response.timestamp : undefined;
+  return timestamp === undefined ? { result: response.result } : { result: response.result, timestamp };
+}
+
+/** An unusable reply; carries the `message_id` when it could be read. */
+export class ReplyFormatError extends ProtocolError {
+  constructor(
+    message: string,
+    readonly messageId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,196 @@
+/**
+ * The pending-request table: one entry per backend call waiting for its reply, keyed by `message_id`.
+ *
+ * Portable (no runtime imports): time comes through the {@link Clock} seam so tests drive it by hand.
+ * A reply settles its entry exactly once; a reply for an entry that already settled, timed out or never
+ * existed is dropped and counted, never handed to another request (PROTOCOL.md section 3).
+ */
+import { RpcTimeoutError } from "./errors.js";
+
+/** A timer handle as returned by {@link Clock.setTimeout}; opaque to callers. */
+export type TimerHandle = unknown;
+
+/** Time and timers: the platform's by default, a fake one in tests. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** The runtime's own clock (`Date.now`, `setTimeout`). */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** What happened to a reply handed to {@link PendingRequests.resolve}. */
+export type ReplyOutcome =
+  /** It settled a waiting request. */
+  | "delivered"
+  /** Its request had already timed out, failed or been cancelled. */
+  | "late"
+  /** Its request had already received a reply. */
+  | "duplicate"
+  /** No request of this table ever had that id (or it is too old to remember). */
+  | "unknown";
+
+/** Running totals, for logs, health output and tests. */
+export interface PendingCounters {
+  added: number;
+  delivered: number;
+  timedOut: number;
+  /** Settled with an error other than a timeout (Redis error, cancelled on close). */
+  failed: number;
+  late: number;
+  duplicate: number;
+  unknown: number;
+}
+
+/** Options of {@link PendingRequests}. */
+export interface PendingRequestsOptions {
+  /** @default systemClock */
+  clock?: Clock;
+  /**
+   * How many settled ids are remembered to tell a late or duplicate reply from an unknown one. Older ids
+   * count as unknown; either way the reply is dropped. @default 10000
+   */
+  recentLimit?: number;
+  /** Called whenever the table becomes empty (so a poller can stop). */
+  onEmpty?: () => void;
+}
+
+/** Options of one {@link PendingRequests.add} call. */
+export interface PendingEntryOptions {
+  /** Reject with {@link RpcTimeoutError} after this long. */
+  timeoutMs: number;
+  /** Names the call in the timeout error (the RPC method). */
+  label: string;
+  /** Groups entries for {@link PendingRequests.failOwner}, e.g. a connection id. */
+  owner?: string;
+}
+
+interface PendingEntry<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+  timer: TimerHandle;
+  owner?: string;
+}
+
+type SettledAs = "replied" | "abandoned";
+
+/** The table of requests waiting for a reply. `T` is the reply type. */
+export class PendingRequests<T> {
+  readonly counters: PendingCounters = {
+    added: 0,
+    delivered: 0,
+    timedOut: 0,
+    failed: 0,
+    late: 0,
+    duplicate: 0,
+    unknown: 0,
+  };
+  private readonly entries = new Map<string, PendingEntry<T>>();
+  private readonly recent = new Map<string, SettledAs>();
+  private readonly clock: Clock;
+  private readonly recentLimit: number;
+  private readonly onEmpty?: () => void;
+
+  constructor(options: PendingRequestsOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.recentLimit = options.recentLimit ?? 10_000;
+    this.onEmpty = options.onEmpty;
+  }
+
+  /** Number of requests waiting. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** True while `messageId` waits for its reply. */
+  has(messageId: string): boolean {
+    return this.entries.has(messageId);
+  }
+
+  /**
+   * Registers a request and returns the promise of its reply. It rejects with {@link RpcTimeoutError}
+   * after `timeoutMs`, or with whatever {@link fail} is given. Either way the entry is removed.
+   */
+  add(messageId: string, options: PendingEntryOptions): Promise<T> {
+    if (this.entries.has(messageId)) throw new Error(`message_id ${messageId} is already pending`);
+    this.counters.added += 1;
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        if (!this.remove(messageId, "abandoned")) return;
+        this.counters.timedOut += 1;
+        reject(new RpcTimeoutError(options.label, options.timeoutMs));
+      }, options.timeoutMs);
+      this.entries.set(messageId, { resolve, reject, timer, owner: options.owner });
+    });
+  }
+
+  /** Hands a reply to its request, or drops and counts it. `messageId` is compared as a string. */
+  resolve(messageId: string, reply: T): ReplyOutcome {
+    const entry = this.entries.get(messageId);
+    if (!entry) {
+      const outcome = this.classifyStray(messageId);
+      this.counters[outcome] += 1;
+      return outcome;
+    }
+    this.remove(messageId, "replied");
+    this.counters.delivered += 1;
+    entry.resolve(reply);
+    return "delivered";
+  }
+
+  /** Rejects one waiting request; false when it was not waiting. */
+  fail(messageId: string, error: unknown): boolean {
+    const entry = this.entries.get(messageId);
+    if (!entry) return false;
+    this.remove(messageId, "abandoned");
+    this.counters.failed += 1;
+    entry.reject(error);
+    return true;
+  }
+
+  /** Rejects every waiting request of `owner` (a connection that closed); returns how many. */
+  failOwner(owner: string, error: unknown): number {
+    let count = 0;
+    for (const [messageId, entry] of [...this.entries]) {
+      if (entry.owner === owner && this.fail(messageId, error)) count += 1;
+    }
+    return count;
+  }
+
+  /** Rejects every waiting request (the object is going away). */
+  failAll(error: unknown): void {
+    for (const messageId of [...this.entries.keys()]) this.fail(messageId, error);
+  }
+
+  private remove(messageId: string, as: SettledAs): boolean {
+    const entry = this.entries.get(messageId);
+    if (!entry) return false;
+    this.clock.clearTimeout(entry.timer);
+    this.entries.delete(messageId);
+    this.remember(messageId, as);
+    if (this.entries.size === 0) this.onEmpty?.();
+    return true;
+  }
+
+  private remember(messageId: string, as: SettledAs): void {
+    this.recent.set(messageId, as);
+    if (this.recent.size > this.recentLimit) {
+      // Map iteration order is insertion order, so the first key is the oldest settled id.
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
+  }
+
+  private classifyStray(messageId: string): "late" | "duplicate" | "unknown" {
+    const settled = this.recent.get(messageId);
+    if (settled === "replied") return "duplicate";
+    if (settled === "abandoned") return "late";
+    return "unknown";
+  }
+}

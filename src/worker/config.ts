@@ -1,0 +1,122 @@
+/**
+ * `createGateway()` options and how they become backends, from wrangler vars and secrets.
+ */
+import { ConsumerGroupsBackend, createBackend, type BackendConfig } from "../backends/index.js";
+import { ConfigError } from "../core/errors.js";
+import { resolveGatewayOptions, type GatewayOptions } from "../core/options.js";
+import type { Backend } from "../core/types.js";
+
+/** The Worker's bindings, vars and secrets the gateway reads (names Upstash users already have). */
+export interface GatewayEnv {
+  /** Redis REST URL, a wrangler var (`[vars]`). */
+  UPSTASH_REDIS_REST_URL?: string;
+  /** Redis REST token, a secret (`wrangler secret put UPSTASH_REDIS_REST_TOKEN`). */
+  UPSTASH_REDIS_REST_TOKEN?: string;
+  /** Default reply wait in seconds. */
+  RPC_QUEUE_RESPONSE_TIMEOUT?: string;
+  [binding: string]: unknown;
+}
+
+/** A backend entry: its configuration, or a function of the Worker's env that returns it. */
+export type BackendSetting = BackendConfig | ((env: GatewayEnv) => BackendConfig);
+
+/** Options of `createGateway()`: the core's {@link GatewayOptions} plus the platform's. */
+export interface CreateGatewayOptions extends GatewayOptions {
+  /**
+   * Backends by name. A `consumer_groups` entry without `redis`/`redisUrl` uses `UPSTASH_REDIS_REST_URL`
+   * and `UPSTASH_REDIS_REST_TOKEN`, and `RPC_QUEUE_RESPONSE_TIMEOUT` for its `timeout`.
+   * @default { default: { type: "consumer_groups" } }
+   */
+  backends?: Record<string, BackendSetting>;
+  /** The Durable Object namespace binding. @default "GATEWAY" */
+  binding?: string;
+  /**
+   * Names the Durable Object that holds a new connection. @default a random one of `objectShards` names
+   * (`shard-0` ... `shard-<n-1>`)
+   */
+  objectName?: (request: Request, env: GatewayEnv) => string;
+  /** Number of objects the default `objectName` spreads connections over. @default 4 */
+  objectShards?: number;
+  /** Upgrade request headers kept for hooks in `conn.upgrade.headers`. @default DEFAULT_UPGRADE_HEADERS */
+  upgradeHeaders?: string[];
+  /** Timeout of the Redis `PING` of `GET /health`. @default 1000 */
+  healthTimeoutMs?: number;
+}
+
+/** The default backends: one consumer-groups backend configured from the environment. */
+export const DEFAULT_BACKENDS: Record<string, BackendSetting> = { default: { type: "consumer_groups" } };
+
+/** Each backend's configuration for this env, environment defaults filled in; throws a ConfigError. */
+export function backendConfigs(
+  options: CreateGatewayOptions,
+  env: GatewayEnv,
+): Record<string, BackendConfig> {
+  const configs: Record<string, BackendConfig> = {};
+  for (const [name, setting] of Object.entries(options.backends ?? DEFAULT_BACKENDS)) {
+    const config = typeof setting === "function" ? setting(env) : setting;
+    configs[name] = config.type === "consumer_groups" ? withRedisEnv(config, env) : config;
+  }
+  return configs;
+}
+
+function withRedisEnv(config: BackendConfig & { type: "consumer_groups" }, env: GatewayEnv): BackendConfig {
+  if (config.redis) return { env, ...config };
+  const redisUrl = config.redisUrl ?? nonEmpty(env.UPSTASH_REDIS_REST_URL);
+  const redisToken = config.redisToken ?? nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
+  if (!redisUrl) {
+    throw new ConfigError(
+      "UPSTASH_REDIS_REST_URL is not set: add it to [vars] in wrangler.toml (or give the backend `redisUrl`)",
+    );
+  }
+  if (!redisToken) {
+    throw new ConfigError(
+      "UPSTASH_REDIS_REST_TOKEN is not set: run `wrangler secret put UPSTASH_REDIS_REST_TOKEN` (or put it in .dev.vars)",
+    );
+  }
+  return { env, ...config, redisUrl, redisToken };
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/**
+ * Builds this object incarnation's backends. `objectId` names the reply keys of consumer-groups backends.
+ * Also checks that every action has its backend and that its `category` is configured there, so a typo
+ * fails at start-up.
+ */
+export function buildBackends(
+  options: CreateGatewayOptions,
+  env: GatewayEnv,
+  objectId: string,
+): Record<string, Backend> {
+  const backends: Record<string, Backend> = {};
+  for (const [name, config] of Object.entries(backendConfigs(options, env))) {
+    backends[name] = createBackend(
+      name,
+      config.type === "consumer_groups" ? { ...config, objectId } : config,
+    );
+  }
+  const resolved = resolveGatewayOptions(options);
+  for (const [action, actionOptions] of resolved.actionTable) {
+    const backendName = actionOptions.backend ?? resolved.defaultBackend;
+    const backend = Object.hasOwn(backends, backendName) ? backends[backendName] : undefined;
+    const answeredInPlace =
+      actionOptions.insteadOfForward ??
+      actionOptions.instead_of_forward ??
+      resolved.insteadOfForward ??
+      resolved.instead_of_forward;
+    if (!backend && !answeredInPlace) {
+      throw new ConfigError(
+        `\`actions\`: "${action}" uses backend "${backendName}", which is not in \`backends\` (set \`defaultBackend\`?)`,
+      );
+    }
+    if (!(backend instanceof ConsumerGroupsBackend) || actionOptions.category === undefined) continue;
+    try {
+      backend.resolveCategory(actionOptions.category);
+    } catch (error) {
+      throw new ConfigError(`\`actions\`: "${action}": ${(error as Error).message}`);
+    }
+  }
+  return backends;
+}

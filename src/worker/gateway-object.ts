@@ -1,0 +1,126 @@
+/**
+ * The Durable Object that holds client WebSockets (hibernation API) and the backends with their pending
+ * calls. Its platform methods are written once, catch everything, and hand off to the core dispatcher.
+ *
+ * One instance is one *incarnation*: workerd evicts an idle object (about 10 s locally) and runs the
+ * constructor again on the next event, so the backends, and with them the reply key, are built here.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { isConnectionAware, type ConsumerGroupsStats } from "../backends/index.js";
+import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
+import type { Backend } from "../core/types.js";
+import { buildBackends, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
+import { DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
+
+/** Close codes that only describe a close and must not be sent in a close frame. */
+const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
+
+/** The gateway's Durable Object; `createGateway()` binds it to one configuration. */
+export class GatewayDurableObject extends DurableObject<GatewayEnv> {
+  /** This incarnation's backends by name (empty when the configuration is broken). */
+  readonly backends: Record<string, Backend> = {};
+  private readonly dispatcher?: Dispatcher;
+  private readonly setupError?: string;
+  private readonly closeHandled = new WeakSet<SocketConnection>();
+
+  constructor(
+    ctx: DurableObjectState,
+    env: GatewayEnv,
+    private readonly options: CreateGatewayOptions,
+  ) {
+    super(ctx, env);
+    try {
+      this.backends = buildBackends(options, env, ctx.id.toString());
+      this.dispatcher = createDispatcher(options, this.backends);
+    } catch (error) {
+      // Kept, not thrown: every request then gets a clear 500 instead of an opaque constructor failure.
+      this.setupError = error instanceof Error ? error.message : String(error);
+      console.error(`[wsproxy] gateway configuration error: ${this.setupError}`);
+    }
+  }
+
+  /** Accepts a WebSocket upgrade forwarded by the Worker. */
+  override async fetch(request: Request): Promise<Response> {
+    try {
+      if (!this.dispatcher) return Response.json({ error: this.setupError }, { status: 500 });
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("Upgrade Required", { status: 426, headers: { upgrade: "websocket" } });
+      }
+      const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+      this.ctx.acceptWebSocket(server);
+      const conn = SocketConnection.attach(
+        server,
+        request,
+        this.options.upgradeHeaders ?? DEFAULT_UPGRADE_HEADERS,
+      );
+      // Awaited so that `onOpen` has finished before the first frame can arrive.
+      await this.dispatcher.handleOpen(conn);
+      return new Response(null, { status: 101, webSocket: client });
+    } catch (error) {
+      console.error("[wsproxy] upgrade failed", error);
+      return new Response("Internal Server Error", { status: 500 });
+    }
+  }
+
+  /** One client frame; the dispatcher enforces `maxMessageBytes` (close 1009) and answers. */
+  override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    try {
+      const conn = SocketConnection.of(socket);
+      if (!this.dispatcher) {
+        conn.close(1011, "gateway misconfigured");
+        return;
+      }
+      await this.dispatcher.handleFrame(conn, message);
+    } catch (error) {
+      console.error("[wsproxy] webSocketMessage failed", error);
+    }
+  }
+
+  /** The client closed: answer its close frame, drop its pending calls, run `onClose`. */
+  override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      const conn = SocketConnection.of(socket);
+      conn.markClosed();
+      try {
+        // Always answer the peer's close; 1005/1006/1015 only describe a close and cannot be sent back.
+        socket.close(UNSENDABLE_CLOSE_CODES.has(code) ? 1000 : code, reason);
+      } catch {
+        // The runtime already answered it (auto-reply to close): nothing left to do.
+      }
+      await this.connectionGone(conn, code, reason);
+    } catch (error) {
+      console.error("[wsproxy] webSocketClose failed", error);
+    }
+  }
+
+  /** The socket failed: treat it as closed (1006) so its pending calls and `onClose` are handled once. */
+  override async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
+    try {
+      console.warn(`[wsproxy] WebSocket error: ${String(error)}`);
+      const conn = SocketConnection.of(socket);
+      conn.markClosed();
+      await this.connectionGone(conn, 1006, "WebSocket error");
+    } catch (failure) {
+      console.error("[wsproxy] webSocketError failed", failure);
+    }
+  }
+
+  /** Counters of this incarnation's consumer-groups backends, by backend name (for tests and debugging). */
+  backendStats(): Record<string, ConsumerGroupsStats> {
+    const stats: Record<string, ConsumerGroupsStats> = {};
+    for (const [name, backend] of Object.entries(this.backends)) {
+      const withStats = backend as Backend & { stats?: () => ConsumerGroupsStats };
+      if (typeof withStats.stats === "function") stats[name] = withStats.stats();
+    }
+    return stats;
+  }
+
+  private async connectionGone(conn: SocketConnection, code: number, reason: string): Promise<void> {
+    if (this.closeHandled.has(conn)) return;
+    this.closeHandled.add(conn);
+    for (const backend of Object.values(this.backends)) {
+      if (isConnectionAware(backend)) backend.connectionClosed(conn.id);
+    }
+    await this.dispatcher?.handleClose(conn, code, reason);
+  }
+}

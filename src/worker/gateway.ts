@@ -1,0 +1,85 @@
+/**
+ * `createGateway()`: the library entry. It returns the Worker (a Hono app) and the Durable Object class
+ * for one configuration; a deployment exports both:
+ *
+ * ```ts
+ * const gateway = createGateway({ actions: [["ping"], ["ticks", { category: "mt5" }]] });
+ * export default gateway;               // { fetch }
+ * export const GatewayObject = gateway.GatewayObject;
+ * ```
+ */
+import { Hono } from "hono";
+import { DEFAULT_GATEWAY_OPTIONS, resolveGatewayOptions } from "../core/options.js";
+import { ConfigError } from "../core/errors.js";
+import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
+import { GatewayDurableObject } from "./gateway-object.js";
+import { checkHealth } from "./health.js";
+
+export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
+
+/** What {@link createGateway} returns. */
+export interface Gateway {
+  /** The Worker's fetch handler (`export default gateway`). */
+  fetch: (request: Request, env: GatewayEnv, ctx: ExecutionContext) => Response | Promise<Response>;
+  /** The Hono app, to mount more routes (a playground page, say) before deploying. */
+  app: Hono<{ Bindings: GatewayEnv }>;
+  /** The Durable Object class; export it under the `class_name` of wrangler.toml. */
+  GatewayObject: new (ctx: DurableObjectState, env: GatewayEnv) => GatewayDurableObject;
+}
+
+/**
+ * The default connection-to-object mapping: a random one of `shards` objects. Connections in one object
+ * share its reply poller (fewer `LPOP`s per request under load, fewer awake objects); more shards spread
+ * CPU (one object runs on one thread, about 3,000 requests/s) and shrink what one eviction disturbs.
+ */
+export function randomShard(shards: number): (request: Request) => string {
+  return () => `shard-${Math.floor(Math.random() * shards)}`;
+}
+
+/** Builds the Worker and the Durable Object for `options`. Throws a ConfigError for invalid options. */
+export function createGateway(options: CreateGatewayOptions): Gateway {
+  // Fail at deploy/start-up for what does not depend on the env; env-dependent checks run per request.
+  const resolved = resolveGatewayOptions(options);
+  const basePath = resolved.basePath ?? DEFAULT_GATEWAY_OPTIONS.basePath;
+  const bindingName = options.binding ?? "GATEWAY";
+  const shards = options.objectShards ?? 4;
+  if (!Number.isInteger(shards) || shards < 1)
+    throw new ConfigError("`objectShards` must be a positive integer");
+  const objectName = options.objectName ?? randomShard(shards);
+
+  const app = new Hono<{ Bindings: GatewayEnv }>();
+
+  app.get("/health", async (c) => {
+    const report = await checkHealth(options, c.env);
+    return c.json(report, report.ok ? 200 : 503);
+  });
+
+  app.all(basePath, async (c) => {
+    if (c.req.method !== "GET" || c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.text("Upgrade Required", 426, { upgrade: "websocket" });
+    }
+    try {
+      backendConfigs(options, c.env);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      console.error(`[wsproxy] gateway configuration error: ${message}`);
+      return c.json({ error: message }, 500);
+    }
+    const namespace = c.env[bindingName] as DurableObjectNamespace | undefined;
+    if (!namespace || typeof namespace.idFromName !== "function") {
+      const message = `Durable Object binding "${bindingName}" is missing: add it to wrangler.toml`;
+      console.error(`[wsproxy] ${message}`);
+      return c.json({ error: message }, 500);
+    }
+    const stub = namespace.get(namespace.idFromName(objectName(c.req.raw, c.env)));
+    return stub.fetch(c.req.raw);
+  });
+
+  class GatewayObject extends GatewayDurableObject {
+    constructor(ctx: DurableObjectState, env: GatewayEnv) {
+      super(ctx, env, options);
+    }
+  }
+
+  return { fetch: (request, env, ctx) => app.fetch(request, env, ctx), app, GatewayObject };
+}

@@ -1,0 +1,62 @@
+/**
+ * `GET /health`: is the gateway configured, and can it reach each Redis its backends use?
+ */
+import { createRedisClient, type RedisCommands } from "../backends/index.js";
+import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
+
+/** The `/health` body. `ok` is false (HTTP 503) when the configuration is broken or a Redis is unreachable. */
+export interface HealthReport {
+  ok: boolean;
+  /** The configuration problem, naming the variable or option. */
+  error?: string;
+  /** One entry per consumer-groups backend. */
+  redis: Record<string, { reachable: boolean; latencyMs?: number; error?: string }>;
+}
+
+/** Checks the configuration and `PING`s every consumer-groups backend's Redis over REST. */
+export async function checkHealth(options: CreateGatewayOptions, env: GatewayEnv): Promise<HealthReport> {
+  let configs;
+  try {
+    configs = backendConfigs(options, env);
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error), redis: {} };
+  }
+  const timeoutMs = options.healthTimeoutMs ?? 1_000;
+  const checks = Object.entries(configs).flatMap(([name, config]) => {
+    if (config.type !== "consumer_groups") return [];
+    const client =
+      config.redis ??
+      createRedisClient({
+        url: config.redisUrl ?? "",
+        token: config.redisToken ?? "",
+        requestTimeoutMs: timeoutMs,
+      });
+    return [ping(client, timeoutMs).then((result) => [name, result] as const)];
+  });
+  const redis = Object.fromEntries(await Promise.all(checks));
+  return { ok: Object.values(redis).every((entry) => entry.reachable), redis };
+}
+
+async function ping(
+  client: RedisCommands,
+  timeoutMs: number,
+): Promise<{ reachable: boolean; latencyMs?: number; error?: string }> {
+  const started = Date.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const reply = client.exec(["PING"]);
+    // If the timeout wins, the PING may still fail later; that failure is already reported as the timeout.
+    reply.catch(() => undefined);
+    await Promise.race([reply, timeout]);
+    return { reachable: true, latencyMs: Date.now() - started };
+  } catch (error) {
+    // Name and message only, shortened: SDK errors quote the failed command (never the token).
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    return { reachable: false, error: message.slice(0, 200) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

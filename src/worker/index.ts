@@ -1,0 +1,61 @@
+/**
+ * The example deployment: the gateway wired to the example service's actions
+ * (`examples/example-service.ts`). Adding an action is one line in `actions`.
+ *
+ * Vars (wrangler.toml `[vars]`, `.dev.vars`, or the dev stack): `UPSTASH_REDIS_REST_URL`,
+ * `UPSTASH_REDIS_REST_TOKEN` (a secret), `RPC_QUEUE_RESPONSE_TIMEOUT`, and for this example
+ * `QUEUE_SEPARATION_ENABLED` ("1" sends `slow` to its own `slow` stream) and `CATEGORY_TIMEOUT_CONFIG`
+ * (`general:5,slow:2` or the same as JSON).
+ */
+import { ConfigError } from "../core/errors.js";
+import type { GatewayEnv } from "./config.js";
+import { createGateway } from "./gateway.js";
+
+export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
+
+const gateway = createGateway({
+  actions: [
+    ["ping"],
+    ["time"],
+    ["echo"],
+    ["slow", { category: "slow" }],
+    ["fail"],
+    ["app_error"],
+    ["login"],
+    // Sends the stash values `login` stored; the service sees them next to `args`.
+    ["whoami", { stashParams: ["loginid", "scopes"] }],
+  ],
+  backends: {
+    default: (env) => ({
+      type: "consumer_groups",
+      queueSeparationEnabled: env.QUEUE_SEPARATION_ENABLED === "1" || env.QUEUE_SEPARATION_ENABLED === "true",
+      categoryTimeoutConfig: categoryTimeouts(env),
+      categories: ["general", "slow"],
+    }),
+  },
+});
+
+/** `CATEGORY_TIMEOUT_CONFIG` as JSON (`{"general":5,"slow":2}`) or a list (`general:5,slow:2`). */
+function categoryTimeouts(env: GatewayEnv): Record<string, number> {
+  const raw = env.CATEGORY_TIMEOUT_CONFIG;
+  if (typeof raw !== "string" || raw.trim() === "") return {};
+  if (raw.trim().startsWith("{")) {
+    try {
+      return JSON.parse(raw) as Record<string, number>;
+    } catch {
+      throw new ConfigError(`CATEGORY_TIMEOUT_CONFIG is not valid JSON: ${raw}`);
+    }
+  }
+  const timeouts: Record<string, number> = {};
+  for (const pair of raw.split(",")) {
+    const [category, seconds] = pair.split(":").map((part) => part.trim());
+    if (!category || !seconds || !Number.isFinite(Number(seconds))) {
+      throw new ConfigError(`CATEGORY_TIMEOUT_CONFIG must look like general:5,slow:2, got ${raw}`);
+    }
+    timeouts[category] = Number(seconds);
+  }
+  return timeouts;
+}
+
+export default { fetch: gateway.fetch };
+export const GatewayObject = gateway.GatewayObject;

@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import { RpcTimeoutError, TransportError } from "../../src/core/errors.js";
+import { PendingRequests, type Clock } from "../../src/core/pending-requests.js";
+
+/** A clock that only moves when the test says so. */
+function manualClock(): Clock & { advance(ms: number): void; timers(): number } {
+  let now = 0;
+  const timers = new Map<number, { at: number; callback: () => void }>();
+  let nextId = 1;
+  return {
+    now: () => now,
+    setTimeout(callback, ms) {
+      const id = nextId++;
+      timers.set(id, { at: now + ms, callback });
+      return id;
+    },
+    clearTimeout(handle) {
+      timers.delete(handle as number);
+    },
+    advance(ms) {
+      now += ms;
+      for (const [id, timer] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
+        if (timer.at > now) continue;
+        timers.delete(id);
+        timer.callback();
+      }
+    },
+    timers: () => timers.size,
+  };
+}
+
+describe("PendingRequests", () => {
+  it("delivers a reply to its own request and clears the timer", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const first = table.add("1", { timeoutMs: 1000, label: "ping" });
+    const second = table.add("2", { timeoutMs: 1000, label: "time" });
+    expect(table.resolve("2", "reply-2")).toBe("delivered");
+    expect(table.resolve("1", "reply-1")).toBe("delivered");
+    await expect(first).resolves.toBe("reply-1");
+    await expect(second).resolves.toBe("reply-2");
+    expect(table.size).toBe(0);
+    expect(clock.timers()).toBe(0);
+    expect(table.counters).toMatchObject({ added: 2, delivered: 2, timedOut: 0 });
+  });
+
+  it("rejects with RpcTimeoutError naming the method once the wait is over", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const reply = table.add("1", { timeoutMs: 500, label: "slow" });
+    clock.advance(499);
+    expect(table.has("1")).toBe(true);
+    clock.advance(1);
+    await expect(reply).rejects.toBeInstanceOf(RpcTimeoutError);
+    await expect(reply).rejects.toThrow(/"slow" within 500 ms/);
+    expect(table.size).toBe(0);
+    expect(table.counters.timedOut).toBe(1);
+  });
+
+  it("drops a late reply (after the timeout) and counts it", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const reply = table.add("7", { timeoutMs: 100, label: "slow" });
+    clock.advance(100);
+    await expect(reply).rejects.toBeInstanceOf(RpcTimeoutError);
+    expect(table.resolve("7", "too late")).toBe("late");
+    expect(table.counters).toMatchObject({ late: 1, delivered: 0 });
+  });
+
+  it("drops a duplicate reply and counts it, never handing it to a newer request", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock() });
+    const first = table.add("1", { timeoutMs: 1000, label: "echo" });
+    expect(table.resolve("1", "a")).toBe("delivered");
+    const second = table.add("2", { timeoutMs: 1000, label: "echo" });
+    expect(table.resolve("1", "a again")).toBe("duplicate");
+    expect(table.resolve("2", "b")).toBe("delivered");
+    await expect(first).resolves.toBe("a");
+    await expect(second).resolves.toBe("b");
+    expect(table.counters).toMatchObject({ duplicate: 1, delivered: 2 });
+  });
+
+  it("drops and counts a reply whose id it never issued", () => {
+    const table = new PendingRequests<string>({ clock: manualClock() });
+    expect(table.resolve("999", "stray")).toBe("unknown");
+    expect(table.counters.unknown).toBe(1);
+  });
+
+  it("compares ids as strings and forgets old settled ids beyond recentLimit", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock(), recentLimit: 2 });
+    for (const id of ["1", "2", "3"]) {
+      const reply = table.add(id, { timeoutMs: 1000, label: "x" });
+      table.resolve(id, id);
+      await reply;
+    }
+    expect(table.resolve("3", "again")).toBe("duplicate");
+    expect(table.resolve("1", "again")).toBe("unknown");
+  });
+
+  it("fails the requests of one owner (a closed connection) and leaves the others", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock() });
+    const mine = table.add("1", { timeoutMs: 1000, label: "x", owner: "conn-a" });
+    const theirs = table.add("2", { timeoutMs: 1000, label: "x", owner: "conn-b" });
+    expect(table.failOwner("conn-a", new TransportError("the connection closed", "wait"))).toBe(1);
+    await expect(mine).rejects.toBeInstanceOf(TransportError);
+    expect(table.has("2")).toBe(true);
+    expect(table.resolve("1", "late")).toBe("late");
+    table.resolve("2", "ok");
+    await expect(theirs).resolves.toBe("ok");
+    expect(table.counters).toMatchObject({ failed: 1, late: 1, delivered: 1 });
+  });
+
+  it("calls onEmpty when the last request settles, and failAll empties the table", async () => {
+    let emptied = 0;
+    const table = new PendingRequests<string>({ clock: manualClock(), onEmpty: () => emptied++ });
+    const a = table.add("1", { timeoutMs: 1000, label: "x" });
+    const b = table.add("2", { timeoutMs: 1000, label: "x" });
+    table.failAll(new Error("going away"));
+    await expect(a).rejects.toThrow("going away");
+    await expect(b).rejects.toThrow("going away");
+    expect(table.size).toBe(0);
+    expect(emptied).toBe(1);
+  });
+
+  it("refuses to register the same id twice", () => {
+    const table = new PendingRequests<string>({ clock: manualClock() });
+    void table.add("1", { timeoutMs: 1000, label: "x" });
+    expect(() => table.add("1", { timeoutMs: 1000, label: "x" })).toThrow(/already pending/);
+  });
+});

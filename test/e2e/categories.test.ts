@@ -1,0 +1,63 @@
+/**
+ * Category routing end to end: the example deployment with queue separation on
+ * (`QUEUE_SEPARATION_ENABLED=1`, `CATEGORY_TIMEOUT_CONFIG=general:5,slow:1`), one service per
+ * category stream.
+ */
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack, type Stack } from "../../src/devstack/stack.js";
+import { connect, E2E_SERVICE_MODULE, readStream, stackLog } from "./helpers.js";
+
+let stack: Stack;
+let redis: Redis;
+
+beforeAll(async () => {
+  stack = await startStack({
+    service: [
+      { args: ["--module", E2E_SERVICE_MODULE, "--category", "general"] },
+      { args: ["--module", E2E_SERVICE_MODULE, "--category", "slow"] },
+    ],
+    worker: { vars: { QUEUE_SEPARATION_ENABLED: "1", CATEGORY_TIMEOUT_CONFIG: "general:5,slow:1" } },
+    log: stackLog,
+  });
+  redis = new Redis(stack.redis.url);
+}, 120_000);
+
+afterAll(async () => {
+  redis?.disconnect();
+  await stack?.stop();
+});
+
+describe("category routing", () => {
+  it("sends each action to its category's stream, with that category's deadline", async () => {
+    const client = await connect(stack.worker?.wsUrl ?? "");
+    expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
+    const before = Math.floor(Date.now() / 1000);
+    expect(await client.call({ slow: 1, ms: 100 })).toMatchObject({ slow: { slept_ms: 100 } });
+
+    const general = await readStream(redis, "general");
+    const slow = await readStream(redis, "slow");
+    expect(general.map((entry) => entry.rpc)).toEqual(["ping"]);
+    expect(slow.map((entry) => entry.rpc)).toEqual(["slow"]);
+    const deadline = Number(slow[0]?.deadline);
+    expect(deadline).toBeGreaterThanOrEqual(before + 1);
+    expect(deadline).toBeLessThanOrEqual(before + 2);
+    await client.close();
+  });
+
+  it("waits for a reply as long as the category's timeout, not the default one", async () => {
+    const client = await connect(stack.worker?.wsUrl ?? "");
+    // No consumer on `slow` any more: the call waits out the category's 1 s, not general's 5 s.
+    await stack.services[1]?.stop();
+    const started = Date.now();
+    expect(await client.call({ slow: 1, ms: 10 }, 4000)).toMatchObject({
+      msg_type: "slow",
+      error: { code: "WrongResponse" },
+    });
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(900);
+    expect(waited).toBeLessThan(2500);
+    expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
+    await client.close();
+  });
+});

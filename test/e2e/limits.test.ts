@@ -1,0 +1,65 @@
+/**
+ * The gateway's own errors that need hooks or limits (PROTOCOL.md 1.3: Timeout, ResponseTooLarge) and
+ * frame-level rules, over the real stack with the e2e Worker (test/e2e/e2e-worker.ts: `hookTimeoutMs`
+ * 300, `maxResponseBytes` 4000, one object for every connection).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack, type Stack } from "../../src/devstack/stack.js";
+import { connect, E2E_SERVICE_MODULE, stackLog, startE2eWorker, type TestWorker } from "./helpers.js";
+
+let stack: Stack;
+let worker: TestWorker;
+
+beforeAll(async () => {
+  stack = await startStack({ service: { args: ["--module", E2E_SERVICE_MODULE] }, log: stackLog });
+  worker = await startE2eWorker(stack.bridge);
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await stack?.stop();
+});
+
+describe("gateway limits over the real stack", () => {
+  it("answers Timeout when a hook runs past hookTimeoutMs", async () => {
+    const client = await connect(worker.wsUrl);
+    expect(await client.call({ stall: 1 })).toMatchObject({
+      msg_type: "error",
+      error: { code: "Timeout", message: "Timeout" },
+    });
+    await client.close();
+  });
+
+  it("replaces a reply larger than maxResponseBytes with ResponseTooLarge", async () => {
+    const client = await connect(worker.wsUrl);
+    const payload = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, "x".repeat(250)]));
+    expect(await client.call({ echo: payload })).toMatchObject({
+      msg_type: "error",
+      error: { code: "ResponseTooLarge", message: "Response too large." },
+    });
+    expect(await client.call({ echo: { small: 1 } })).toMatchObject({ echo: { echo: { small: 1 } } });
+    await client.close();
+  });
+
+  it("closes with 1009 on a frame over maxMessageBytes (256 KiB)", async () => {
+    const client = await connect(worker.wsUrl);
+    client.sendRaw(JSON.stringify({ echo: "x".repeat(300 * 1024) }));
+    expect(await client.closed).toBe(1009);
+  });
+
+  it("answers a text frame that is not UTF-8 with BadRequest, or the runtime closes it with 1007", async () => {
+    const client = await connect(worker.wsUrl);
+    client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    const outcome = await Promise.race([
+      client.next().then((frame) => ({ frame })),
+      client.closed.then((code) => ({ code })),
+    ]);
+    // What happens is the runtime's choice; each is correct per PROTOCOL.md 1.1. workerd (as of this
+    // writing) decodes the frame lossily, so `{\uFFFD\uFFFD}` reaches the gateway as invalid JSON.
+    if ("code" in outcome) expect(outcome.code).toBe(1007);
+    else expect(outcome.frame).toMatchObject({ error: { code: "BadRequest" } });
+    const details = "frame" in outcome ? JSON.stringify(outcome.frame.error) : `close ${outcome.code}`;
+    console.log(`invalid UTF-8 text frame: ${details}`);
+    await client.close();
+  });
+});

@@ -1,0 +1,2 @@
+// Types of the `cloudflare:test` module (runInDurableObject, createExecutionContext...).
+/// <reference types="@cloudflare/vitest-pool-workers/types" />

@@ -1,0 +1,153 @@
+/**
+ * The reply poller's schedule, on a hand-driven clock: when it polls, when it backs off, and that it
+ * stops (no timer, no command) when nothing waits.
+ */
+import { describe, expect, it } from "vitest";
+import { ReplyPoller, type ReplyPollerOptions } from "../../src/backends/reply-poller.js";
+import { flush, manualClock } from "./manual-clock.js";
+
+const options: ReplyPollerOptions = {
+  pollInitialDelayMs: 4,
+  pollMinMs: 1,
+  pollMaxMs: 16,
+  pollBackoffFactor: 2,
+  pollBatchSize: 10,
+};
+
+/** A poller over a scripted reply key: `queue` holds payloads, each poll's time is recorded. */
+function setup(overrides: Partial<ReplyPollerOptions> = {}) {
+  const clock = manualClock();
+  const queue: string[] = [];
+  const pollTimes: number[] = [];
+  const errors: unknown[] = [];
+  let failNext = 0;
+  const poller: ReplyPoller = new ReplyPoller(
+    { ...options, ...overrides },
+    {
+      clock,
+      async popReplies(count) {
+        pollTimes.push(clock.now());
+        if (failNext > 0) {
+          failNext -= 1;
+          throw new Error("redis down");
+        }
+        return queue.splice(0, count);
+      },
+      onReplies(payloads) {
+        for (const id of payloads) poller.received(id);
+      },
+      onError: (error) => errors.push(error),
+    },
+  );
+  const start = clock.now();
+  return {
+    clock,
+    queue,
+    poller,
+    errors,
+    polls: () => pollTimes.map((t) => t - start),
+    failPolls: (n: number) => (failNext = n),
+  };
+}
+
+describe("ReplyPoller", () => {
+  it("does nothing at all while no request waits", async () => {
+    const { clock, polls } = setup();
+    await clock.advance(10_000);
+    expect(polls()).toEqual([]);
+    expect(clock.timerCount()).toBe(0);
+  });
+
+  it("polls first after the expected latency, then backs off exponentially up to pollMaxMs", async () => {
+    const { clock, poller, polls } = setup();
+    poller.sent("1");
+    await clock.advance(3);
+    expect(polls()).toEqual([]);
+    await clock.advance(60);
+    // 4 (initial estimate), then +1, +2, +4, +8, +16, +16...
+    expect(polls()).toEqual([4, 5, 7, 11, 19, 35, 51]);
+  });
+
+  it("re-polls at once after a non-empty poll and stops when nothing waits", async () => {
+    const { clock, poller, polls, queue } = setup({ pollBatchSize: 2 });
+    for (const id of ["1", "2", "3"]) poller.sent(id);
+    queue.push("1", "2", "3");
+    await clock.advance(4);
+    // Batch of 2, then immediately the last one; then nothing waits and the poller is idle.
+    expect(polls()).toEqual([4, 4]);
+    expect(poller.active).toBe(false);
+    await clock.advance(1000);
+    expect(polls()).toEqual([4, 4]);
+    expect(clock.timerCount()).toBe(0);
+  });
+
+  it("learns the service latency from replies and polls first at that time", async () => {
+    const { clock, poller, polls, queue } = setup({ pollMaxMs: 64 });
+    for (let round = 0; round < 20; round++) {
+      const id = String(round);
+      poller.sent(id);
+      // The reply is ready 30 ms after the acknowledgement.
+      await clock.advance(30);
+      queue.push(id);
+      await clock.advance(40);
+    }
+    expect(poller.stats.expectedLatencyMs).toBeGreaterThan(20);
+    expect(poller.stats.expectedLatencyMs).toBeLessThan(45);
+    const before = polls().length;
+    poller.sent("last");
+    await clock.advance(20);
+    expect(polls().length).toBe(before);
+  });
+
+  it("counts a miss only against a first poll that came at its request's due time", async () => {
+    const { clock, poller, queue } = setup({ pollInitialDelayMs: 10, pollMaxMs: 64 });
+    poller.sent("a");
+    await clock.advance(5);
+    // Due at 15, but the poll for "a" at 10 comes first: that early poll missing "b" proves nothing.
+    poller.sent("b");
+    await clock.advance(6);
+    queue.push("a", "b");
+    await clock.advance(10);
+    expect(poller.waitingCount).toBe(0);
+    expect(poller.stats.expectedLatencyMs).toBeCloseTo(12);
+  });
+
+  it("pulls the next poll forward for a request acknowledged during a long back-off", async () => {
+    const { clock, poller, polls } = setup({ pollInitialDelayMs: 2 });
+    poller.sent("slow");
+    await clock.advance(40);
+    const before = polls().length;
+    const backoffNext = clock.nextTimerIn() ?? 0;
+    expect(backoffNext).toBeGreaterThan(2);
+    poller.sent("fast");
+    expect(clock.nextTimerIn()).toBeLessThanOrEqual(2);
+    await clock.advance(2);
+    expect(polls().length).toBe(before + 1);
+  });
+
+  it("keeps polling with back-off after errors while requests wait, and stops when they are gone", async () => {
+    const { clock, poller, polls, errors, failPolls } = setup();
+    failPolls(3);
+    poller.sent("1");
+    await clock.advance(20);
+    expect(errors.length).toBe(3);
+    expect(poller.stats.pollErrors).toBe(3);
+    expect(polls().length).toBeGreaterThan(3);
+    poller.forget("1");
+    expect(clock.timerCount()).toBe(0);
+    const count = polls().length;
+    await clock.advance(1000);
+    expect(polls().length).toBe(count);
+  });
+
+  it("stop() ends polling for good", async () => {
+    const { clock, poller, polls } = setup();
+    poller.sent("1");
+    poller.stop();
+    await clock.advance(100);
+    expect(polls()).toEqual([]);
+    poller.sent("2");
+    await flush();
+    expect(clock.timerCount()).toBe(0);
+  });
+});

@@ -1,0 +1,59 @@
+/**
+ * The Worker under test in the workers pool: the real gateway (Hono app + Durable Object) with a
+ * consumer-groups backend on the in-memory {@link FakeRedis}, and a JSON-RPC backend answered by a local
+ * function. Each test picks its own object with `?object=<name>`.
+ */
+import { createGateway } from "../../src/worker/gateway.js";
+import { FakeRedis, serveFake } from "./fake-redis.js";
+
+/** The fake Redis every object of this Worker uses; tests inspect and reset it. */
+export const fakeRedis = new FakeRedis();
+
+serveFake(fakeRedis, {
+  ping: () => "pong",
+  login: () => ({ login: { loginid: "CR1" }, stash: { loginid: "CR1", scopes: ["read"] } }),
+  whoami: (params) => ({ loginid: params.loginid ?? null, scopes: params.scopes ?? null }),
+  slow: () => ({ done: true }),
+});
+
+/** A JSON-RPC service as a plain function: `POST /rpc/<method>`. */
+async function jsonRpcService(request: Request): Promise<Response> {
+  const body = (await request.json()) as {
+    id: string;
+    method: string;
+    params: { args: Record<string, unknown> };
+  };
+  const method = new URL(request.url).pathname.replace("/rpc/", "");
+  if (method === "rpc_broken") return new Response("oops", { status: 500 });
+  if (method === "rpc_error") {
+    return Response.json({ jsonrpc: "2.0", id: body.id, error: { code: -32000, message: "it failed" } });
+  }
+  return Response.json({
+    jsonrpc: "2.0",
+    id: body.id,
+    result: { method: body.method, echo: body.params.args },
+  });
+}
+
+const gateway = createGateway({
+  actions: [
+    ["ping"],
+    ["login"],
+    ["whoami", { stashParams: ["loginid", "scopes"] }],
+    ["slow"],
+    ["never"],
+    ["local", { insteadOfForward: () => ({ msg_type: "local", local: "answered in the object" }) }],
+    ["rpc_echo", { backend: "http" }],
+    ["rpc_error", { backend: "http" }],
+    ["rpc_broken", { backend: "http" }],
+  ],
+  maxMessageBytes: 1024,
+  backends: {
+    default: { type: "consumer_groups", redis: fakeRedis, timeout: 0.5 },
+    http: { type: "jsonrpc", url: "http://rpc.internal/rpc/", fetch: jsonRpcService },
+  },
+  objectName: (request) => new URL(request.url).searchParams.get("object") ?? "default",
+});
+
+export default { fetch: gateway.fetch };
+export const GatewayObject = gateway.GatewayObject;

@@ -1,0 +1,86 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { GatewayEnv } from "../../src/worker/config.js";
+import { createGateway } from "../../src/worker/gateway.js";
+import { createExecutionContext } from "cloudflare:test";
+import { SELF } from "./helpers.js";
+import worker, { fakeRedis } from "./test-worker.js";
+
+describe("the Worker", () => {
+  it("answers 426 Upgrade Required on the WebSocket path without an upgrade", async () => {
+    const get = await SELF.fetch("http://gateway.test/websockets/v3");
+    expect(get.status).toBe(426);
+    expect(get.headers.get("upgrade")).toBe("websocket");
+    // Called directly: through `exports.default.fetch` the pool turns an upgrade POST into a GET.
+    const post = await worker.fetch(
+      new Request("http://gateway.test/websockets/v3", { method: "POST", headers: { upgrade: "websocket" } }),
+      env as unknown as GatewayEnv,
+      createExecutionContext(),
+    );
+    expect(post.status).toBe(426);
+  });
+
+  it("reports health with Redis reachability", async () => {
+    const before = fakeRedis.count("PING");
+    const response = await SELF.fetch("http://gateway.test/health");
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ ok: true, redis: { default: { reachable: true } } });
+    expect(fakeRedis.count("PING")).toBe(before + 1);
+  });
+
+  it("reports an unreachable Redis as 503", async () => {
+    fakeRedis.failing.add("PING");
+    try {
+      const response = await SELF.fetch("http://gateway.test/health");
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({ ok: false, redis: { default: { reachable: false } } });
+    } finally {
+      fakeRedis.failing.delete("PING");
+    }
+  });
+
+  it("names the missing variable when the Redis URL or token is not configured, and never shows the token", async () => {
+    const gateway = createGateway({ actions: [["ping"]] });
+    const ctx = createExecutionContext();
+    const noUrl = await gateway.fetch(new Request("http://gateway.test/health"), {}, ctx);
+    expect(noUrl.status).toBe(503);
+    expect(JSON.stringify(await noUrl.json())).toContain("UPSTASH_REDIS_REST_URL is not set");
+
+    const env = { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1" };
+    const upgrade = await gateway.fetch(
+      new Request("http://gateway.test/websockets/v3", { headers: { upgrade: "websocket" } }),
+      env,
+      ctx,
+    );
+    expect(upgrade.status).toBe(500);
+    expect(JSON.stringify(await upgrade.json())).toContain("UPSTASH_REDIS_REST_TOKEN is not set");
+
+    const secret = "very-secret-token";
+    const down = await gateway.fetch(
+      new Request("http://gateway.test/health"),
+      { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1", UPSTASH_REDIS_REST_TOKEN: secret },
+      ctx,
+    );
+    expect(down.status).toBe(503);
+    expect(await down.text()).not.toContain(secret);
+  });
+
+  it("refuses an action whose category or backend is not configured, at start-up", async () => {
+    const { buildBackends } = await import("../../src/worker/config.js");
+    const options = {
+      actions: [["ticks", { category: "mt5" }]] as [string, { category: string }][],
+      backends: {
+        default: { type: "consumer_groups" as const, redis: fakeRedis, queueSeparationEnabled: true },
+      },
+    };
+    expect(() => buildBackends(options, {}, "object-1")).toThrow(/"ticks": category "mt5" is not configured/);
+    const configured = {
+      ...options,
+      backends: { default: { ...options.backends.default, categories: ["mt5"] } },
+    };
+    expect(() => buildBackends(configured, {}, "object-1")).not.toThrow();
+    const noDefault = { actions: [["ping"]] as [string][], backends: { other: options.backends.default } };
+    expect(() => buildBackends(noDefault, {}, "object-1")).toThrow(/"ping" uses backend "default"/);
+  });
+});
