@@ -145,3 +145,29 @@ export function parseJsonBody(body: Buffer): unknown {
     throw new BridgeHttpError(400, `ERR malformed JSON body: ${detail}`);
   }
 }
+
+/**
+ * Path style, as Upstash: `/set/greeting/hello` is `SET greeting hello`. Segments are URL-decoded; a POST body
+ * is appended as the last argument, byte for byte, which is also the only way to send binary values.
+ */
+export function parsePathCommand(path: string, body: Buffer): RedisCommand {
+  if (!path.startsWith("/")) throw unknownPath(path);
+  const segments = path.slice(1).split("/");
+  if (segments.length > 1 && segments[segments.length - 1] === "") segments.pop(); // trailing slash
+  let decoded: string[];
+  try {
+    decoded = segments.map((segment) => decodeURIComponent(segment));
+  } catch {
+    throw new BridgeHttpError(400, `ERR path ${path} is not valid URL encoding`);
+  }
+  const [name, ...args] = decoded;
+  if (!name) throw unknownPath(path);
+  return body.length > 0 ? [name, ...args, body] : [name, ...args];
+}
+
+function unknownPath(path: string): BridgeHttpError {
+  return new BridgeHttpError(
+    404,
+    `ERR unknown path ${path}; use POST /, /pipeline, /multi-exec or /<command>/<args>`,
+  );
+}

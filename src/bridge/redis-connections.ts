@@ -1,10 +1,15 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { BridgeHttpError, errorMessage } from "./errors.js";
 
-/** The Redis connections behind the bridge: one shared by plain commands and pipelines, a pool for transactions. */
+/**
+ * The Redis connections behind the bridge: one shared by plain commands and pipelines, a pool for
+ * transactions, and one subscriber connection shared by every SSE stream.
+ */
 export interface BridgeRedis {
   /** Shared by every plain command and pipeline; never used for MULTI. */
   readonly shared: Redis;
+  /** Holds every SUBSCRIBE/PSUBSCRIBE of the SSE streams; does not resubscribe after a reconnect. */
+  readonly subscriber: Redis;
   /**
    * Runs `transaction` on a connection nobody else uses until it returns, so a MULTI ... EXEC never has another
    * request's commands queued inside it. Waits for a free connection when all are busy.
@@ -42,8 +47,8 @@ const CONNECTION_OPTIONS: RedisOptions = {
 export async function connectBridgeRedis(redisUrl: string): Promise<BridgeRedis> {
   const safeUrl = redactRedisUrl(redisUrl);
   let lastConnectionError = "";
-  const connect = async (): Promise<Redis> => {
-    const connection = new Redis(redisUrl, CONNECTION_OPTIONS);
+  const connect = async (extraOptions: RedisOptions = {}): Promise<Redis> => {
+    const connection = new Redis(redisUrl, { ...CONNECTION_OPTIONS, ...extraOptions });
     // ioredis emits connection errors as events and prints them when nobody listens; the bridge reports the
     // latest one in its 503 answers instead.
     connection.on("error", (error: unknown) => {
@@ -59,8 +64,14 @@ export async function connectBridgeRedis(redisUrl: string): Promise<BridgeRedis>
   };
 
   let shared: Redis;
+  let subscriber: Redis;
   try {
     shared = await connect();
+    // The pub/sub hub tells its streams when this connection drops instead of resubscribing silently.
+    subscriber = await connect({ autoResubscribe: false }).catch((error: unknown) => {
+      shared.disconnect();
+      throw error;
+    });
   } catch (error) {
     throw new Error(`cannot connect to Redis at ${safeUrl}: ${errorMessage(error)}`, { cause: error });
   }
@@ -69,7 +80,7 @@ export async function connectBridgeRedis(redisUrl: string): Promise<BridgeRedis>
   const waiting: ((connection: Redis | undefined) => void)[] = [];
   let created = 0;
   let closed = false;
-  const all = new Set<Redis>([shared]);
+  const all = new Set<Redis>([shared, subscriber]);
 
   const acquire = async (): Promise<Redis | undefined> => {
     const ready = idle.pop();
@@ -99,6 +110,7 @@ export async function connectBridgeRedis(redisUrl: string): Promise<BridgeRedis>
 
   return {
     shared,
+    subscriber,
     async withTransactionConnection(transaction) {
       if (closed) throw new BridgeHttpError(503, "ERR the bridge is shutting down");
       const connection = await acquire();

@@ -1,10 +1,21 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { parseJsonBody, parseJsonCommand, parseJsonCommandList, type RedisCommand } from "./commands.js";
+import {
+  parseJsonBody,
+  parseJsonCommand,
+  parseJsonCommandList,
+  parsePathCommand,
+  refusalReason,
+  type RedisCommand,
+} from "./commands.js";
+import { serveEventStream, subscribeTopics, type EventStreamContext } from "./event-stream.js";
+import { digest, isAuthorized, readBody, sendJson, splitRequestTarget } from "./http-io.js";
 import { executeCommand, executePipeline, executeTransaction } from "./execute.js";
 import { BridgeHttpError, errorMessage } from "./errors.js";
+import { PubSubHub } from "./pubsub-hub.js";
 import { connectBridgeRedis, type BridgeRedis } from "./redis-connections.js";
+import { SYNC_TOKEN_HEADER, SyncTokenClock } from "./sync-token.js";
+import { loadWriteCommandTest, type WriteCommandTest } from "./write-commands.js";
 
 /** Options of {@link startBridge}. */
 export interface BridgeOptions {
@@ -18,6 +29,8 @@ export interface BridgeOptions {
   host?: string;
   /** Largest request body accepted; a larger one gets 413. @default 10 MB, as Upstash */
   maxBodyBytes?: number;
+  /** Interval of keep-alive comments on a quiet `/subscribe` stream; 0 sends none. @default 15000 */
+  sseKeepAliveMs?: number;
 }
 
 /** A started bridge. */
@@ -25,12 +38,20 @@ export interface RunningBridge {
   /** Base URL for `new Redis({ url, token })`, e.g. `http://127.0.0.1:8079`. */
   url: string;
   port: number;
-  /** Stops listening, ends open HTTP connections and closes the Redis connections. Idempotent. */
+  /**
+   * Stops listening, ends open SSE streams at once, lets other requests finish (cutting them after a
+   * second) and closes the Redis connections. Idempotent.
+   */
   close(): Promise<void>;
 }
 
 /** Defaults of the optional {@link BridgeOptions}. */
-export const DEFAULT_BRIDGE_OPTIONS = { port: 0, host: "127.0.0.1", maxBodyBytes: 10 * 1024 * 1024 };
+export const DEFAULT_BRIDGE_OPTIONS = {
+  port: 0,
+  host: "127.0.0.1",
+  maxBodyBytes: 10 * 1024 * 1024,
+  sseKeepAliveMs: 15_000,
+};
 
 /** Applies the defaults and checks every option, throwing a message that names the bad one. */
 export function resolveBridgeOptions(options: BridgeOptions): Required<BridgeOptions> {
@@ -46,6 +67,9 @@ export function resolveBridgeOptions(options: BridgeOptions): Required<BridgeOpt
   if (!Number.isInteger(resolved.maxBodyBytes) || resolved.maxBodyBytes <= 0) {
     fail("maxBodyBytes", "a positive integer");
   }
+  if (!Number.isInteger(resolved.sseKeepAliveMs) || resolved.sseKeepAliveMs < 0) {
+    fail("sseKeepAliveMs", "a non-negative integer (0 turns keep-alive comments off)");
+  }
   return resolved;
 }
 
@@ -60,12 +84,36 @@ const CLOSE_GRACE_MS = 1_000;
  * @example const bridge = await startBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev" });
  */
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
-  const { redisUrl, token, port, host, maxBodyBytes } = resolveBridgeOptions(options);
+  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs } = resolveBridgeOptions(options);
   const redis = await connectBridgeRedis(redisUrl);
-  const tokenDigest = digest(token);
+  let isWrite: WriteCommandTest;
+  try {
+    isWrite = await loadWriteCommandTest(redis.shared);
+  } catch (error) {
+    await redis.close();
+    throw new Error(`cannot read the command table of Redis (COMMAND): ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+  const syncTokens = new SyncTokenClock();
+  const eventStreams: EventStreamContext = {
+    hub: new PubSubHub(redis.subscriber),
+    keepAliveMs: sseKeepAliveMs,
+    unavailableError: (cause) => redis.unavailableError(cause),
+    headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.current }),
+    openStreams: new Set(),
+  };
+  const context: RequestContext = {
+    redis,
+    tokenDigest: digest(token),
+    maxBodyBytes,
+    isWrite,
+    syncTokens,
+    eventStreams,
+  };
 
   const server = createServer((request, response) => {
-    handleRequest(request, response, { redis, tokenDigest, maxBodyBytes }).catch((error: unknown) => {
+    handleRequest(request, response, context).catch((error: unknown) => {
       // handleRequest answers every error itself; reaching here means the answer could not be written
       // (the client went away), so there is nobody left to tell.
       response.destroy(error instanceof Error ? error : undefined);
@@ -95,6 +143,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     port: boundPort,
     close() {
       closing ??= (async () => {
+        // An SSE stream never finishes by itself, so waiting for it would always take the full grace time.
+        for (const stream of [...eventStreams.openStreams]) stream.end();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const forceTimer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
@@ -111,7 +161,13 @@ interface RequestContext {
   redis: BridgeRedis;
   tokenDigest: Buffer;
   maxBodyBytes: number;
+  isWrite: WriteCommandTest;
+  syncTokens: SyncTokenClock;
+  eventStreams: EventStreamContext;
 }
+
+/** Paths that take the command as a JSON body; any other path is a path-style command. */
+const JSON_ENDPOINTS = new Set(["/", "/pipeline", "/multi-exec"]);
 
 async function handleRequest(request: IncomingMessage, response: ServerResponse, context: RequestContext) {
   try {
@@ -124,127 +180,77 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
         allow: "GET, POST",
       });
     }
+    await context.syncTokens.waitFor(firstHeader(request.headers[SYNC_TOKEN_HEADER]));
     const base64 = String(request.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
     const body = request.method === "POST" ? await readBody(request, context.maxBodyBytes) : Buffer.alloc(0);
-    const result = await route(path, request.method, body, base64, context.redis);
-    sendJson(response, 200, result);
+    const pathCommand = JSON_ENDPOINTS.has(path) ? undefined : parsePathCommand(path, Buffer.alloc(0));
+    const topics = pathCommand && subscribeTopics(pathCommand);
+    if (topics) {
+      // @upstash/redis POSTs "[]" here; like Upstash, the bridge ignores a body rather than subscribe to it.
+      await serveEventStream(request, response, topics, context.eventStreams);
+      return;
+    }
+    const result = pathCommand
+      ? await runOne(body.length > 0 ? [...pathCommand, body] : pathCommand, base64, context)
+      : await routeJson(path, request.method, body, base64, context);
+    sendJson(response, 200, result, syncTokenHeader(context));
   } catch (error) {
     const failure =
       error instanceof BridgeHttpError ? error : new BridgeHttpError(500, `ERR ${errorMessage(error)}`);
-    sendJson(response, failure.status, { error: failure.message }, failure.headers);
+    sendJson(
+      response,
+      failure.status,
+      { error: failure.message },
+      { ...failure.headers, ...syncTokenHeader(context) },
+    );
   }
 }
 
-async function route(path: string, method: string, body: Buffer, base64: boolean, redis: BridgeRedis) {
-  if (path === "/" || path === "/pipeline" || path === "/multi-exec") {
-    if (method !== "POST") {
-      throw new BridgeHttpError(405, `ERR ${path} takes POST with a JSON body`, { allow: "POST" });
-    }
-    const json = parseJsonBody(body);
-    if (path === "/") {
-      return { result: await executeCommand(redis, parseJsonCommand(json, "the command"), base64) };
-    }
-    const commands = parseJsonCommandList(json, path);
-    return path === "/pipeline"
-      ? executePipeline(redis, commands, base64)
-      : executeTransaction(redis, commands, base64);
-  }
-  return { result: await executeCommand(redis, parsePathCommand(path, body), base64) };
-}
-
-/**
- * Path style, as Upstash: `/set/greeting/hello` is `SET greeting hello`. Segments are URL-decoded; a POST body
- * is appended as the last argument, byte for byte, which is also the only way to send binary values.
- */
-function parsePathCommand(path: string, body: Buffer): RedisCommand {
-  if (!path.startsWith("/")) throw unknownPath(path);
-  const segments = path.slice(1).split("/");
-  if (segments.length > 1 && segments[segments.length - 1] === "") segments.pop(); // trailing slash
-  let decoded: string[];
-  try {
-    decoded = segments.map((segment) => decodeURIComponent(segment));
-  } catch {
-    throw new BridgeHttpError(400, `ERR path ${path} is not valid URL encoding`);
-  }
-  const [name, ...args] = decoded;
-  if (!name) throw unknownPath(path);
-  return body.length > 0 ? [name, ...args, body] : [name, ...args];
-}
-
-function unknownPath(path: string): BridgeHttpError {
-  return new BridgeHttpError(
-    404,
-    `ERR unknown path ${path}; use POST /, /pipeline, /multi-exec or /<command>/<args>`,
-  );
-}
-
-/**
- * Splits the request target by hand: `new URL("//get/k", base)` would read "get" as a host name, and a path
- * segment may legitimately be empty.
- */
-function splitRequestTarget(target: string): { path: string; query: URLSearchParams } {
-  const queryStart = target.indexOf("?");
-  if (queryStart < 0) return { path: target, query: new URLSearchParams() };
-  return { path: target.slice(0, queryStart), query: new URLSearchParams(target.slice(queryStart + 1)) };
-}
-
-/** Accepts the token as a bearer header or `_token` query parameter, compared in constant time. */
-function isAuthorized(request: IncomingMessage, query: URLSearchParams, tokenDigest: Buffer): boolean {
-  const header = request.headers.authorization;
-  // The scheme name is case-insensitive (RFC 9110), the token is not.
-  const presented = header && /^bearer /i.test(header) ? header.slice("bearer ".length) : query.get("_token");
-  // Comparing digests keeps the comparison constant-time even when the lengths differ.
-  return presented !== null && timingSafeEqual(digest(presented), tokenDigest);
-}
-
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
-}
-
-/**
- * Reads the body up to `maxBodyBytes`. A larger body is refused as soon as that is known (from
- * Content-Length, or while streaming) without reading the rest; the 413 answer then closes the connection,
- * because the unread remainder makes it unusable for keep-alive.
- */
-async function readBody(request: IncomingMessage, maxBodyBytes: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new BridgeHttpError(413, `ERR request body larger than ${maxBodyBytes} bytes`, { connection: "close" });
-  if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) throw tooLarge();
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBodyBytes) {
-        chunks.push(chunk);
-        return;
-      }
-      // Stop reading without destroying the request: destroying it would also destroy the socket before the
-      // 413 could be written.
-      request.off("data", onData);
-      request.pause();
-      reject(tooLarge());
-    };
-    request.on("data", onData);
-    request.once("end", () => resolve(Buffer.concat(chunks, size)));
-    request.once("error", reject);
-    // A client that disconnects mid-body may not emit "error"; without this the handler would wait forever.
-    request.once("close", () => reject(new BridgeHttpError(400, "ERR the client closed the request")));
-  });
-}
-
-function sendJson(
-  response: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
+async function routeJson(
+  path: string,
+  method: string,
+  body: Buffer,
+  base64: boolean,
+  context: RequestContext,
 ) {
-  if (response.headersSent || response.destroyed) return;
-  const body = JSON.stringify(value);
-  response.writeHead(status, {
-    ...headers,
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
-  });
-  response.end(body);
+  if (method !== "POST") {
+    throw new BridgeHttpError(405, `ERR ${path} takes POST with a JSON body`, { allow: "POST" });
+  }
+  const json = parseJsonBody(body);
+  if (path === "/") return runOne(parseJsonCommand(json, "the command"), base64, context);
+  const commands = parseJsonCommandList(json, path);
+  const execute = path === "/pipeline" ? executePipeline : executeTransaction;
+  return runTracked(context, commands, () => execute(context.redis, commands, base64));
+}
+
+function runOne(command: RedisCommand, base64: boolean, context: RequestContext) {
+  return runTracked(context, [command], async () => ({
+    result: await executeCommand(context.redis, command, base64),
+  }));
+}
+
+/**
+ * Runs commands, then advances the sync token if any of them is a write that was sent to Redis (not refused
+ * by the bridge), whatever the outcome: a failed write changed nothing and one more step costs nothing,
+ * while a transport error may hide a write that did run.
+ */
+async function runTracked<T>(
+  context: RequestContext,
+  commands: RedisCommand[],
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } finally {
+    const ran = (command: RedisCommand) => refusalReason(command) === undefined;
+    if (commands.some((command) => ran(command) && context.isWrite(command))) context.syncTokens.advance();
+  }
+}
+
+function syncTokenHeader(context: RequestContext): Record<string, string> {
+  return { [SYNC_TOKEN_HEADER]: context.syncTokens.current };
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -15,7 +15,9 @@ export interface BridgeFixture {
 }
 
 /** Starts redis-server on a free port and the bridge in-process on another. */
-export async function startBridgeFixture(options: { maxBodyBytes?: number } = {}): Promise<BridgeFixture> {
+export async function startBridgeFixture(
+  options: { maxBodyBytes?: number; sseKeepAliveMs?: number } = {},
+): Promise<BridgeFixture> {
   const redis = await startRedis();
   let bridge: RunningBridge;
   try {
@@ -48,11 +50,22 @@ export async function startBridgeFixture(options: { maxBodyBytes?: number } = {}
   };
 }
 
+/** Polls `condition` every 20 ms until it holds; fails after `timeoutMs`. */
+export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** The client settings the conformance suite is run with. */
 export interface ClientSettings {
   responseEncoding: false | "base64";
   enableAutoPipelining: boolean;
   automaticDeserialization: boolean;
+  /** Send back the last `upstash-sync-token` (the client's default is on). */
+  readYourWrites?: boolean;
 }
 
 /** Every combination of response encoding × auto-pipelining × automatic deserialization. */

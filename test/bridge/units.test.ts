@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseJsonCommand, refusalReason, type RedisCommand } from "../../src/bridge/commands.js";
 import { encodeReply } from "../../src/bridge/encoding.js";
 import { resolveBridgeOptions } from "../../src/bridge/server.js";
+import { SyncTokenClock } from "../../src/bridge/sync-token.js";
 
 describe("refusalReason", () => {
   it.each<RedisCommand>([
@@ -53,6 +54,7 @@ describe("resolveBridgeOptions", () => {
       port: 0,
       host: "127.0.0.1",
       maxBodyBytes: 10 * 1024 * 1024,
+      sseKeepAliveMs: 15_000,
     });
   });
   it.each([
@@ -60,7 +62,42 @@ describe("resolveBridgeOptions", () => {
     [{ redisUrl: "127.0.0.1:6379" }, /option `redisUrl` must be a redis:\/\/ or rediss:\/\/ URL/],
     [{ port: 70000 }, /option `port` must be an integer from 0 to 65535/],
     [{ maxBodyBytes: 0 }, /option `maxBodyBytes` must be a positive integer/],
+    [{ sseKeepAliveMs: -1 }, /option `sseKeepAliveMs` must be a non-negative integer/],
   ])("rejects %j, naming the option", (override, message) => {
     expect(() => resolveBridgeOptions({ ...valid, ...override })).toThrow(message);
+  });
+});
+
+describe("SyncTokenClock", () => {
+  it("starts from the clock in microseconds, so a restarted bridge stays above its predecessor", () => {
+    const clock = new SyncTokenClock(() => 1_000);
+    expect(clock.current).toBe("1000000");
+    clock.advance();
+    clock.advance();
+    expect(clock.current).toBe("1000002");
+    expect(new SyncTokenClock(() => 1_001).current).toBe("1001000");
+  });
+
+  it("answers at once for a missing, foreign or reached token", async () => {
+    const clock = new SyncTokenClock(() => 1_000);
+    const started = Date.now();
+    for (const token of [undefined, "", "not-a-number", "AZ9=", "999", clock.current]) {
+      await clock.waitFor(token, 5_000);
+    }
+    expect(Date.now() - started).toBeLessThan(100);
+  });
+
+  it("holds a request whose token is ahead until a write reaches it, or until the wait runs out", async () => {
+    const clock = new SyncTokenClock(() => 1_000);
+    let done = false;
+    const waiting = clock.waitFor("1000002", 5_000).then(() => (done = true));
+    clock.advance();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(done).toBe(false);
+    clock.advance();
+    await waiting;
+    const started = Date.now();
+    await clock.waitFor("9000000000", 50);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
   });
 });
