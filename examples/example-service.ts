@@ -38,10 +38,15 @@ export const handlers: RpcHandlers = {
     const token = String(argsOf(params).login ?? "");
     const loginid = "CR90000";
     return {
-      login: { loginid, currency: "USD", scopes: ["read", "trade"] },
+      loginid,
+      currency: "USD",
+      scopes: ["read", "trade"],
       stash: { loginid, token, scopes: ["read", "trade"] },
     };
   },
+
+  /** Answers with the stash values the gateway sent along (the action's `stashParams`). */
+  whoami: (params) => ({ loginid: params.loginid ?? null, scopes: params.scopes ?? null }),
 };
 
 function argsOf(params: Record<string, unknown>): Record<string, unknown> {

@@ -20,7 +20,7 @@ export interface ManagedRedis {
   readonly port: number;
   /** PID of the current redis-server process (changes on restart). */
   readonly pid: number;
-  /** Stops it; the port stays reserved for {@link restart}. */
+  /** Stops it; {@link restart} starts it again on the same port. */
   stop(): Promise<void>;
   /** Starts it again on the same port (empty: there is no persistence). */
   restart(): Promise<void>;
@@ -40,10 +40,11 @@ export function hasRedisServer(): boolean {
 export async function startRedis(options: { port?: number; log?: LineSink } = {}): Promise<ManagedRedis> {
   if (!hasRedisServer()) throw new StartError(REDIS_INSTALL_HINT);
   const port = options.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), "edge-wsproxy-redis-"));
   let current: ManagedProcess | undefined;
+  let dir = "";
 
   const launch = async (): Promise<void> => {
+    dir = mkdtempSync(join(tmpdir(), "edge-wsproxy-redis-"));
     current = await startProcess({
       name: "redis",
       command: "redis-server",
@@ -70,6 +71,11 @@ export async function startRedis(options: { port?: number; log?: LineSink } = {}
     });
   };
   await launch();
+  const stop = async (): Promise<void> => {
+    await current?.stop();
+    current = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  };
 
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -77,13 +83,9 @@ export async function startRedis(options: { port?: number; log?: LineSink } = {}
     get pid() {
       return current?.pid ?? -1;
     },
-    async stop() {
-      await current?.stop();
-      current = undefined;
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
     async restart() {
-      await current?.stop();
+      await stop();
       await launch();
     },
   };

@@ -39,6 +39,10 @@ export interface ServiceSpec {
 export interface WorkerSpec {
   /** HTTP port. @default a free port */
   port?: number;
+  /** The wrangler config of the Worker to run. @default the repository's wrangler.toml (the example deployment) */
+  configPath?: string;
+  /** Log prefix. @default "worker" */
+  name?: string;
   /** Extra Worker vars (e.g. `{ RPC_QUEUE_RESPONSE_TIMEOUT: "2" }`). */
   vars?: Record<string, string>;
 }
@@ -137,15 +141,22 @@ function specList(service: StackOptions["service"]): ServiceSpec[] {
   return Array.isArray(service) ? service : [service];
 }
 
+/** A Worker running under `wrangler dev`. */
+export interface RunningWorker {
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  stop(): Promise<void>;
+}
+
 /**
  * `wrangler dev` on a free port, its state in a temporary folder. The Redis token goes in through an env
  * file, not `--var`, so wrangler shows it as hidden instead of printing it.
  */
-async function startWorker(
+export async function startWorker(
   spec: WorkerSpec,
   bridge: { url: string; token: string },
   log: LineSink | undefined,
-): Promise<{ httpUrl: string; wsUrl: string; stop(): Promise<void> }> {
+): Promise<RunningWorker> {
   const port = spec.port ?? (await freePort());
   const stateDir = mkdtempSync(join(tmpdir(), "edge-wsproxy-worker-"));
   const envFile = join(stateDir, "worker.env");
@@ -153,7 +164,7 @@ async function startWorker(
   writeFileSync(
     envFile,
     Object.entries(vars)
-      .map(([k, v]) => `${k}=${JSON.stringify(v)}\n`)
+      .map(([k, v]) => `${k}=${envFileValue(k, v)}\n`)
       .join(""),
     {
       mode: 0o600,
@@ -162,11 +173,13 @@ async function startWorker(
   let child: ManagedProcess;
   try {
     child = await startProcess({
-      name: "worker",
+      name: spec.name ?? "worker",
       command: process.execPath,
       args: [
         join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js"),
         "dev",
+        "--config",
+        spec.configPath ?? join(PROJECT_ROOT, "wrangler.toml"),
         "--ip",
         "127.0.0.1",
         "--port",
@@ -198,6 +211,16 @@ async function startWorker(
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One value in wrangler's .env format: single quotes keep it literal (JSON with double quotes included);
+ * a value with a single quote and a newline cannot be written and is refused.
+ */
+function envFileValue(key: string, value: string): string {
+  if (!value.includes("'")) return `'${value}'`;
+  if (!value.includes('"') && !value.includes("\n")) return `"${value}"`;
+  throw new Error(`the Worker var ${key} holds both quote kinds; wrangler's env file cannot carry it`);
 }
 
 /** Sum of `calls=` over `INFO commandstats`, less the INFO commands (this one included). */

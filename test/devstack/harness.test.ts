@@ -60,6 +60,9 @@ describe("private redis-server", () => {
     await redis.stop();
     expect(isAlive(lastPid)).toBe(false);
     expect(await ping(redis.port)).toBe(false);
+    await redis.restart();
+    expect(await ping(redis.port)).toBe(true);
+    await redis.stop();
   });
 
   it("says how to install redis-server when it is not on PATH", async () => {

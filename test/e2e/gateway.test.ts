@@ -90,7 +90,7 @@ describe("the example deployment over the real stack", () => {
     const client = await connect(wsUrl);
     expect(await client.call({ login: "a-token" })).toMatchObject({
       msg_type: "login",
-      login: { login: { loginid: "CR90000", currency: "USD" } },
+      login: { loginid: "CR90000", currency: "USD" },
     });
     expect(await client.call({ whoami: 1 })).toMatchObject({
       msg_type: "whoami",

@@ -2,16 +2,14 @@
  * End-to-end helpers: a `ws` client that queues frames and waits with timeouts, native Redis access to
  * read stream entries and inject replies, and a `wrangler dev` of the e2e Worker (test/e2e/wrangler.toml).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
-import { freePort, startProcess, type LineSink } from "../../src/devstack/processes.js";
-import { PROJECT_ROOT } from "../../src/devstack/stack.js";
+import type { LineSink } from "../../src/devstack/processes.js";
+import { PROJECT_ROOT, startWorker, type RunningWorker } from "../../src/devstack/stack.js";
 
-/** The e2e service module: the example handlers plus `whoami`, which returns its stash params. */
-export const E2E_SERVICE_MODULE = join(PROJECT_ROOT, "test/e2e/e2e-service.ts");
+/** The example service module (its `whoami` returns the stash params it was sent). */
+export const E2E_SERVICE_MODULE = join(PROJECT_ROOT, "examples/example-service.ts");
 
 /** Log sink for the stack: quiet unless `E2E_LOG=1`. */
 export const stackLog: LineSink | undefined = process.env.E2E_LOG ? (line) => console.log(line) : undefined;
@@ -117,68 +115,14 @@ export async function waitForEntry(
   throw new Error(`no entry on ${stream} matched within ${timeoutMs} ms`);
 }
 
-/** A `wrangler dev` of the e2e Worker (test/e2e/wrangler.toml) against a bridge. */
-export interface TestWorker {
-  httpUrl: string;
-  wsUrl: string;
-  stop(): Promise<void>;
-}
-
-/** Starts the e2e Worker, which adds hook-driven actions to the example ones (see e2e-worker.ts). */
-export async function startE2eWorker(
+/** Starts the e2e Worker (test/e2e/wrangler.toml), which adds hook-driven actions to the example ones. */
+export function startE2eWorker(
   bridge: { url: string; token: string },
   vars: Record<string, string> = {},
-): Promise<TestWorker> {
-  const port = await freePort();
-  const stateDir = mkdtempSync(join(tmpdir(), "edge-wsproxy-e2e-"));
-  const envFile = join(stateDir, "worker.env");
-  const allVars = { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridge.token, ...vars };
-  writeFileSync(
-    envFile,
-    Object.entries(allVars)
-      .map(([k, v]) => `${k}=${JSON.stringify(v)}\n`)
-      .join(""),
-    {
-      mode: 0o600,
-    },
+): Promise<RunningWorker> {
+  return startWorker(
+    { vars, configPath: join(PROJECT_ROOT, "test/e2e/wrangler.toml"), name: "e2e-worker" },
+    bridge,
+    stackLog,
   );
-  try {
-    const child = await startProcess({
-      name: "e2e-worker",
-      command: process.execPath,
-      args: [
-        join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js"),
-        "dev",
-        "--config",
-        join(PROJECT_ROOT, "test/e2e/wrangler.toml"),
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--inspector-port",
-        String(await freePort()),
-        "--env-file",
-        envFile,
-        "--persist-to",
-        join(stateDir, "state"),
-        "--show-interactive-dev-session=false",
-      ],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
-      cwd: PROJECT_ROOT,
-      readyLine: /Ready on (http:\/\/\S+)/,
-      readyTimeoutMs: 60_000,
-      log: stackLog,
-    });
-    return {
-      httpUrl: `http://127.0.0.1:${port}`,
-      wsUrl: `ws://127.0.0.1:${port}/websockets/v3`,
-      async stop() {
-        await child.stop();
-        rmSync(stateDir, { recursive: true, force: true });
-      },
-    };
-  } catch (error) {
-    rmSync(stateDir, { recursive: true, force: true });
-    throw error;
-  }
 }

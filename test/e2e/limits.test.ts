@@ -5,10 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, type Stack } from "../../src/devstack/stack.js";
-import { connect, E2E_SERVICE_MODULE, stackLog, startE2eWorker, type TestWorker } from "./helpers.js";
+import type { RunningWorker } from "../../src/devstack/stack.js";
+import { connect, E2E_SERVICE_MODULE, stackLog, startE2eWorker } from "./helpers.js";
 
 let stack: Stack;
-let worker: TestWorker;
+let worker: RunningWorker;
 
 beforeAll(async () => {
   stack = await startStack({ service: { args: ["--module", E2E_SERVICE_MODULE] }, log: stackLog });
