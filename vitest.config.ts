@@ -12,7 +12,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/{core,bridge,consumer,devstack,e2e}/**/*.test.ts"],
+          include: ["test/{core,bridge,consumer,devstack,docs,e2e}/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
           hookTimeout: 60_000,
