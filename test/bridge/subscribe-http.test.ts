@@ -141,7 +141,7 @@ describe("one shared Redis subscription, released when the last client leaves", 
       // Each stream counts its own subscriptions, as production's connection per stream does.
       expect([await first.next(), await second.next()]).toEqual([`subscribe,${ch},1`, `subscribe,${ch},1`]);
       expect(await numsub(ch)).toBe(1);
-      const pubsubClients = (await publisher.client("LIST", "TYPE", "pubsub")) as string;
+      const pubsubClients = String(await publisher.call("CLIENT", "LIST", "TYPE", "pubsub"));
       expect(pubsubClients.trim().split("\n")).toHaveLength(1); // one subscriber connection for all streams
       expect(await publisher.publish(ch, "both")).toBe(1);
       expect([await first.next(), await second.next()]).toEqual([`message,${ch},both`, `message,${ch},both`]);
