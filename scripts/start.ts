@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       `  Redis      ${stack.redis.url} (private, no persistence)`,
       `  Bridge     ${stack.bridge.url} (Upstash REST protocol)`,
       "",
-      `Try it:  node -e 'const ws=new (require("ws"))("${worker.wsUrl}");ws.on("open",()=>ws.send(JSON.stringify({ping:1,req_id:1})));ws.on("message",m=>{console.log(String(m));ws.close()})'`,
+      `Try it:  npm run call -- '{"ping":1}'     (or interactively: npm run call)`,
       "Press Ctrl-C to stop.",
       "",
     ].join("\n"),

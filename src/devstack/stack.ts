@@ -192,7 +192,14 @@ export async function startWorker(
         join(stateDir, "state"),
         "--show-interactive-dev-session=false",
       ],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+      // No `Request.cf` download: it needs the internet, and without it wrangler prints a scary stack.
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: "false",
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        NO_COLOR: "1",
+        FORCE_COLOR: "0",
+      },
       cwd: PROJECT_ROOT,
       readyLine: /Ready on (http:\/\/\S+)/,
       readyTimeoutMs: 60_000,
