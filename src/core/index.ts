@@ -1,6 +1,7 @@
 /**
  * The portable core of edge-wsproxy: decoding, the sanity check, dispatch, the hook pipeline, the RPC hook
- * orchestration shared by every backend, and reply building. Imports nothing platform-specific.
+ * orchestration shared by every backend, reply building and the per-connection limits. Imports nothing
+ * platform-specific.
  */
 export { createDispatcher, type Dispatcher, type DispatcherDeps, type FrameInfo } from "./dispatcher.js";
 export { callRpc, buildCallParams, type CallRpcOptions, type RpcHookSet } from "./rpc-call.js";
@@ -28,6 +29,12 @@ export {
   type MemoryConnectionInit,
 } from "./memory-connection.js";
 export { PROTOTYPE_KEYS, isJsonObject, withoutPrototypeKeys } from "./safe-object.js";
+export {
+  createConnectionLimits,
+  POLICY_VIOLATION_CLOSE,
+  type ConnectionLimits,
+  type ConnectionLimitSettings,
+} from "./limits.js";
 export * from "./errors.js";
 export * from "./options.js";
 export type * from "./types.js";

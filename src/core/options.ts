@@ -83,6 +83,29 @@ export interface GatewayOptions extends GatewayHooks {
   requestData?: boolean;
   /** Fields removed from `echo_req` (e.g. `["password"]`). @default [] */
   sensitiveFields?: string[];
+  /**
+   * Requests in flight on one connection (dispatched to an action, reply not yet sent); one more gets
+   * RateLimit and is not forwarded. Bounds the memory and backend work one socket can hold. 0 turns it off.
+   * @default 100
+   */
+  maxPendingPerConnection?: number;
+  /**
+   * Frames per second one connection may send, refilled continuously (a token bucket); every frame within
+   * `maxMessageBytes` takes a token, text or binary, valid or not. A text frame over the rate gets only
+   * RateLimit; a binary one is dropped. May be fractional (`0.5` = one frame every 2 s). 0 turns it off.
+   * @default 500
+   */
+  maxMessagesPerSecond?: number;
+  /** Frames a connection may send at once after a quiet spell. @default maxMessagesPerSecond */
+  messageBurst?: number;
+  /**
+   * Sustained abuse: this many RateLimit rejections (either limit) within one `abuseWindowMs` window,
+   * which opens at the first rejection, close the connection with 1008 "Policy violation". 0 never closes.
+   * @default 500
+   */
+  abuseCloseAfterRejections?: number;
+  /** The window of `abuseCloseAfterRejections`. @default 10000 */
+  abuseWindowMs?: number;
 }
 
 /** The defaults of {@link GatewayOptions}. */
@@ -95,6 +118,15 @@ export const DEFAULT_GATEWAY_OPTIONS = {
   hookTimeoutMs: 15_000,
   requestData: true,
   sensitiveFields: [] as string[],
+  // Limits (issue 6). On by default, sized to stop floods without touching real clients: the e2e suite
+  // keeps 10 requests in flight per connection, and the benchmark's closed-loop clients reach ~120
+  // requests/s each through Redis (a bare WebSocket echo ~470/s), so 100 pending and 500 frames/s never
+  // bite them, while a flooding socket is refused within a second and closed after ~500 refusals.
+  // Public deployments should tighten the rate to their product (deriv's API allows ~80 calls/s).
+  maxPendingPerConnection: 100,
+  maxMessagesPerSecond: 500,
+  abuseCloseAfterRejections: 500,
+  abuseWindowMs: 10_000,
 } as const;
 
 /** {@link GatewayOptions} with every default filled in and the actions in a lookup table. */
@@ -102,36 +134,25 @@ export type ResolvedGatewayOptions = GatewayOptions &
   Required<Pick<GatewayOptions, keyof typeof DEFAULT_GATEWAY_OPTIONS>> & {
     /** Action options by name, in registration order. */
     actionTable: Map<string, ActionOptions>;
+    /** `messageBurst`, or `maxMessagesPerSecond` when it was not set. */
+    messageBurst: number;
   };
 
 /** Fills in defaults and checks the options; throws a {@link ConfigError} that names the bad option. */
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
-  if (!Array.isArray(options.actions))
-    throw new ConfigError("`actions` must be an array of [name, options?]");
-  const actionTable = new Map<string, ActionOptions>();
-  for (const entry of options.actions) {
-    const [name, actionOptions] = Array.isArray(entry) ? entry : [];
-    if (typeof name !== "string" || name === "") {
-      throw new ConfigError(
-        `\`actions\`: every entry must be [name, options?], got ${JSON.stringify(entry)}`,
-      );
-    }
-    if (actionTable.has(name)) throw new ConfigError(`\`actions\`: "${name}" is registered twice`);
-    if (actionOptions !== undefined && (typeof actionOptions !== "object" || actionOptions === null)) {
-      throw new ConfigError(`\`actions\`: the options of "${name}" must be an object`);
-    }
-    actionTable.set(name, actionOptions ?? {});
-  }
-  const resolved = {
-    ...DEFAULT_GATEWAY_OPTIONS,
-    ...withoutUndefined(options),
+  const actionTable = buildActionTable(options.actions);
+  const merged = { ...DEFAULT_GATEWAY_OPTIONS, ...withoutUndefined(options) };
+  const resolved: ResolvedGatewayOptions = {
+    ...merged,
     actions: options.actions,
     actionTable,
+    messageBurst: merged.messageBurst ?? merged.maxMessagesPerSecond,
   };
-  for (const key of ["maxMessageBytes", "maxResponseBytes", "hookTimeoutMs"] as const) {
+  for (const key of ["maxMessageBytes", "maxResponseBytes", "hookTimeoutMs", "abuseWindowMs"] as const) {
     const value = resolved[key];
     if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`\`${key}\` must be a positive number`);
   }
+  assertLimits(resolved);
   if (!resolved.basePath.startsWith("/")) throw new ConfigError("`basePath` must start with /");
   if (resolved.skipSanityCheck !== undefined && !(resolved.skipSanityCheck instanceof RegExp)) {
     throw new ConfigError("`skipSanityCheck` must be a RegExp, e.g. /password/");
@@ -146,6 +167,43 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     throw new ConfigError("`defaultBackend` must be a backend name");
   }
   return resolved;
+}
+
+/** The actions as a lookup table in registration order; throws a ConfigError naming the bad entry. */
+function buildActionTable(actions: unknown): Map<string, ActionOptions> {
+  if (!Array.isArray(actions)) throw new ConfigError("`actions` must be an array of [name, options?]");
+  const actionTable = new Map<string, ActionOptions>();
+  for (const entry of actions as unknown[]) {
+    const [name, actionOptions] = Array.isArray(entry) ? entry : [];
+    if (typeof name !== "string" || name === "") {
+      throw new ConfigError(
+        `\`actions\`: every entry must be [name, options?], got ${JSON.stringify(entry)}`,
+      );
+    }
+    if (actionTable.has(name)) throw new ConfigError(`\`actions\`: "${name}" is registered twice`);
+    if (actionOptions !== undefined && (typeof actionOptions !== "object" || actionOptions === null)) {
+      throw new ConfigError(`\`actions\`: the options of "${name}" must be an object`);
+    }
+    actionTable.set(name, (actionOptions ?? {}) as ActionOptions);
+  }
+  return actionTable;
+}
+
+/** The per-connection limits: counts are whole numbers, the rate any finite number, 0 meaning off. */
+function assertLimits(options: ResolvedGatewayOptions): void {
+  for (const key of ["maxPendingPerConnection", "abuseCloseAfterRejections"] as const) {
+    if (!Number.isInteger(options[key]) || options[key] < 0) {
+      throw new ConfigError(`\`${key}\` must be a whole number, 0 to turn it off`);
+    }
+  }
+  const rate = options.maxMessagesPerSecond;
+  if (!Number.isFinite(rate) || rate < 0) {
+    throw new ConfigError("`maxMessagesPerSecond` must be a number, 0 to turn it off");
+  }
+  // A bucket smaller than one token would refuse every frame: a configuration that locks everyone out.
+  if (rate > 0 && (!Number.isFinite(options.messageBurst) || options.messageBurst < 1)) {
+    throw new ConfigError("`messageBurst` must be at least 1 (frames a connection may send at once)");
+  }
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
