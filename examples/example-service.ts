@@ -12,7 +12,11 @@ export const handlers: RpcHandlers = {
 
   time: () => Math.floor(Date.now() / 1000),
 
-  echo: (params) => params.args,
+  /**
+   * Returns the request, less any `stash` key: a result's `stash` is merged into the connection's
+   * server-side stash, so echoing one from the client would let it forge stash values.
+   */
+  echo: (params) => withoutKey(params.args, "stash"),
 
   /** Waits `args.ms` (at most 60 s), stopping early when the request's deadline passes. */
   slow: async (params, ctx) => {
@@ -48,6 +52,11 @@ export const handlers: RpcHandlers = {
   /** Answers with the stash values the gateway sent along (the action's `stashParams`). */
   whoami: (params) => ({ loginid: params.loginid ?? null, scopes: params.scopes ?? null }),
 };
+
+function withoutKey(value: unknown, key: string): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([name]) => name !== key));
+}
 
 function argsOf(params: Record<string, unknown>): Record<string, unknown> {
   const args = params.args;

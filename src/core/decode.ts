@@ -51,8 +51,37 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array): DecodeResu
     return invalid("INVALID_JSON");
   }
   if (!value) return invalid("INVALID_JSON");
-  if (!isJsonObject(value)) return { ok: false, reply: clientError("BadRequest") };
+  if (!isJsonObject(value) || nestingExceeds(text, MAX_JSON_DEPTH)) {
+    return { ok: false, reply: clientError("BadRequest") };
+  }
   return { ok: true, message: value };
+}
+
+/**
+ * The deepest nesting of objects and arrays a frame may have. JSON.parse copes with far more, but
+ * everything after it (JSON.stringify of the call params, hooks walking the request) recurses, so a deeper
+ * frame is refused up front with BadRequest instead of failing later as WrongResponse.
+ */
+export const MAX_JSON_DEPTH = 1000;
+
+/** True when the (valid) JSON `text` nests objects and arrays deeper than `max`. */
+function nestingExceeds(text: string, max: number): boolean {
+  // Each level takes two characters at least, so short frames need no scan.
+  if (text.length <= 2 * max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (char === 0x22) inString = false;
+    } else if (char === 0x22) inString = true;
+    else if (char === 0x7b || char === 0x5b) {
+      if (++depth > max) return true;
+    } else if (char === 0x7d || char === 0x5d) depth--;
+  }
+  return false;
 }
 
 /** Removes exactly one leading byte order mark. */

@@ -12,6 +12,7 @@ export {
   type SuccessReply,
 } from "./rpc-reply.js";
 export {
+  MAX_JSON_DEPTH,
   decodeFrame,
   decodeUtf8,
   stripBom,

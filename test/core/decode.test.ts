@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { decodeFrame, utf8ByteLength } from "../../src/core/index.js";
+import { decodeFrame, MAX_JSON_DEPTH, utf8ByteLength } from "../../src/core/index.js";
 import { gateway } from "./helpers.js";
 
 const BAD_REQUEST = { code: "BadRequest", message: "The application sent an invalid request." };
@@ -13,6 +13,19 @@ describe("inbound frame decoding (PROTOCOL 1.1.1)", () => {
     ]);
     expect(conn.isOpen).toBe(true);
     expect(conn.closed).toBeUndefined();
+  });
+
+  it("refuses nesting deeper than MAX_JSON_DEPTH with BadRequest, and accepts it at the limit", async () => {
+    const { conn, send } = gateway();
+    const nested = (depth: number) =>
+      `{"ping":1,"req_id":7,"deep":${"[".repeat(depth - 1)}${"]".repeat(depth - 1)}}`;
+    await send(nested(MAX_JSON_DEPTH + 1));
+    expect(conn.sent).toEqual([{ msg_type: "error", error: BAD_REQUEST }]);
+    await send(nested(MAX_JSON_DEPTH));
+    expect(conn.sent[1]).toMatchObject({ msg_type: "ping", req_id: 7 });
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    const brackets = "[".repeat(3 * MAX_JSON_DEPTH);
+    expect(decodeFrame(`{"s":"\\\"${brackets}"}`).ok).toBe(true);
   });
 
   it.each(["0", "false", "null", '""'])(

@@ -100,6 +100,13 @@ describe("the example deployment over the real stack", () => {
     expect(entry?.stash).toBe('["loginid","scopes"]');
     expect(JSON.parse(entry?.args ?? "{}")).toMatchObject({ args: { whoami: 1 }, loginid: "CR90000" });
     expect(JSON.parse(entry?.req_log_context ?? "{}").correlation_id).toMatch(/^[0-9a-f-]{36}$/);
+    // A client cannot forge stash values: not by sending a field of the same name...
+    expect(await client.call({ whoami: 1, loginid: "CR-FORGED" })).toMatchObject({
+      whoami: { loginid: "CR90000" },
+    });
+    // ...nor by having the echo service return a `stash` of its choosing.
+    await client.call({ echo: 1, stash: { loginid: "CR-FORGED" } });
+    expect(await client.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: "CR90000" } });
     await client.close();
   });
 
