@@ -43,7 +43,12 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
 
-  const stack = await startStack({ service: true, worker: { port }, log: (line) => console.log(line) });
+  // LOG_LEVEL=info: one JSON line per request in the worker's log, so you see what the gateway does.
+  const stack = await startStack({
+    service: true,
+    worker: { port, vars: { LOG_LEVEL: process.env.LOG_LEVEL ?? "info" } },
+    log: (line) => console.log(line),
+  });
   running.stack = stack;
   const worker = stack.worker;
   if (!worker) throw new Error("the Worker did not start");
@@ -51,8 +56,10 @@ async function main(): Promise<void> {
     [
       "",
       `edge-wsproxy is up (${((Date.now() - started) / 1000).toFixed(1)} s):`,
+      `  Playground ${worker.httpUrl}/`,
       `  WebSocket  ${worker.wsUrl}`,
       `  Health     ${worker.httpUrl}/health`,
+      `  Metrics    ${worker.httpUrl}/metrics`,
       `  Redis      ${stack.redis.url} (private, no persistence)`,
       `  Bridge     ${stack.bridge.url} (Upstash REST protocol)`,
       "",

@@ -56,7 +56,13 @@ export interface RunningService {
 /** A running stack. */
 export interface Stack {
   readonly redis: ManagedRedis;
-  readonly bridge: { readonly url: string; readonly token: string; stop(): Promise<void> };
+  readonly bridge: {
+    readonly url: string;
+    readonly token: string;
+    stop(): Promise<void>;
+    /** Starts the bridge again on the same port (after {@link stop}, or stops it first). */
+    restart(): Promise<void>;
+  };
   readonly services: RunningService[];
   readonly worker?: { readonly httpUrl: string; readonly wsUrl: string; stop(): Promise<void> };
   /** Starts one more service process. */
@@ -82,17 +88,28 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const redis = await startRedis({ log: options.log });
     started.push(redis);
     const token = options.bridgeToken ?? randomBytes(12).toString("hex");
-    const bridgeProcess = await startProcess({
-      name: "bridge",
-      command: process.execPath,
-      args: tsxArgs("src/bridge/cli.ts", ["--redis", redis.url, "--port", String(await freePort())]),
-      env: { ...process.env, BRIDGE_TOKEN: token },
-      cwd: PROJECT_ROOT,
-      readyLine: /listening on (http:\/\/\S+)/,
-      log: options.log,
-    });
-    started.push(bridgeProcess);
-    const bridge = { url: bridgeProcess.ready[1] ?? "", token, stop: () => bridgeProcess.stop() };
+    const bridgePort = await freePort();
+    const launchBridge = (): Promise<ManagedProcess> =>
+      startProcess({
+        name: "bridge",
+        command: process.execPath,
+        args: tsxArgs("src/bridge/cli.ts", ["--redis", redis.url, "--port", String(bridgePort)]),
+        env: { ...process.env, BRIDGE_TOKEN: token },
+        cwd: PROJECT_ROOT,
+        readyLine: /listening on (http:\/\/\S+)/,
+        log: options.log,
+      });
+    let bridgeProcess = await launchBridge();
+    const bridge = {
+      url: bridgeProcess.ready[1] ?? "",
+      token,
+      stop: () => bridgeProcess.stop(),
+      async restart() {
+        await bridgeProcess.stop();
+        bridgeProcess = await launchBridge();
+      },
+    };
+    started.push(bridge);
 
     const services: RunningService[] = [];
     const startService = async (spec: ServiceSpec = {}): Promise<RunningService> => {

@@ -1,10 +1,19 @@
 /**
  * `createGateway()` options and how they become backends, from wrangler vars and secrets.
  */
-import { ConsumerGroupsBackend, createBackend, type BackendConfig } from "../backends/index.js";
+import {
+  ConsumerGroupsBackend,
+  createBackend,
+  createRedisClient,
+  DEFAULT_CONSUMER_GROUPS_OPTIONS,
+  type BackendConfig,
+  type RedisCommands,
+} from "../backends/index.js";
 import { ConfigError } from "../core/errors.js";
 import { resolveGatewayOptions, type GatewayOptions } from "../core/options.js";
-import type { Backend } from "../core/types.js";
+import type { Backend, Logger } from "../core/types.js";
+import type { LogLevel } from "./log.js";
+import type { PlaygroundOptions } from "./playground.js";
 
 /** The Worker's bindings, vars and secrets the gateway reads (names Upstash users already have). */
 export interface GatewayEnv {
@@ -14,8 +23,12 @@ export interface GatewayEnv {
   UPSTASH_REDIS_REST_TOKEN?: string;
   /** Default reply wait in seconds. */
   RPC_QUEUE_RESPONSE_TIMEOUT?: string;
+  /** Log level when the `logLevel` option is not set: `debug`, `info`, `warn` or `error`. */
+  LOG_LEVEL?: string;
   [binding: string]: unknown;
 }
+
+type ConsumerGroupsConfig = BackendConfig & { type: "consumer_groups" };
 
 /** A backend entry: its configuration, or a function of the Worker's env that returns it. */
 export type BackendSetting = BackendConfig | ((env: GatewayEnv) => BackendConfig);
@@ -41,6 +54,59 @@ export interface CreateGatewayOptions extends GatewayOptions {
   upgradeHeaders?: string[];
   /** Timeout of the Redis `PING` of `GET /health`. @default 1000 */
   healthTimeoutMs?: number;
+  /**
+   * Serve the playground page at `GET /` (and `/playground`) and the action list at `GET /actions`; an
+   * object gives example frames. Off by default: a production gateway may not want a console at `/`.
+   * @default false
+   */
+  playground?: boolean | PlaygroundOptions;
+  /** Serve `GET /metrics` (Prometheus text format, summed over `metricsObjects`). @default true */
+  metrics?: boolean;
+  /**
+   * The objects `GET /metrics` asks for their figures. @default `shard-0` ... `shard-<objectShards-1>`
+   * with the default `objectName`; none with a custom one (the Worker cannot list names it did not make)
+   */
+  metricsObjects?: string[];
+  /** Least severe structured log line written (requests are logged at `info`). @default env `LOG_LEVEL`, else "warn" */
+  logLevel?: LogLevel;
+  /**
+   * Origins whose browser pages may connect, exactly as browsers send them (`https://app.example.com`);
+   * an upgrade with another `Origin` gets 403. An upgrade without `Origin` (not a browser) is allowed;
+   * `"*"` allows every origin. @default undefined (no check)
+   */
+  allowedOrigins?: string[];
+  /**
+   * Connections one Durable Object holds at most. One more is accepted and closed at once with 1013
+   * "Try again later" (a close code browsers can read, unlike an HTTP error). 0 = no cap.
+   * @default 10000
+   */
+  maxConnectionsPerObject?: number;
+}
+
+/** The default of `maxConnectionsPerObject`. */
+export const DEFAULT_MAX_CONNECTIONS_PER_OBJECT = 10_000;
+
+/** What the Durable Object adds to its consumer-groups backends: a counting Redis wrapper and its logger. */
+export interface BackendInstrumentation {
+  wrapRedis?: (client: RedisCommands) => RedisCommands;
+  logger?: Logger;
+}
+
+/** A consumer-groups config with the object's Redis wrapper (around the client it would make) and logger. */
+function instrumented(
+  config: ConsumerGroupsConfig,
+  { wrapRedis, logger }: BackendInstrumentation,
+): ConsumerGroupsConfig {
+  const withLogger = logger && !config.logger ? { ...config, logger } : config;
+  if (!wrapRedis) return withLogger;
+  const client =
+    config.redis ??
+    createRedisClient({
+      url: config.redisUrl ?? "",
+      token: config.redisToken ?? "",
+      requestTimeoutMs: config.redisRequestTimeoutMs ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.redisRequestTimeoutMs,
+    });
+  return { ...withLogger, redis: wrapRedis(client) };
 }
 
 /** The default backends: one consumer-groups backend configured from the environment. */
@@ -89,12 +155,13 @@ export function buildBackends(
   options: CreateGatewayOptions,
   env: GatewayEnv,
   objectId: string,
+  instrument: BackendInstrumentation = {},
 ): Record<string, Backend> {
   const backends: Record<string, Backend> = {};
   for (const [name, config] of Object.entries(backendConfigs(options, env))) {
     backends[name] = createBackend(
       name,
-      config.type === "consumer_groups" ? { ...config, objectId } : config,
+      config.type === "consumer_groups" ? instrumented({ ...config, objectId }, instrument) : config,
     );
   }
   const resolved = resolveGatewayOptions(options);

@@ -9,8 +9,15 @@ import { DurableObject } from "cloudflare:workers";
 import { isConnectionAware, type ConsumerGroupsStats } from "../backends/index.js";
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
 import type { Backend } from "../core/types.js";
-import { buildBackends, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
+import {
+  buildBackends,
+  DEFAULT_MAX_CONNECTIONS_PER_OBJECT,
+  type CreateGatewayOptions,
+  type GatewayEnv,
+} from "./config.js";
 import { DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
+import type { MetricsSnapshot } from "./metrics.js";
+import { createObjectObservability, type ObjectObservability } from "./observability.js";
 
 /** Close codes that only describe a close and must not be sent in a close frame. */
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
@@ -22,6 +29,9 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private readonly dispatcher?: Dispatcher;
   private readonly setupError?: string;
   private readonly closeHandled = new WeakSet<SocketConnection>();
+  private readonly observability?: ObjectObservability;
+  /** Frames being handled now (a gauge of `/metrics`). */
+  private framesInFlight = 0;
 
   constructor(
     ctx: DurableObjectState,
@@ -30,8 +40,11 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   ) {
     super(ctx, env);
     try {
-      this.backends = buildBackends(options, env, ctx.id.toString());
-      this.dispatcher = createDispatcher(options, this.backends);
+      const objectId = ctx.id.toString();
+      this.observability = createObjectObservability(options, env, ctx.id.name ?? objectId);
+      const { logger, instrumentation } = this.observability;
+      this.backends = buildBackends(options, env, objectId, instrumentation);
+      this.dispatcher = createDispatcher(this.observability.options, this.backends, { logger });
     } catch (error) {
       // Kept, not thrown: every request then gets a clear 500 instead of an opaque constructor failure.
       this.setupError = error instanceof Error ? error.message : String(error);
@@ -47,7 +60,15 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         return new Response("Upgrade Required", { status: 426, headers: { upgrade: "websocket" } });
       }
       const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+      const cap = this.options.maxConnectionsPerObject ?? DEFAULT_MAX_CONNECTIONS_PER_OBJECT;
+      if (cap > 0 && this.ctx.getWebSockets().length >= cap) {
+        // Accepted and closed rather than refused with an HTTP status: a browser sees only the close code.
+        server.accept();
+        server.close(1013, "Try again later");
+        return new Response(null, { status: 101, webSocket: client });
+      }
       this.ctx.acceptWebSocket(server);
+      this.observability?.recorder.connectionOpened();
       const conn = SocketConnection.attach(
         server,
         request,
@@ -70,7 +91,12 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         conn.close(1011, "gateway misconfigured");
         return;
       }
-      await this.dispatcher.handleFrame(conn, message);
+      this.framesInFlight += 1;
+      try {
+        await this.dispatcher.handleFrame(conn, message);
+      } finally {
+        this.framesInFlight -= 1;
+      }
     } catch (error) {
       console.error("[wsproxy] webSocketMessage failed", error);
     }
@@ -113,6 +139,16 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       if (typeof withStats.stats === "function") stats[name] = withStats.stats();
     }
     return stats;
+  }
+
+  /** This incarnation's figures, for the Worker's `GET /metrics` (called over Durable Object RPC). */
+  metricsSnapshot(): MetricsSnapshot {
+    if (!this.observability) return { samples: [] };
+    return this.observability.recorder.snapshot({
+      openConnections: this.ctx.getWebSockets().length,
+      framesInFlight: this.framesInFlight,
+      backends: this.backendStats(),
+    });
   }
 
   private async connectionGone(conn: SocketConnection, code: number, reason: string): Promise<void> {

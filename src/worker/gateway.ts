@@ -14,6 +14,9 @@ import { ConfigError } from "../core/errors.js";
 import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
 import { GatewayDurableObject } from "./gateway-object.js";
 import { checkHealth } from "./health.js";
+import { assertObservabilityOptions, metricsObjectNames, mountMetrics } from "./observability.js";
+import { listActions, mountPlayground } from "./playground.js";
+import { originAllowed } from "./security.js";
 
 export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
 
@@ -45,6 +48,9 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   const shards = options.objectShards ?? 4;
   if (!Number.isInteger(shards) || shards < 1)
     throw new ConfigError("`objectShards` must be a positive integer");
+  const cap = options.maxConnectionsPerObject;
+  if (cap !== undefined && (!Number.isInteger(cap) || cap < 0))
+    throw new ConfigError("`maxConnectionsPerObject` must be a non-negative integer (0 = no cap)");
   const objectName = options.objectName ?? randomShard(shards);
 
   const app = new Hono<{ Bindings: GatewayEnv }>();
@@ -53,10 +59,22 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     const report = await checkHealth(options, c.env);
     return c.json(report, report.ok ? 200 : 503);
   });
+  assertObservabilityOptions(options);
+  if (options.metrics ?? true) {
+    const namespaceOf = (env: GatewayEnv) => env[bindingName] as DurableObjectNamespace | undefined;
+    mountMetrics(app, metricsObjectNames(options, shards), namespaceOf);
+  }
+  if (options.playground) {
+    const examples = options.playground === true ? undefined : options.playground.examples;
+    mountPlayground(app, listActions(resolved.actionTable, basePath, examples));
+  }
 
   app.all(basePath, async (c) => {
     if (c.req.method !== "GET" || c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("Upgrade Required", 426, { upgrade: "websocket" });
+    }
+    if (!originAllowed(options.allowedOrigins, c.req.header("origin") ?? null)) {
+      return c.text("Forbidden: this origin may not connect", 403);
     }
     try {
       backendConfigs(options, c.env);

@@ -25,6 +25,19 @@ const gateway = createGateway({
     // Sends the stash values `login` stored; the service sees them next to `args`.
     ["whoami", { stashParams: ["loginid", "scopes"] }],
   ],
+  // The playground at `/` (off by default in createGateway): the local stack's page to try each action.
+  playground: {
+    examples: {
+      ping: { ping: 1 },
+      time: { time: 1 },
+      echo: { echo: 1, text: "hello", passthrough: { note: "comes back with the reply" } },
+      slow: { slow: 1, ms: 500 },
+      fail: { fail: 1 },
+      app_error: { app_error: "bad value" },
+      login: { login: "any-token" },
+      whoami: { whoami: 1 },
+    },
+  },
   backends: {
     default: (env) => ({
       type: "consumer_groups",

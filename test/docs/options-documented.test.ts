@@ -13,6 +13,7 @@ const OPTION_INTERFACES: Record<string, string[]> = {
   "src/core/types.ts": ["RpcHooks", "ActionOptions"],
   "src/core/options.ts": ["GatewayHooks", "GatewayOptions"],
   "src/worker/config.ts": ["CreateGatewayOptions", "GatewayEnv"],
+  "src/worker/playground.ts": ["PlaygroundOptions"],
   "src/backends/consumer-groups-options.ts": ["ConsumerGroupsOptions"],
   "src/backends/reply-poller.ts": ["ReplyPollerOptions"],
   "src/backends/jsonrpc.ts": ["JsonRpcOptions"],

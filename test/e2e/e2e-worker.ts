@@ -1,22 +1,86 @@
 /**
- * The Worker of the end-to-end hook tests: the example service's actions with limits small enough to
- * reach every gateway error of PROTOCOL.md 1.3 over the real stack (Timeout, ResponseTooLarge), and one
- * object for all connections so the tests can count its Redis commands.
+ * The Worker of the end-to-end hook, fault and security tests.
+ *
+ * `/websockets/v3`: the example service's actions with limits small enough to reach every gateway error
+ * of PROTOCOL.md 1.3 over the real stack (Timeout, ResponseTooLarge), one object for all connections so
+ * the tests can count its Redis commands, a `patient` backend (6 s) for work that must outlive a service
+ * crash, and debug actions answered by the object itself (`backend_stats`, `restart_object`).
+ *
+ * `/secure/websockets/v3`: the security example: `requireAuth` (a `?token=` or `Authorization` header,
+ * or `login` as the first message), an origin allow-list, and at most 3 connections per object
+ * (`?object=<name>` picks the object).
  */
-import { createGateway } from "../../src/worker/gateway.js";
+import { DEFAULT_UPGRADE_HEADERS } from "../../src/worker/connection.js";
+import { createGateway, type GatewayEnv } from "../../src/worker/gateway.js";
+import type { GatewayDurableObject } from "../../src/worker/gateway-object.js";
+import { requireAuth } from "../../src/worker/security.js";
+
+/** The current incarnation of the one object of `/websockets/v3`, for the debug actions. */
+let liveObject: (GatewayDurableObject & { restart(): void }) | undefined;
 
 const gateway = createGateway({
   actions: [
     ["ping"],
     ["echo"],
     ["slow"],
+    ["login"],
+    ["whoami", { stashParams: ["loginid"] }],
     // A beforeForward hook slower than hookTimeoutMs: the client gets Timeout.
     ["stall", { beforeForward: () => new Promise((resolve) => setTimeout(() => resolve(undefined), 2_000)) }],
+    // Fault actions, served by test/e2e/fault-service.ts.
+    ["hold", { backend: "patient" }],
+    ["crash", { backend: "patient" }],
+    ["stubborn"],
+    // This incarnation's backend counters (late, duplicate, foreign replies...) and reply keys.
+    [
+      "backend_stats",
+      { insteadOfForward: () => ({ msg_type: "backend_stats", backend_stats: liveObject?.backendStats() }) },
+    ],
+    // Resets the object (`ctx.abort`) as a crash would: its sockets drop (1006), the next upgrade runs a new incarnation.
+    ["restart_object", { insteadOfForward: () => liveObject?.restart() }],
   ],
+  backends: {
+    default: { type: "consumer_groups" },
+    patient: { type: "consumer_groups", timeout: 6 },
+  },
   hookTimeoutMs: 300,
   maxResponseBytes: 4_000,
   objectName: () => "e2e",
 });
 
-export default { fetch: gateway.fetch };
-export const GatewayObject = gateway.GatewayObject;
+const secure = createGateway({
+  basePath: "/secure/websockets/v3",
+  binding: "SECURE",
+  actions: [["ping"], ["login"], ["echo"], ["whoami", { stashParams: ["loginid"] }]],
+  beforeForward: requireAuth({
+    verify: (token) => (token === "good-token" ? "CR-TOKEN" : undefined),
+    stashKey: "loginid",
+    unauthenticatedActions: ["ping", "login"],
+  }),
+  upgradeHeaders: [...DEFAULT_UPGRADE_HEADERS, "authorization"],
+  allowedOrigins: ["https://app.example.com"],
+  maxConnectionsPerObject: 3,
+  objectName: (request) => new URL(request.url).searchParams.get("object") ?? "secure",
+});
+
+export default {
+  fetch: (request: Request, env: GatewayEnv, ctx: ExecutionContext) =>
+    new URL(request.url).pathname.startsWith("/secure/")
+      ? secure.fetch(request, env, ctx)
+      : gateway.fetch(request, env, ctx),
+};
+
+/** The object of `/websockets/v3`; it registers itself for the debug actions. */
+export class GatewayObject extends gateway.GatewayObject {
+  constructor(ctx: DurableObjectState, env: GatewayEnv) {
+    super(ctx, env);
+    liveObject = this;
+  }
+
+  /** Resets this object as a crash would: the next event constructs a new incarnation. */
+  restart(): void {
+    this.ctx.abort("restart_object: reset requested by a test");
+  }
+}
+
+export const SecureGatewayObject = secure.GatewayObject;

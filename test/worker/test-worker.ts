@@ -53,6 +53,9 @@ const gateway = createGateway({
     http: { type: "jsonrpc", url: "http://rpc.internal/rpc/", fetch: jsonRpcService },
   },
   objectName: (request) => new URL(request.url).searchParams.get("object") ?? "default",
+  // observability.test.ts: `/metrics` sums these two objects; the playground page with one example.
+  metricsObjects: ["metrics-a", "metrics-b"],
+  playground: { examples: { ping: { ping: 1, passthrough: { from: "example" } } } },
 });
 
 export default { fetch: gateway.fetch };

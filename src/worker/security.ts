@@ -1,0 +1,91 @@
+/**
+ * Security helpers of the gateway: an authentication `beforeForward` hook ({@link requireAuth}) and the
+ * origin allow-list check used by `createGateway({ allowedOrigins })`.
+ *
+ * ```ts
+ * createGateway({
+ *   actions: [["ping"], ["login"], ["balance", { stashParams: ["loginid"] }]],
+ *   allowedOrigins: ["https://app.example.com"],
+ *   beforeForward: requireAuth({
+ *     verify: async (token) => (await lookUpSession(token))?.loginid, // the identity, or undefined
+ *     stashKey: "loginid",
+ *     unauthenticatedActions: ["ping", "login"],
+ *   }),
+ * });
+ * ```
+ */
+import type { Connection, HookResult, RequestHook, RpcRequest } from "../core/types.js";
+
+/** Options of {@link requireAuth}. */
+export interface RequireAuthOptions {
+  /**
+   * Checks a token taken from the upgrade request (the `header` or the `queryParam`). Returns the identity
+   * to keep in the stash under `stashKey` (any truthy JSON value), or a falsy value for a bad token.
+   */
+  verify: (token: string, conn: Connection) => unknown;
+  /** The stash key that marks a connection as authenticated (set by `verify`, or by a service's `stash`). @default "auth" */
+  stashKey?: string;
+  /** Actions served without authentication (e.g. `["ping", "login"]`, where `login` authenticates with the first message). @default [] */
+  unauthenticatedActions?: string[];
+  /** Query parameter of the WebSocket URL that carries a token (`wss://host/websockets/v3?token=...`). @default "token" */
+  queryParam?: string;
+  /**
+   * Upgrade header that carries a token (`Authorization: Bearer ...`). It must also be listed in the
+   * gateway's `upgradeHeaders` to be kept. @default "authorization"
+   */
+  header?: string;
+}
+
+/** The reply to a request that needs authentication. */
+export function authorizationRequired(req: RpcRequest, message = "Please log in."): HookResult {
+  return { msg_type: req.msgType, error: { code: "AuthorizationRequired", message } };
+}
+
+/**
+ * A `beforeForward` hook that lets a request through only when the connection is authenticated: its stash
+ * holds `stashKey`, or the upgrade request carried a token that `verify` accepts (the identity is then
+ * stored, so `verify` runs once per connection). Actions in `unauthenticatedActions` always pass; any
+ * other gets `AuthorizationRequired` and is never forwarded. The stash lives on the server only: a client
+ * field named like `stashKey` changes nothing.
+ */
+export function requireAuth(options: RequireAuthOptions): RequestHook {
+  const stashKey = options.stashKey ?? "auth";
+  const open = new Set(options.unauthenticatedActions ?? []);
+  const queryParam = options.queryParam ?? "token";
+  const header = (options.header ?? "authorization").toLowerCase();
+  return async (conn, req) => {
+    if (conn.stash[stashKey]) return undefined;
+    const token = upgradeToken(conn, header, queryParam);
+    if (token !== undefined) {
+      const identity: unknown = await options.verify(token, conn);
+      if (identity) {
+        conn.updateStash({ [stashKey]: identity });
+        return undefined;
+      }
+      if (!open.has(req.name)) return authorizationRequired(req, "The token is not valid.");
+    }
+    return open.has(req.name) ? undefined : authorizationRequired(req);
+  };
+}
+
+/** The token of the upgrade request: `<header>: Bearer <token>` (or the bare value), else `?<queryParam>=`. */
+function upgradeToken(conn: Connection, header: string, queryParam: string): string | undefined {
+  const fromHeader = conn.upgrade.headers[header]?.replace(/^Bearer\s+/i, "").trim();
+  if (fromHeader) return fromHeader;
+  try {
+    return new URL(conn.upgrade.url).searchParams.get(queryParam) || undefined;
+  } catch {
+    // No usable URL (a connection rebuilt from an old attachment): there is no query token to read.
+    return undefined;
+  }
+}
+
+/**
+ * True when an upgrade with this `Origin` header may connect: no allow-list, no `Origin` header (not a
+ * browser: browsers always send it on WebSocket upgrades), or an exact match of an allowed origin
+ * (`https://app.example.com`, scheme and port included; `"*"` allows every origin).
+ */
+export function originAllowed(allowedOrigins: readonly string[] | undefined, origin: string | null): boolean {
+  if (allowedOrigins === undefined || origin === null) return true;
+  return allowedOrigins.includes("*") || allowedOrigins.includes(origin);
+}
