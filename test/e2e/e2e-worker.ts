@@ -16,7 +16,7 @@ import type { GatewayDurableObject } from "../../src/worker/gateway-object.js";
 import { requireAuth } from "../../src/worker/security.js";
 
 /** The current incarnation of the one object of `/websockets/v3`, for the debug actions. */
-let liveObject: (GatewayDurableObject & { restart(): void }) | undefined;
+const current: { object?: GatewayDurableObject & { restart(): void } } = {};
 
 const gateway = createGateway({
   actions: [
@@ -34,10 +34,15 @@ const gateway = createGateway({
     // This incarnation's backend counters (late, duplicate, foreign replies...) and reply keys.
     [
       "backend_stats",
-      { insteadOfForward: () => ({ msg_type: "backend_stats", backend_stats: liveObject?.backendStats() }) },
+      {
+        insteadOfForward: () => ({
+          msg_type: "backend_stats",
+          backend_stats: current.object?.backendStats(),
+        }),
+      },
     ],
     // Resets the object (`ctx.abort`) as a crash would: its sockets drop (1006), the next upgrade runs a new incarnation.
-    ["restart_object", { insteadOfForward: () => liveObject?.restart() }],
+    ["restart_object", { insteadOfForward: () => current.object?.restart() }],
   ],
   backends: {
     default: { type: "consumer_groups" },
@@ -74,7 +79,7 @@ export default {
 export class GatewayObject extends gateway.GatewayObject {
   constructor(ctx: DurableObjectState, env: GatewayEnv) {
     super(ctx, env);
-    liveObject = this;
+    current.object = this;
   }
 
   /** Resets this object as a crash would: the next event constructs a new incarnation. */

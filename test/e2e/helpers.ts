@@ -33,9 +33,9 @@ export interface Client {
   close(): Promise<void>;
 }
 
-/** Opens a WebSocket to `url`. */
-export async function connect(url: string): Promise<Client> {
-  const ws = new WebSocket(url);
+/** Opens a WebSocket to `url` (`options.headers` adds upgrade headers, e.g. `authorization`). */
+export async function connect(url: string, options?: WebSocket.ClientOptions): Promise<Client> {
+  const ws = new WebSocket(url, options);
   const queued: Frame[] = [];
   const waiters: Array<(frame: Frame) => void> = [];
   ws.on("message", (data) => {

@@ -1,0 +1,72 @@
+/**
+ * Load over the real stack: the example deployment with queue separation on (`slow` on its own stream),
+ * one service per category, many connections sending random actions, a few closing mid-request. Every
+ * request of a connection that stayed gets exactly one reply, its own. CI runs 200 connections x 5
+ * requests; `npm run test:faults` runs 1,000 x 10 at about 330 requests/s (`LOAD_CONNECTIONS`,
+ * `LOAD_REQUESTS`, `LOAD_GAP_MS`).
+ */
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROJECT_ROOT, startStack, type Stack } from "../../src/devstack/stack.js";
+import { stackLog } from "./helpers.js";
+import { runLoad } from "./load-run.js";
+
+const CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 200);
+const REQUESTS = Number(process.env.LOAD_REQUESTS ?? 5);
+/** Mean gap between a connection's requests, ms: 200 connections at 300 ms make about 670 requests/s. */
+const GAP_MS = Number(process.env.LOAD_GAP_MS ?? 300);
+const service = (category: string) => ({
+  args: [
+    "--module",
+    join(PROJECT_ROOT, "test/e2e/fault-service.ts"),
+    "--category",
+    category,
+    "--concurrency",
+    "64",
+  ],
+});
+
+let stack: Stack;
+let redis: Redis;
+
+beforeAll(async () => {
+  stack = await startStack({
+    service: [service("general"), service("slow")],
+    worker: { vars: { QUEUE_SEPARATION_ENABLED: "1" } },
+    log: stackLog,
+  });
+  redis = new Redis(stack.redis.url);
+}, 120_000);
+
+afterAll(async () => {
+  redis?.disconnect();
+  await stack?.stop();
+});
+
+describe("load", () => {
+  it(`${CONNECTIONS} connections x ${REQUESTS} random requests: none lost, none misrouted`, async () => {
+    const { ledger, seed, connectMs, runMs } = await runLoad({
+      wsUrl: stack.worker?.wsUrl ?? "",
+      connections: CONNECTIONS,
+      requestsPerConnection: REQUESTS,
+      meanGapMs: GAP_MS,
+    });
+    const counts = ledger.counts();
+    console.log(
+      `load (seed ${seed}): ${ledger.summaryLine()}; connected in ${connectMs} ms, answered in ${runMs} ms`,
+    );
+    expect(counts.sent).toBeGreaterThan(CONNECTIONS * REQUESTS * 0.9);
+    expect(counts, JSON.stringify(ledger.problems())).toMatchObject({
+      lost: 0,
+      misrouted: 0,
+      errors: {},
+      closedByServer: 0,
+    });
+    expect(counts.abandoned).toBeGreaterThan(0);
+    // Both category streams carried requests.
+    expect(await redis.xlen("general")).toBeGreaterThan(0);
+    expect(await redis.xlen("slow")).toBeGreaterThan(0);
+    await ledger.closeAll();
+  }, 240_000);
+});
