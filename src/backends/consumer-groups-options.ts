@@ -47,7 +47,29 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   clock?: Clock;
   /** Where poll errors and dropped replies are reported. @default console */
   logger?: Logger;
+  /**
+   * How replies reach the object: `"poll"` (`LPOP` on the reply key while requests wait) or `"subscribe"`
+   * (a server-sent events subscription to it, for services that `PUBLISH`; see the README's "Reply
+   * transports"). Needs `redisUrl` and `redisToken` even when `redis` is given.
+   * @default env `REPLY_TRANSPORT`, else "poll"
+   */
+  replyTransport?: ReplyTransport;
+  /** Subscribe mode: the stream stays open this long after the last waiting request. @default 2000 */
+  subscribeGraceMs?: number;
+  /** Subscribe mode: ceiling of the back-off between failed subscription attempts. @default 5000 */
+  subscribeRetryMaxMs?: number;
+  /**
+   * Subscribe mode: a request unanswered this long is also looked for on the reply list (a service in
+   * list mode), then at growing gaps up to 8x this while it waits; 0 never looks (publish-only services).
+   * @default 1000
+   */
+  replyListCheckMs?: number;
+  /** Subscribe mode: the fetch that opens the stream (a test double, say). @default globalThis.fetch */
+  fetch?: typeof fetch;
 }
+
+/** The reply transports of {@link ConsumerGroupsOptions.replyTransport}. */
+export type ReplyTransport = "poll" | "subscribe";
 
 /** The defaults of {@link ConsumerGroupsOptions} (`timeout` aside, which comes from the environment). */
 export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
@@ -65,6 +87,10 @@ export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
   pollMaxMs: 50,
   pollBackoffFactor: 2,
   pollBatchSize: 100,
+  replyTransport: "poll" as ReplyTransport,
+  subscribeGraceMs: 2_000,
+  subscribeRetryMaxMs: 5_000,
+  replyListCheckMs: 1_000,
 } as const;
 
 /** {@link ConsumerGroupsOptions} after {@link resolveConsumerGroupsOptions}. */
@@ -79,10 +105,12 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   const env = options.env ?? processEnv();
   const timeout = options.timeout ?? timeoutFromEnv(env) ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.timeout;
+  const replyTransport = options.replyTransport ?? transportFromEnv(env) ?? "poll";
   const resolved = {
     ...DEFAULT_CONSUMER_GROUPS_OPTIONS,
     ...given,
     timeout,
+    replyTransport,
   } as ResolvedConsumerGroupsOptions & {
     categories?: unknown;
   };
@@ -102,7 +130,24 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
   ] as const) {
     positive(key, resolved[key]);
   }
-  for (const key of ["rpcTimeoutExtendPercentage", "rpcTimeoutExtendOffset", "pollInitialDelayMs"] as const) {
+  if (replyTransport !== "poll" && replyTransport !== "subscribe") {
+    throw new ConfigError(
+      `\`replyTransport\` must be "poll" or "subscribe", got ${JSON.stringify(replyTransport)}`,
+    );
+  }
+  if (replyTransport === "subscribe" && !(options.redisUrl && options.redisToken)) {
+    throw new ConfigError(
+      '`replyTransport: "subscribe"` opens `<redisUrl>/subscribe/<reply key>`: give `redisUrl` and `redisToken`',
+    );
+  }
+  positive("subscribeRetryMaxMs", resolved.subscribeRetryMaxMs);
+  for (const key of [
+    "rpcTimeoutExtendPercentage",
+    "rpcTimeoutExtendOffset",
+    "pollInitialDelayMs",
+    "subscribeGraceMs",
+    "replyListCheckMs",
+  ] as const) {
     nonNegative(key, resolved[key]);
   }
   positive("pollMinMs", resolved.pollMinMs);
@@ -140,6 +185,14 @@ function timeoutFromEnv(env: Record<string, unknown> | undefined): number | unde
     );
   }
   return seconds;
+}
+
+/** `REPLY_TRANSPORT` from the Worker's env: `poll`, `subscribe`, or unset/empty. */
+function transportFromEnv(env: Record<string, unknown> | undefined): ReplyTransport | undefined {
+  const raw = env?.REPLY_TRANSPORT;
+  if (raw === undefined || raw === "") return undefined;
+  if (raw === "poll" || raw === "subscribe") return raw;
+  throw new ConfigError(`REPLY_TRANSPORT must be "poll" or "subscribe", got "${String(raw)}"`);
 }
 
 function positive(name: string, value: number): void {

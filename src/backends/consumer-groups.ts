@@ -1,11 +1,11 @@
 /**
  * The consumer-groups backend, after Perl's Mojo::WebSocketProxy::Backend::ConsumerGroups: each call is
  * an entry on a Redis stream per category (`XADD`), answered by a service on the object's own reply key,
- * which the {@link ReplyPoller} drains. The hooks around a call run in the core (`callRpc`); this class
+ * which the {@link ReplyPoller} drains (or the {@link ReplySubscriber} listens to). The hooks around a call run in the core (`callRpc`); this class
  * only moves requests and replies.
  */
 import { ConfigError, TransportError } from "../core/errors.js";
-import { PendingRequests, systemClock, type PendingCounters } from "../core/pending-requests.js";
+import { PendingRequests, systemClock, type Clock, type PendingCounters } from "../core/pending-requests.js";
 import { callRpc, type CallRpcOptions, type RpcHookSet } from "../core/rpc-call.js";
 import type { Backend, Connection, JsonObject, Logger, RpcRequest, RpcResponse } from "../core/types.js";
 import {
@@ -14,12 +14,14 @@ import {
   type ConsumerGroupsOptions,
   type ResolvedConsumerGroupsOptions,
 } from "./consumer-groups-options.js";
-import { createRedisClient, type RedisCommands } from "./redis-client.js";
-import { ReplyPoller, type ReplyPollerStats } from "./reply-poller.js";
+import { createRedisClient, openSubscription, type RedisCommands } from "./redis-client.js";
+import { ReplyPoller } from "./reply-poller.js";
+import type { ReplyReceiver, ReplyReceiverStats } from "./reply-receiver.js";
+import { ReplySubscriber } from "./reply-subscriber.js";
 import { entryFields, parseReply, ReplyFormatError, type ReplyMessage, type StreamEntry } from "./wire.js";
 
-/** Everything the backend counts: the pending table's counters, the poller's, and dropped replies. */
-export interface ConsumerGroupsStats extends PendingCounters, ReplyPollerStats {
+/** Everything the backend counts: the pending table's counters, the receiver's, and dropped replies. */
+export interface ConsumerGroupsStats extends PendingCounters, ReplyReceiverStats {
   whoami: string;
   pending: number;
   /** Replies naming another reply key in `who`. */
@@ -40,7 +42,7 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
   readonly whoami: string;
   readonly pendingRequests: PendingRequests<ReplyMessage>;
   readonly redis: RedisCommands;
-  private readonly poller: ReplyPoller;
+  private readonly receiver: ReplyReceiver;
   private readonly dropped = { foreign: 0, invalid: 0 };
   private readonly logger: Logger;
   private sequence = 0;
@@ -60,12 +62,42 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
     // Random per incarnation: a woken or restarted object must never pop replies meant for its earlier self.
     this.whoami = `${streamPrefix}wsp:reply:${objectId}:${randomHex(8)}`;
     this.pendingRequests = new PendingRequests<ReplyMessage>({ clock });
-    this.poller = new ReplyPoller(this.options, {
-      clock,
-      popReplies: (count) => this.popReplies(count),
-      onReplies: (payloads) => this.onReplies(payloads),
-      onError: (error) => this.logger.error(`[wsproxy] LPOP ${this.whoami} failed: ${describe(error)}`),
-    });
+    this.receiver = this.createReceiver(clock);
+  }
+
+  /** The poller, or the subscriber (`replyTransport: "subscribe"`); both feed {@link onReplies}. */
+  private createReceiver(clock: Clock): ReplyReceiver {
+    const popReplies = (count: number): Promise<string[]> => this.popReplies(count);
+    const onReplies = (payloads: string[]): void => this.onReplies(payloads);
+    const pollError = (error: unknown): void =>
+      this.logger.error(`[wsproxy] LPOP ${this.whoami} failed: ${describe(error)}`);
+    if (this.options.replyTransport === "poll") {
+      return new ReplyPoller(this.options, { clock, popReplies, onReplies, onError: pollError });
+    }
+    return new ReplySubscriber(
+      { ...this.options, channel: this.whoami, connectTimeoutMs: this.options.redisRequestTimeoutMs },
+      {
+        clock,
+        popReplies,
+        onReplies,
+        openStream: (signal) =>
+          openSubscription(
+            {
+              url: this.options.redisUrl ?? "",
+              token: this.options.redisToken ?? "",
+              fetch: this.options.fetch,
+            },
+            this.whoami,
+            signal,
+          ),
+        onError: (error, operation) =>
+          operation === "LPOP"
+            ? pollError(error)
+            : // A dropped stream is expected now and then (it is reopened); the error never holds the token.
+              this.logger.warn(`[wsproxy] SUBSCRIBE ${this.whoami}: ${describe(error)}`),
+        onWarning: (message) => this.logger.warn(`[wsproxy] ${message}`),
+      },
+    );
   }
 
   /**
@@ -168,8 +200,22 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
     ];
     command.push(...entryFields(entry), "message_id", messageId);
     try {
+      // The subscriber must be listening before the entry exists, or a fast published reply is lost; a
+      // request that times out (or is cancelled) meanwhile must fail then, not when the stream is ready.
+      await Promise.race([this.receiver.prepare(messageId), reply.catch(() => undefined)]);
+      // Timed out or cancelled while the subscription was being confirmed: nothing is left to send.
+      if (this.pendingRequests.has(messageId)) await this.writeEntry(command, stream, messageId);
+      return await reply;
+    } finally {
+      this.receiver.forget(messageId);
+    }
+  }
+
+  /** `XADD`s one entry; a failure fails its request at once (RedisError) instead of at its timeout. */
+  private async writeEntry(command: [string, ...string[]], stream: string, messageId: string): Promise<void> {
+    try {
       await this.redis.exec(command);
-      if (this.pendingRequests.has(messageId)) this.poller.sent(messageId);
+      if (this.pendingRequests.has(messageId)) this.receiver.sent(messageId);
     } catch (error) {
       const failure = new TransportError(`XADD ${stream} failed: ${describe(error)}`, `XADD ${stream}`, {
         cause: error,
@@ -177,14 +223,9 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
       });
       this.pendingRequests.fail(messageId, failure);
     }
-    try {
-      return await reply;
-    } finally {
-      this.poller.forget(messageId);
-    }
   }
 
-  /** Fails the pending calls of a closed connection, so the poller can stop; their replies count as late. */
+  /** Fails the pending calls of a closed connection, so the receiver can stop; their replies count as late. */
   connectionClosed(connectionId: string): void {
     this.pendingRequests.failOwner(
       connectionId,
@@ -192,11 +233,11 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
     );
   }
 
-  /** Stops the poller and fails every pending call. Idempotent. */
+  /** Stops the receiver and fails every pending call. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.poller.stop();
+    this.receiver.stop();
     this.pendingRequests.failAll(new TransportError("the backend is closed", "wait for reply"));
   }
 
@@ -206,7 +247,7 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
       whoami: this.whoami,
       pending: this.pendingRequests.size,
       ...this.pendingRequests.counters,
-      ...this.poller.stats,
+      ...this.receiver.stats,
       ...this.dropped,
     };
   }
@@ -241,7 +282,7 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
         continue;
       }
       const outcome = this.pendingRequests.resolve(reply.messageId, reply);
-      if (outcome === "delivered") this.poller.received(reply.messageId);
+      if (outcome === "delivered") this.receiver.received(reply.messageId);
       else
         this.logger.warn(
           `[wsproxy] dropped ${outcome} reply message_id=${reply.messageId} on ${this.whoami}`,

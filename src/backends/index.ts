@@ -17,6 +17,7 @@ export {
   DEFAULT_CONSUMER_GROUPS_OPTIONS,
   resolveConsumerGroupsOptions,
   type ConsumerGroupsOptions,
+  type ReplyTransport,
 } from "./consumer-groups-options.js";
 export {
   DEFAULT_JSONRPC_OPTIONS,
@@ -26,6 +27,8 @@ export {
 } from "./jsonrpc.js";
 export { createRedisClient, type RedisCommands } from "./redis-client.js";
 export { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
+export type { ReplyReceiver, ReplyReceiverStats, ReplySubscriptionStats } from "./reply-receiver.js";
+export { ReplySubscriber, type ReplySubscriberSettings } from "./reply-subscriber.js";
 export { parseReply, entryFields, type ReplyMessage, type StreamEntry } from "./wire.js";
 
 /** One entry of `backends`: the backend type and its options. */

@@ -1,5 +1,6 @@
 /**
- * The Redis seam of the consumer-groups backend and the one place an `@upstash/redis` client is made.
+ * The Redis seam of the consumer-groups backend: the one place an `@upstash/redis` client is made, and
+ * the one REST request the SDK does not make for us (the reply subscription's event stream).
  */
 import { Redis } from "@upstash/redis/cloudflare";
 
@@ -46,5 +47,40 @@ export function createRedisClient(settings: RedisClientSettings): RedisCommands 
     enableAutoPipelining: false,
     enableTelemetry: false,
     readYourWrites: false,
+  });
+}
+
+/** Where {@link openSubscription} connects. */
+export interface SubscriptionSettings {
+  /** `UPSTASH_REDIS_REST_URL`. */
+  url: string;
+  /** `UPSTASH_REDIS_REST_TOKEN`. */
+  token: string;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/**
+ * `POST <url>/subscribe/<channel>`, answered with server-sent events: the request `@upstash/redis` itself
+ * sends (its `[]` body included), so what works against the bridge works against Upstash. The token goes
+ * in a header, never in the URL, so it cannot surface in an error message that quotes the URL.
+ */
+export function openSubscription(
+  settings: SubscriptionSettings,
+  channel: string,
+  signal: AbortSignal,
+): Promise<Response> {
+  const base = settings.url.replace(/\/+$/, "");
+  // Called as a plain function: the global fetch refuses to run with another object as `this`.
+  const fetcher = settings.fetch ?? globalThis.fetch;
+  return fetcher(`${base}/subscribe/${encodeURIComponent(channel)}`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${settings.token}`,
+      accept: "text/event-stream",
+      "content-type": "application/json",
+    },
+    body: "[]",
+    signal,
   });
 }

@@ -14,6 +14,7 @@
  *   can hibernate.
  */
 import type { Clock, TimerHandle } from "../core/pending-requests.js";
+import type { ReplyReceiver } from "./reply-receiver.js";
 
 /** The poller's knobs (all part of {@link ConsumerGroupsOptions}). */
 export interface ReplyPollerOptions {
@@ -71,8 +72,11 @@ const POLL_HISTORY = 256;
 const HIT_STEP = 0.015;
 const MISS_STEP = 0.2;
 
+/** Settled once, shared: polling needs no preparation before an `XADD`. */
+const READY = Promise.resolve();
+
 /** Polls the reply key on the schedule above. */
-export class ReplyPoller {
+export class ReplyPoller implements ReplyReceiver {
   readonly stats: ReplyPollerStats;
   private readonly waiting = new Map<string, Waiting>();
   private timer: { handle: TimerHandle; at: number } | undefined;
@@ -102,6 +106,11 @@ export class ReplyPoller {
   /** True while a poll is scheduled or in flight. */
   get active(): boolean {
     return this.inFlight || this.timer !== undefined;
+  }
+
+  /** Nothing to prepare: a reply pushed to the list waits there until the next poll. */
+  prepare(): Promise<void> {
+    return READY;
   }
 
   /** The `XADD` of `messageId` was acknowledged: its reply may now appear. */

@@ -111,3 +111,30 @@ export class ReplyFormatError extends ProtocolError {
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
+
+/** One event of the reply channel's server-sent event stream, as {@link parseSubscriptionEvent} reads it. */
+export type SubscriptionEvent =
+  | { kind: "subscribed" }
+  | { kind: "message"; payload: string }
+  /** Anything else (another channel, `unsubscribe`, a type this gateway does not use): ignored. */
+  | { kind: "other" };
+
+/**
+ * Parses the `data` of one event of Upstash's `/subscribe/<channel>` stream (what `@upstash/redis` reads;
+ * the payload is everything after the second comma, byte for byte, so it may itself hold commas):
+ *
+ * ```text
+ * subscribe,wsp:reply:obj:1f2e3d4c5b6a7980,1
+ * message,wsp:reply:obj:1f2e3d4c5b6a7980,{"message_id":"7","response":{"result":"pong"}}
+ * ```
+ *
+ * The channel is matched as a whole prefix rather than split at a comma, so a `streamPrefix` with a
+ * comma in it cannot shift the payload.
+ */
+export function parseSubscriptionEvent(data: string, channel: string): SubscriptionEvent {
+  if (data.startsWith(`message,${channel},`)) {
+    return { kind: "message", payload: data.slice(`message,${channel},`.length) };
+  }
+  if (data.startsWith(`subscribe,${channel},`)) return { kind: "subscribed" };
+  return { kind: "other" };
+}

@@ -3,8 +3,9 @@
  * (`examples/example-service.ts`). Adding an action is one line in `actions`.
  *
  * Vars (wrangler.toml `[vars]`, `.dev.vars`, or the dev stack): `UPSTASH_REDIS_REST_URL`,
- * `UPSTASH_REDIS_REST_TOKEN` (a secret), `RPC_QUEUE_RESPONSE_TIMEOUT`, and for this example
- * `QUEUE_SEPARATION_ENABLED` ("1" sends `slow` to its own `slow` stream) and `CATEGORY_TIMEOUT_CONFIG`
+ * `UPSTASH_REDIS_REST_TOKEN` (a secret), `RPC_QUEUE_RESPONSE_TIMEOUT`, `REPLY_TRANSPORT` (`poll`, the
+ * default, or `subscribe` for services that `PUBLISH` their replies; read by the backend itself), and
+ * for this example `QUEUE_SEPARATION_ENABLED` ("1" sends `slow` to its own `slow` stream) and `CATEGORY_TIMEOUT_CONFIG`
  * (`general:5,slow:2` or the same as JSON).
  */
 import { ConfigError } from "../core/errors.js";

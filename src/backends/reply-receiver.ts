@@ -1,0 +1,45 @@
+/**
+ * The seam between the consumer-groups backend and the way replies reach it: the {@link ReplyPoller}
+ * (`replyTransport: "poll"`, `LPOP` on the reply key) or the {@link ReplySubscriber}
+ * (`replyTransport: "subscribe"`, `SUBSCRIBE` over server-sent events with polling as the fallback).
+ * Both hand every payload to the same callback, so validation and dispatch are the backend's alone.
+ */
+import type { ReplyPollerStats } from "./reply-poller.js";
+
+/** Counters of the subscription; zero (absent) with the poller. */
+export interface ReplySubscriptionStats {
+  /** Subscription attempts (each is one `SUBSCRIBE` request). */
+  subscriptions: number;
+  /** Attempts that failed before the confirmation (HTTP error, timeout, network). */
+  subscribeFailures: number;
+  /** Confirmed streams that ended while they were still wanted. */
+  streamBreaks: number;
+  /** Replies that arrived on the stream. */
+  pushedReplies: number;
+  /** Replies found on the reply list while the stream was confirmed (a service in list mode). */
+  listRepliesWhileSubscribed: number;
+}
+
+/** Counters of a {@link ReplyReceiver}. */
+export type ReplyReceiverStats = ReplyPollerStats & Partial<ReplySubscriptionStats>;
+
+/**
+ * What the backend tells the receiver about each request, in order: `prepare` before its `XADD`,
+ * `sent` once the `XADD` is acknowledged, `received` when its reply was delivered, `forget` always last.
+ */
+export interface ReplyReceiver {
+  readonly stats: ReplyReceiverStats;
+  /**
+   * Resolves when a reply to a request written now will be received (the subscriber waits for its
+   * stream's confirmation here). Never rejects: a receiver that cannot get ready falls back to polling.
+   */
+  prepare(messageId: string): Promise<void>;
+  /** The `XADD` of `messageId` was acknowledged: its reply may now appear. */
+  sent(messageId: string): void;
+  /** The reply of `messageId` was delivered to its request. */
+  received(messageId: string): void;
+  /** `messageId` no longer waits (answered, timed out, failed, cancelled). */
+  forget(messageId: string): void;
+  /** Stops for good: no further command or stream. Idempotent. */
+  stop(): void;
+}

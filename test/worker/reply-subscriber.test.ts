@@ -1,0 +1,255 @@
+/**
+ * `replyTransport: "subscribe"` on the in-memory Redis and a fake `/subscribe` endpoint: the `XADD` waits
+ * for the confirmation, one stream serves a burst and closes after the grace period, a broken stream is
+ * polled around and reopened with back-off, a list-mode service is still served, and the options.
+ */
+import { describe, expect, it } from "vitest";
+import { ConsumerGroupsBackend, resolveConsumerGroupsOptions } from "../../src/backends/index.js";
+import { readEventData } from "../../src/backends/event-stream-reader.js";
+import { ConfigError } from "../../src/core/errors.js";
+import type { Connection, RpcRequest } from "../../src/core/types.js";
+import { fakePubSub, servePublishing, type FakePubSub } from "./fake-pubsub.js";
+import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
+import { sleep } from "./helpers.js";
+
+const conn = { id: "conn-1" } as Connection;
+const TOKEN = "secret-token-123";
+
+function request(): RpcRequest {
+  return {
+    name: "ping",
+    method: "ping",
+    msgType: "ping",
+    args: { ping: 1 },
+    action: {},
+    backend: "default",
+    stashParams: [],
+    callParams: {},
+    correlationId: "c0ffee00-0000-4000-8000-000000000002",
+  };
+}
+
+/** A subscribing backend; `logs` collects what it writes. */
+function subscriber(redis: FakeRedis, pubsub: FakePubSub, options: Record<string, unknown> = {}) {
+  const logs: string[] = [];
+  const logger = { warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
+  const cg = new ConsumerGroupsBackend({
+    redis,
+    redisUrl: "http://redis.test/",
+    redisToken: TOKEN,
+    replyTransport: "subscribe",
+    fetch: pubsub.fetch,
+    objectId: "obj",
+    logger,
+    ...options,
+  });
+  return { cg, logs };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await sleep(5);
+  }
+}
+
+describe("ReplySubscriber through the consumer-groups backend", () => {
+  it("writes the entry only after the subscription is confirmed, and takes the reply from the stream", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    pubsub.autoConfirm = false;
+    servePublishing(redis, pubsub, { ping: () => "pong" });
+    const { cg } = subscriber(redis, pubsub);
+    const call = cg.call(request(), { args: { ping: 1 } }, conn);
+    await sleep(50);
+    expect(pubsub.streams).toHaveLength(1);
+    expect(redis.count("XADD")).toBe(0);
+    const [stream] = pubsub.streams;
+    expect(stream?.url).toBe(`http://redis.test/subscribe/${encodeURIComponent(cg.whoami)}`);
+    expect(stream?.headers.get("authorization")).toBe(`Bearer ${TOKEN}`);
+    expect(stream?.headers.get("accept")).toBe("text/event-stream");
+    stream?.confirm();
+    await expect(call).resolves.toMatchObject({ result: "pong" });
+    expect(redis.count("XADD")).toBe(1);
+    expect(redis.count("LPOP")).toBe(0);
+    expect(cg.stats()).toMatchObject({ subscriptions: 1, pushedReplies: 1, polls: 0 });
+    cg.close();
+  });
+
+  it("writes nothing for a request that timed out while the confirmation was awaited", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    pubsub.autoConfirm = false;
+    const { cg } = subscriber(redis, pubsub, { timeout: 0.1, subscribeGraceMs: 20 });
+    const started = Date.now();
+    await expect(cg.call(request(), { args: {} }, conn)).rejects.toThrow(/within 100 ms/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    pubsub.streams[0]?.confirm();
+    await sleep(60);
+    expect(redis.count("XADD")).toBe(0);
+    expect(pubsub.streams[0]?.closed).toBe(true);
+    cg.close();
+  });
+
+  it("keeps one stream for a burst and closes it after the grace period, leaving no timer", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    servePublishing(redis, pubsub, { ping: () => "pong" });
+    const { cg } = subscriber(redis, pubsub, { subscribeGraceMs: 100 });
+    for (let i = 0; i < 3; i++) await cg.call(request(), { args: {} }, conn);
+    await Promise.all([1, 2, 3].map(() => cg.call(request(), { args: {} }, conn)));
+    expect(pubsub.streams).toHaveLength(1);
+    await sleep(40);
+    expect(pubsub.streams[0]?.closed).toBe(false);
+    await sleep(120);
+    expect(pubsub.streams[0]?.closed).toBe(true);
+    expect(pubsub.streams[0]?.signal?.aborted).toBe(true);
+    const commands = redis.commands.length;
+    await sleep(100);
+    expect(redis.commands.length).toBe(commands);
+    // The next burst opens a new stream.
+    await cg.call(request(), { args: {} }, conn);
+    expect(pubsub.streams).toHaveLength(2);
+    expect(cg.stats()).toMatchObject({ subscriptions: 2, streamBreaks: 0, subscribeFailures: 0 });
+    cg.close();
+    expect(pubsub.open()).toBeUndefined();
+  });
+
+  it("polls the list while a broken stream is reopened, then takes replies from the new stream", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    const { cg, logs } = subscriber(redis, pubsub, { replyListCheckMs: 0, subscribeGraceMs: 50 });
+    const first = cg.call(request(), { args: {} }, conn);
+    const second = cg.call(request(), { args: {} }, conn);
+    await waitFor(() => redis.count("XADD") === 2);
+    pubsub.streams[0]?.end();
+    // A reply pushed to the list meanwhile is found by the fallback poll.
+    redis.push(cg.whoami, replyPayload(redis.entries[0]?.fields.message_id ?? "", "from the list"));
+    await expect(first).resolves.toMatchObject({ result: "from the list" });
+    expect(redis.count("LPOP")).toBeGreaterThan(0);
+    // Still wanted (the second request waits): subscribed again after the back-off.
+    await waitFor(() => pubsub.open() !== undefined && pubsub.streams.length === 2);
+    await sleep(10);
+    pubsub.publishTo(cg.whoami, replyPayload(redis.entries[1]?.fields.message_id ?? "", "pushed again"));
+    await expect(second).resolves.toMatchObject({ result: "pushed again" });
+    expect(cg.stats()).toMatchObject({ subscriptions: 2, streamBreaks: 1 });
+    expect(logs.join("\n")).toMatch(/SUBSCRIBE .*the subscription stream ended/);
+    cg.close();
+  });
+
+  it("backs off between failed attempts, serves requests by polling meanwhile, and never logs the token", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    pubsub.failWithStatus = 401;
+    serveFake(redis, { ping: () => "pong" });
+    const { cg, logs } = subscriber(redis, pubsub, { subscribeRetryMaxMs: 400 });
+    await expect(cg.call(request(), { args: {} }, conn)).resolves.toMatchObject({ result: "pong" });
+    // A request that is never answered keeps the stream wanted for 700 ms: attempts 100, 200, 400 ms
+    // apart (each ±20%) after the first call's two, not one per poll.
+    const waiting = cg.call({ ...request(), method: "never" }, { args: {} }, conn);
+    await sleep(700);
+    const attempts = cg.stats().subscriptions ?? 0;
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    expect(attempts).toBeLessThanOrEqual(6);
+    expect(logs.join("\n")).toContain("HTTP 401");
+    expect(logs.join("\n")).not.toContain(TOKEN);
+    cg.close();
+    await expect(waiting).rejects.toThrow();
+  });
+
+  it("holds a request that arrives during the back-off until the next attempt is confirmed", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    pubsub.failWithStatus = 503;
+    const { cg } = subscriber(redis, pubsub);
+    // Keeps the stream wanted; its own attempt fails, so the subscriber backs off (about 50 ms).
+    const waiting = cg.call({ ...request(), method: "never" }, { args: {} }, conn);
+    await waitFor(() => redis.count("XADD") === 1);
+    pubsub.failWithStatus = 0;
+    const streamUpAtXadd: boolean[] = [];
+    servePublishing(redis, pubsub, { ping: () => "pong" });
+    const serve = redis.onEntry;
+    redis.onEntry = (entry) => {
+      streamUpAtXadd.push(pubsub.open() !== undefined);
+      serve?.(entry);
+    };
+    await expect(cg.call(request(), { args: {} }, conn)).resolves.toMatchObject({ result: "pong" });
+    expect(streamUpAtXadd).toEqual([true]);
+    expect(cg.stats()).toMatchObject({ subscriptions: 2, subscribeFailures: 1, pushedReplies: 1 });
+    cg.close();
+    await expect(waiting).rejects.toThrow();
+  });
+
+  it("serves a list-mode service by the list check, with one warning", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    serveFake(redis, { ping: () => "pong" });
+    const { cg, logs } = subscriber(redis, pubsub, { replyListCheckMs: 100 });
+    const started = Date.now();
+    await expect(cg.call(request(), { args: {} }, conn)).resolves.toMatchObject({ result: "pong" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    await cg.call(request(), { args: {} }, conn);
+    expect(cg.stats()).toMatchObject({ listRepliesWhileSubscribed: 2, pushedReplies: 0 });
+    expect(logs.filter((line) => line.includes("--reply-mode publish"))).toHaveLength(1);
+    cg.close();
+  });
+
+  it("drops foreign and duplicate replies from the stream and counts them", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    servePublishing(redis, pubsub, { ping: () => "pong" });
+    const { cg } = subscriber(redis, pubsub);
+    await cg.call(request(), { args: {} }, conn);
+    const again = cg.call(request(), { args: {} }, conn);
+    pubsub.publishTo(cg.whoami, JSON.stringify({ message_id: "1", response: { result: "dup" } }));
+    pubsub.publishTo(cg.whoami, JSON.stringify({ message_id: "2", who: "other", response: { result: 1 } }));
+    await expect(again).resolves.toMatchObject({ result: "pong" });
+    expect(cg.stats()).toMatchObject({ foreign: 1, duplicate: 1 });
+    cg.close();
+  });
+});
+
+describe("reply transport options", () => {
+  const redis = new FakeRedis();
+  const base = { redis, redisUrl: "http://r", redisToken: "t" };
+
+  it("defaults to poll, reads REPLY_TRANSPORT, and names a bad value", () => {
+    expect(resolveConsumerGroupsOptions({ ...base, env: {} })).toMatchObject({
+      replyTransport: "poll",
+      subscribeGraceMs: 2000,
+      subscribeRetryMaxMs: 5000,
+      replyListCheckMs: 1000,
+    });
+    const fromEnv = resolveConsumerGroupsOptions({ ...base, env: { REPLY_TRANSPORT: "subscribe" } });
+    expect(fromEnv.replyTransport).toBe("subscribe");
+    expect(() => resolveConsumerGroupsOptions({ ...base, env: { REPLY_TRANSPORT: "push" } })).toThrow(
+      /REPLY_TRANSPORT/,
+    );
+    expect(() => resolveConsumerGroupsOptions({ ...base, replyTransport: "push" as "poll" })).toThrow(
+      /`replyTransport`/,
+    );
+    expect(() => resolveConsumerGroupsOptions({ redis, replyTransport: "subscribe" })).toThrow(ConfigError);
+    expect(() => resolveConsumerGroupsOptions({ ...base, subscribeGraceMs: -1 })).toThrow(/subscribeGraceMs/);
+  });
+});
+
+describe("readEventData", () => {
+  it("joins events split across chunks, with CRLF, comments and multi-line data", async () => {
+    const chunks = [
+      "data: subscribe,c,1\r",
+      "\n\r\n: keep-alive\n\nda",
+      'ta: message,c,{"a":1}\n\n',
+      "data: x\ndata: y\n\n",
+    ];
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk));
+        controller.close();
+      },
+    });
+    const events: string[] = [];
+    for await (const data of readEventData(body)) events.push(data);
+    expect(events).toEqual(["subscribe,c,1", 'message,c,{"a":1}', "x\ny"]);
+  });
+});
