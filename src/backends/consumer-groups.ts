@@ -6,7 +6,7 @@
  */
 import { ConfigError, TransportError } from "../core/errors.js";
 import { PendingRequests, systemClock, type Clock, type PendingCounters } from "../core/pending-requests.js";
-import { callRpc, type CallRpcOptions, type RpcHookSet } from "../core/rpc-call.js";
+import { HookedBackend } from "./hooked-backend.js";
 import type { Backend, Connection, JsonObject, Logger, RpcRequest, RpcResponse } from "../core/types.js";
 import {
   DEFAULT_CATEGORY,
@@ -36,7 +36,7 @@ export interface ConnectionAwareBackend extends Backend {
 }
 
 /** The consumer-groups backend of one Durable Object incarnation. */
-export class ConsumerGroupsBackend implements ConnectionAwareBackend {
+export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAwareBackend {
   readonly options: ResolvedConsumerGroupsOptions;
   /** This incarnation's reply key: `<streamPrefix>wsp:reply:<objectId>:<random>`. */
   readonly whoami: string;
@@ -49,6 +49,7 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
   private closed = false;
 
   constructor(options: ConsumerGroupsOptions) {
+    super();
     this.options = resolveConsumerGroupsOptions(options);
     const { streamPrefix, objectId, clock = systemClock } = this.options;
     this.logger = this.options.logger ?? console;
@@ -151,20 +152,6 @@ export class ConsumerGroupsBackend implements ConnectionAwareBackend {
     };
     const reply = await this.request(entry, category, this.localWaitSeconds(category), conn.id);
     return reply.response;
-  }
-
-  /**
-   * Perl's `call_rpc`: this backend's call wrapped in every RPC hook, by the core's `callRpc` (the
-   * dispatcher does this itself; this is for callers that drive a backend directly). Resolves with the
-   * reply to send, or undefined when nothing is to be sent.
-   */
-  callRpc(
-    conn: Connection,
-    req: RpcRequest,
-    hooks?: RpcHookSet,
-    options?: CallRpcOptions,
-  ): Promise<JsonObject | undefined> {
-    return callRpc(conn, req, this, hooks ?? { global: {}, action: req.action }, options);
   }
 
   /**

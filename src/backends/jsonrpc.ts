@@ -3,7 +3,7 @@
  * default): each call is `POST <url><method>` with `{"id","method","params","jsonrpc":"2.0"}`.
  */
 import { ConfigError, RpcTimeoutError, TransportError } from "../core/errors.js";
-import { callRpc, type CallRpcOptions, type RpcHookSet } from "../core/rpc-call.js";
+import { HookedBackend } from "./hooked-backend.js";
 import type { Backend, Connection, JsonObject, RpcRequest, RpcResponse } from "../core/types.js";
 
 /** Options of {@link JsonRpcBackend}. */
@@ -42,10 +42,11 @@ export function resolveJsonRpcOptions(options: JsonRpcOptions): ResolvedJsonRpcO
 }
 
 /** Calls a JSON-RPC 2.0 service over HTTP. */
-export class JsonRpcBackend implements Backend {
+export class JsonRpcBackend extends HookedBackend implements Backend {
   readonly options: ResolvedJsonRpcOptions;
 
   constructor(options: JsonRpcOptions) {
+    super();
     this.options = resolveJsonRpcOptions(options);
   }
 
@@ -75,16 +76,6 @@ export class JsonRpcBackend implements Backend {
     }
     if (!response.ok) throw new TransportError(`POST ${url} answered HTTP ${response.status}`, `POST ${url}`);
     return parseJsonRpcResponse(text, url);
-  }
-
-  /** Perl's `call_rpc`: {@link call} wrapped in every RPC hook, by the core's `callRpc`. */
-  callRpc(
-    conn: Connection,
-    req: RpcRequest,
-    hooks?: RpcHookSet,
-    options?: CallRpcOptions,
-  ): Promise<JsonObject | undefined> {
-    return callRpc(conn, req, this, hooks ?? { global: {}, action: req.action }, options);
   }
 }
 
