@@ -93,7 +93,7 @@ export interface GatewayOptions extends GatewayHooks {
    * Frames per second one connection may send, refilled continuously (a token bucket); every frame within
    * `maxMessageBytes` takes a token, text or binary, valid or not. A text frame over the rate gets only
    * RateLimit; a binary one is dropped. May be fractional (`0.5` = one frame every 2 s). 0 turns it off.
-   * @default 500
+   * @default 2000
    */
   maxMessagesPerSecond?: number;
   /** Frames a connection may send at once after a quiet spell. @default maxMessagesPerSecond */
@@ -119,12 +119,12 @@ export const DEFAULT_GATEWAY_OPTIONS = {
   requestData: true,
   sensitiveFields: [] as string[],
   // Limits (issue 6). On by default, sized to stop floods without touching real clients: the e2e suite
-  // keeps 10 requests in flight per connection, and the benchmark's closed-loop clients reach ~120
-  // requests/s each through Redis (a bare WebSocket echo ~470/s), so 100 pending and 500 frames/s never
-  // bite them, while a flooding socket is refused within a second and closed after ~500 refusals.
+  // keeps 10 requests in flight per connection, and one closed-loop benchmark client reaches ~800
+  // requests/s on loopback with the subscribe transport, so 100 pending and 2000 frames/s never bite
+  // them, while a flooding socket is refused within a second and closed after ~500 refusals.
   // Public deployments should tighten the rate to their product (deriv's API allows ~80 calls/s).
   maxPendingPerConnection: 100,
-  maxMessagesPerSecond: 500,
+  maxMessagesPerSecond: 2000,
   abuseCloseAfterRejections: 500,
   abuseWindowMs: 10_000,
 } as const;

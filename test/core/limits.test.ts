@@ -264,11 +264,11 @@ describe("isolation and cleanup", () => {
 });
 
 describe("limit options", () => {
-  it("has the documented defaults: 100 in flight, 500 frames/s (burst 500), close after 500 in 10 s", () => {
+  it("has the documented defaults: 100 in flight, 2000 frames/s (burst 2000), close after 500 in 10 s", () => {
     expect(resolveGatewayOptions({ actions: [] })).toMatchObject({
       maxPendingPerConnection: 100,
-      maxMessagesPerSecond: 500,
-      messageBurst: 500,
+      maxMessagesPerSecond: 2000,
+      messageBurst: 2000,
       abuseCloseAfterRejections: 500,
       abuseWindowMs: 10_000,
     });

@@ -1,0 +1,56 @@
+/**
+ * The runtime floor (baseline c): a Durable Object that answers each WebSocket message after exactly one
+ * REST `PING` to the bridge. It is what any gateway on this runtime pays at least: the WebSocket hop into
+ * workerd, one `fetch` to the REST endpoint, and the send back. Every upgrade goes to one object, named
+ * by `?object=` (default `floor`), like the benchmark's gateway worker.
+ */
+import { DurableObject } from "cloudflare:workers";
+
+interface FloorEnv {
+  FLOOR: DurableObjectNamespace;
+  UPSTASH_REDIS_REST_URL: string;
+  UPSTASH_REDIS_REST_TOKEN: string;
+}
+
+/** Answers `{"req_id": N, ...}` with `{"msg_type":"ping","ping":"pong","req_id":N}` after one REST PING. */
+export class FloorObject extends DurableObject<FloorEnv> {
+  override async fetch(): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    // The hibernation API, as the gateway uses it.
+    this.ctx.acceptWebSocket(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    let reqId: unknown;
+    try {
+      reqId = (JSON.parse(typeof message === "string" ? message : "{}") as { req_id?: unknown }).req_id;
+      const response = await fetch(this.env.UPSTASH_REDIS_REST_URL, {
+        method: "POST",
+        headers: { authorization: `Bearer ${this.env.UPSTASH_REDIS_REST_TOKEN}` },
+        body: '["PING"]',
+      });
+      const { result } = (await response.json()) as { result?: string };
+      if (result !== "PONG") throw new Error(`PING answered ${JSON.stringify(result)}`);
+      socket.send(JSON.stringify({ msg_type: "ping", ping: "pong", req_id: reqId }));
+    } catch (error) {
+      socket.send(
+        JSON.stringify({ msg_type: "ping", error: { code: "Floor", message: String(error) }, req_id: reqId }),
+      );
+    }
+  }
+
+  override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
+    // 1005/1006 only describe a close and cannot be sent back.
+    socket.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
+  }
+}
+
+export default {
+  fetch(request: Request, env: FloorEnv): Response | Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket")
+      return new Response("floor", { status: 426 });
+    const name = new URL(request.url).searchParams.get("object") ?? "floor";
+    return env.FLOOR.get(env.FLOOR.idFromName(name)).fetch(request);
+  },
+};
