@@ -191,14 +191,19 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
       // request that times out (or is cancelled) meanwhile must fail then, not when the stream is ready.
       await Promise.race([this.receiver.prepare(messageId), reply.catch(() => undefined)]);
       // Timed out or cancelled while the subscription was being confirmed: nothing is left to send.
-      if (this.pendingRequests.has(messageId)) await this.writeEntry(command, stream, messageId);
+      // Not awaited: the request ends with its reply, its XADD failure or its timeout, whichever comes
+      // first, so even an XADD that never settles cannot keep the client from its WrongResponse.
+      if (this.pendingRequests.has(messageId)) void this.writeEntry(command, stream, messageId);
       return await reply;
     } finally {
       this.receiver.forget(messageId);
     }
   }
 
-  /** `XADD`s one entry; a failure fails its request at once (RedisError) instead of at its timeout. */
+  /**
+   * `XADD`s one entry; a failure fails its request at once (RedisError) instead of at its timeout. Never
+   * rejects.
+   */
   private async writeEntry(command: [string, ...string[]], stream: string, messageId: string): Promise<void> {
     try {
       await this.redis.exec(command);

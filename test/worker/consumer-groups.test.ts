@@ -112,6 +112,19 @@ describe("ConsumerGroupsBackend", () => {
     expect(redis.count("XADD")).toBe(0);
   });
 
+  it("still answers at the timeout when an XADD never settles", async () => {
+    const redis = new FakeRedis();
+    const exec = redis.exec.bind(redis);
+    redis.exec = ((command: [string, ...string[]]) =>
+      command[0] === "XADD" ? new Promise(() => undefined) : exec(command)) as typeof redis.exec;
+    const cg = backend(redis, { timeout: 0.3 });
+    const started = Date.now();
+    const failure = await cg.call(request(), { args: {} }, conn).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(RpcTimeoutError);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(cg.stats()).toMatchObject({ pending: 0 });
+  });
+
   it("fails fast with a RedisError TransportError when XADD fails", async () => {
     const redis = new FakeRedis();
     redis.failing.add("XADD");
