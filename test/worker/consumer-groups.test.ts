@@ -5,27 +5,14 @@
 import { describe, expect, it } from "vitest";
 import { ConsumerGroupsBackend, resolveConsumerGroupsOptions } from "../../src/backends/index.js";
 import { ConfigError, ProtocolError, RpcTimeoutError, TransportError } from "../../src/core/errors.js";
-import type { Connection, RpcRequest } from "../../src/core/types.js";
+import type { Connection } from "../../src/core/types.js";
 import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
-import { sleep } from "./helpers.js";
+import { pingRequest, sleep } from "./helpers.js";
 
 const conn = { id: "conn-1" } as Connection;
 const quietLogger = { warn: () => undefined, error: () => undefined };
 
-function request(overrides: Partial<RpcRequest> = {}): RpcRequest {
-  return {
-    name: "ping",
-    method: "ping",
-    msgType: "ping",
-    args: { ping: 1 },
-    action: {},
-    backend: "default",
-    stashParams: [],
-    callParams: {},
-    correlationId: "c0ffee00-0000-4000-8000-000000000001",
-    ...overrides,
-  };
-}
+const request = pingRequest;
 
 function backend(redis: FakeRedis, options: Record<string, unknown> = {}): ConsumerGroupsBackend {
   return new ConsumerGroupsBackend({ redis, objectId: "obj", logger: quietLogger, ...options });

@@ -3,6 +3,7 @@
  * close with a timeout (so a missing reply fails the test instead of hanging it).
  */
 import { exports } from "cloudflare:workers";
+import type { RpcRequest } from "../../src/core/types.js";
 
 /** The Worker under test (test-worker.ts) as the pool exposes it. */
 export const SELF = (exports as unknown as { default: Fetcher }).default;
@@ -73,4 +74,20 @@ export async function openSocket(object: string): Promise<TestSocket> {
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A `ping` request as the dispatcher builds it, for driving a backend directly. */
+export function pingRequest(overrides: Partial<RpcRequest> = {}): RpcRequest {
+  return {
+    name: "ping",
+    method: "ping",
+    msgType: "ping",
+    args: { ping: 1 },
+    action: {},
+    backend: "default",
+    stashParams: [],
+    callParams: {},
+    correlationId: "c0ffee00-0000-4000-8000-000000000001",
+    ...overrides,
+  };
 }

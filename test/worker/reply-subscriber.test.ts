@@ -10,24 +10,12 @@ import { ConfigError } from "../../src/core/errors.js";
 import type { Connection, RpcRequest } from "../../src/core/types.js";
 import { fakePubSub, servePublishing, type FakePubSub } from "./fake-pubsub.js";
 import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
-import { sleep } from "./helpers.js";
+import { pingRequest, sleep } from "./helpers.js";
 
 const conn = { id: "conn-1" } as Connection;
 const TOKEN = "secret-token-123";
 
-function request(): RpcRequest {
-  return {
-    name: "ping",
-    method: "ping",
-    msgType: "ping",
-    args: { ping: 1 },
-    action: {},
-    backend: "default",
-    stashParams: [],
-    callParams: {},
-    correlationId: "c0ffee00-0000-4000-8000-000000000002",
-  };
-}
+const request = (): RpcRequest => pingRequest();
 
 /** A subscribing backend; `logs` collects what it writes. */
 function subscriber(redis: FakeRedis, pubsub: FakePubSub, options: Record<string, unknown> = {}) {
