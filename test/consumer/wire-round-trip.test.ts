@@ -22,7 +22,7 @@ const jsonValue = fc.jsonValue({ stringUnit: "binary", maxDepth: 4 });
 /** Numbers at the edges of what JSON carries exactly. */
 const bigNumber = fc.oneof(
   fc.constantFrom(Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, Number.MAX_VALUE, Number.MIN_VALUE),
-  fc.constantFrom(2 ** 53 + 2, -(2 ** 63), 1e21, 123456789.123456789, 5e-324),
+  fc.constantFrom(2 ** 53 + 2, -(2 ** 63), 1e21, 0.1 + 0.2, 5e-324),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
 );
 
@@ -89,7 +89,7 @@ describe("the wire contract between the gateway and a service", () => {
           who: req.who,
           messageId: req.messageId,
           deadlineSeconds: req.deadline,
-          params: asJsonCarriesIt({ args: req.frame, ...req.stash }),
+          params: asJsonCarriesIt({ args: req.frame, ...req.stash }) as RpcEntry["params"],
           stashNames: Object.keys(req.stash),
           correlationId: req.correlationId,
         } satisfies RpcEntry);
@@ -134,7 +134,7 @@ describe("the wire contract between the gateway and a service", () => {
     const dir = fileURLToPath(new URL("../../src/wire/", import.meta.url));
     for (const file of readdirSync(dir)) {
       const source = readFileSync(`${dir}${file}`, "utf8");
-      const specifiers = [...source.matchAll(/\bfrom\s+"([^"]+)"/g)].map((match) => match[1]);
+      const specifiers = [...source.matchAll(/\bfrom\s+"([^"]+)"/g)].map((match) => match[1] ?? "");
       expect(
         specifiers.filter((specifier) => !/^\.\/[a-z-]+\.js$/.test(specifier)),
         file,
