@@ -29,7 +29,7 @@ export { createRedisClient, type RedisCommands } from "./redis-client.js";
 export { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
 export type { ReplyReceiver, ReplyReceiverStats, ReplySubscriptionStats } from "./reply-receiver.js";
 export { ReplySubscriber, type ReplySubscriberSettings } from "./reply-subscriber.js";
-export { parseReply, entryFields, type ReplyMessage, type StreamEntry } from "./wire.js";
+export { parseReply, entryFields, type ReplyMessage, type StreamEntry } from "../wire/index.js";
 
 /** One entry of `backends`: the backend type and its options. */
 export type BackendConfig =

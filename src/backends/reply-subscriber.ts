@@ -22,7 +22,7 @@ import { ProtocolError, TransportError } from "../core/errors.js";
 import { readEventData } from "./event-stream-reader.js";
 import { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
 import type { ReplyReceiver, ReplyReceiverStats, ReplySubscriptionStats } from "./reply-receiver.js";
-import { parseSubscriptionEvent } from "./wire.js";
+import { parseSubscriptionEvent } from "../wire/index.js";
 
 /** What the subscriber is configured with (from {@link ConsumerGroupsOptions}). */
 export interface ReplySubscriberSettings extends ReplyPollerOptions {

@@ -17,7 +17,12 @@ export {
   type RestConnection,
 } from "./options.js";
 export type { RpcContext, RpcHandler, RpcHandlers, LogEntry, LogLevel, ServiceLogger } from "./types.js";
-export { INTERNAL_ERROR_RESULT, INTERNAL_ERROR_MESSAGE, buildReplyPayload, parseRpcEntry } from "./entry.js";
+export {
+  INTERNAL_ERROR_RESULT,
+  INTERNAL_ERROR_MESSAGE,
+  buildReplyPayload,
+  parseRpcEntry,
+} from "../wire/index.js";
 export { createNativeTransport, type NativeTransportOptions } from "./native-transport.js";
 export { createRestTransport, type RestTransportOptions } from "./rest-transport.js";
 export {

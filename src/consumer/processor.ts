@@ -2,13 +2,8 @@
  * Serving one stream entry: validate it, drop it when its deadline passed, run its handler with a deadline
  * signal, and queue the reply and the ack (or the dead letter) in the outbox.
  */
-import {
-  INTERNAL_ERROR_RESULT,
-  buildReplyPayload,
-  parseRpcEntry,
-  type RawEntry,
-  type RpcEntry,
-} from "./entry.js";
+import { INTERNAL_ERROR_RESULT, buildReplyPayload, parseRpcEntry, type RpcEntry } from "../wire/index.js";
+import type { RawEntry } from "./stream-replies.js";
 import type { Outbox } from "./outbox.js";
 import type { LogEntry, RpcContext, RpcHandlers, ServiceLogger } from "./types.js";
 

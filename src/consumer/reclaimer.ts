@@ -9,7 +9,7 @@
  * XPENDING also gives the delivery counts, which XAUTOCLAIM does not. Cost: one XPENDING per stream per
  * round while nothing is stalled, plus one XCLAIM when something is.
  */
-import { parseClaimReply, parsePendingRows, type RawEntry } from "./entry.js";
+import { parseClaimReply, parsePendingRows, type RawEntry } from "./stream-replies.js";
 import type { ServiceTransport } from "./transport.js";
 
 /** What the reclaimer needs from its service. */

@@ -5,7 +5,7 @@
 import { AuthenticationError, isBusyGroupError, isNoGroupError, type ServiceTransport } from "./transport.js";
 import { createNativeTransport } from "./native-transport.js";
 import { createRestTransport } from "./rest-transport.js";
-import { parseReadReply, type RawEntry } from "./entry.js";
+import { parseReadReply, type RawEntry } from "./stream-replies.js";
 import { Outbox, type OutboxItem } from "./outbox.js";
 import { EntryProcessor } from "./processor.js";
 import { reclaimRound } from "./reclaimer.js";

@@ -1,6 +1,18 @@
 /**
- * The gateway's error family, and the one table that maps each to what a client receives.
+ * The gateway's error family, and the one mapping from each to what a client receives. The client error
+ * codes, texts and frames are part of the wire contract and live in the wire module; they are re-exported
+ * here for the core.
  */
+import { clientError, type ErrorReply } from "../wire/index.js";
+
+export {
+  applicationError,
+  CLIENT_ERRORS,
+  clientError,
+  ProtocolError,
+  type ClientErrorCode,
+  type ErrorReply,
+} from "../wire/index.js";
 
 /** A backend call got no reply within its wait time. Becomes WrongResponse for the client. */
 export class RpcTimeoutError extends Error {
@@ -41,62 +53,9 @@ export class HookTimeoutError extends Error {
   }
 }
 
-/** A backend sent something the gateway cannot use (bad JSON, missing fields). */
-export class ProtocolError extends Error {
-  override readonly name = "ProtocolError";
-}
-
 /** Invalid gateway or backend configuration; the message names the option. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
-}
-
-/** The client error codes the gateway itself emits, with their exact messages (PROTOCOL.md 1.3). */
-export const CLIENT_ERRORS = {
-  BadRequest: "The application sent an invalid request.",
-  SanityCheckFailed: "Parameters sanity check failed.",
-  UnrecognisedRequest: "Unrecognised request",
-  Timeout: "Timeout",
-  ResponseTooLarge: "Response too large.",
-  RateLimit: "You have reached the rate limit for this connection.",
-  WrongResponse: "Sorry, an error occurred while processing your request.",
-  CallError: "Sorry, an error occurred while processing your request.",
-} as const;
-
-/** One of the gateway's own client error codes. */
-export type ClientErrorCode = keyof typeof CLIENT_ERRORS;
-
-/**
- * Builds a client error frame: `{"msg_type": msgType, "error": {"code", "message", "details"?}}`.
- * `details` is included only when it is a non-empty object.
- */
-export function clientError(
-  code: ClientErrorCode,
-  msgType = "error",
-  details?: Record<string, unknown>,
-  message: string = CLIENT_ERRORS[code],
-): { msg_type: string; error: { code: string; message: string; details?: Record<string, unknown> } } {
-  const error: { code: string; message: string; details?: Record<string, unknown> } = { code, message };
-  if (isNonEmptyObject(details)) error.details = details;
-  return { msg_type: msgType, error };
-}
-
-/** A client error frame as built by {@link clientError} and {@link applicationError}. */
-export type ErrorReply = ReturnType<typeof clientError>;
-
-/**
- * Builds an application error frame from a backend's `{"error": {"code", "message_to_client", "details"?}}`:
- * `{"msg_type": msgType, "error": {"code", "message", "details"?}}`, `details` only when a non-empty object.
- */
-export function applicationError(
-  msgType: string,
-  code: string,
-  message: string,
-  details?: unknown,
-): ErrorReply {
-  const error: ErrorReply["error"] = { code, message };
-  if (isNonEmptyObject(details)) error.details = details;
-  return { msg_type: msgType, error };
 }
 
 /**
@@ -107,10 +66,4 @@ export function applicationError(
 export function errorToReply(error: unknown, msgType: string): ErrorReply {
   if (error instanceof HookTimeoutError) return clientError("Timeout");
   return clientError("WrongResponse", msgType);
-}
-
-function isNonEmptyObject(value: unknown): value is Record<string, unknown> {
-  return (
-    typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length > 0
-  );
 }

@@ -1,6 +1,6 @@
 /**
  * Test helpers for the service SDK: a private redis-server (and REST bridge), a stand-in for the gateway
- * that writes entries exactly as the Perl proxy does and reads the replies, and waiting helpers.
+ * that writes entries with the gateway's own wire code and reads the replies, and waiting helpers.
  */
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
@@ -12,6 +12,7 @@ import {
   type RpcService,
   type RpcServiceOptions,
 } from "../../src/consumer/index.js";
+import { entryFields, parseReply, type StreamEntry } from "../../src/wire/index.js";
 
 /** The transports every behaviour test runs against. */
 export const TRANSPORTS = ["native", "rest"] as const;
@@ -55,7 +56,11 @@ export interface ReplyPayload {
   response: { result?: unknown; timestamp?: number; error?: unknown };
 }
 
-/** Plays the gateway's part: XADD entries as the Perl proxy writes them, read replies from its reply key. */
+/**
+ * Plays the gateway's part with the gateway's own wire code: XADDs entries built by `entryFields` (the
+ * fields the consumer-groups backend sends, in the Perl proxy's format) and reads replies from its reply
+ * key, each checked by the gateway's `parseReply`.
+ */
 export class FakeGateway {
   readonly who = `wsp:reply:test:${randomUUID()}`;
   private nextMessageId = 1;
@@ -74,41 +79,36 @@ export class FakeGateway {
     const messageId = String(this.nextMessageId++);
     const stash = options.stash ?? {};
     const deadline = options.deadlineSeconds ?? Math.floor(Date.now() / 1000) + 30;
-    await this.client.xadd(
-      `${this.streamPrefix}${options.category ?? "general"}`,
-      "MAXLEN",
-      "~",
-      "100000",
-      "*",
-      "rpc",
+    const entry: StreamEntry = {
       method,
-      "who",
-      this.who,
-      "deadline",
-      String(deadline),
-      "args",
-      JSON.stringify({ args: frame, ...stash }),
-      "stash",
-      JSON.stringify(Object.keys(stash)),
-      "req_log_context",
-      JSON.stringify({ correlation_id: randomUUID() }),
-      "message_id",
-      messageId,
-    );
+      who: this.who,
+      deadline,
+      args: { args: frame, ...stash },
+      stashParams: Object.keys(stash),
+      correlationId: randomUUID(),
+    };
+    const stream = `${this.streamPrefix}${options.category ?? "general"}`;
+    await this.client.xadd(stream, "MAXLEN", "~", "100000", "*", ...entryFields(entry, messageId));
     return messageId;
   }
 
   /** Waits until `count` replies arrived (or `timeoutMs` passed) and returns all of them by message_id. */
   async replies(count: number, timeoutMs = 5000): Promise<Map<string, ReplyPayload>> {
     const received = new Map<string, ReplyPayload>();
+    const unreadable: string[] = [];
     await waitFor(async () => {
       const raw = await this.client.lpop(this.who, 1000);
       for (const text of raw ?? []) {
-        const payload = JSON.parse(text) as ReplyPayload;
-        received.set(payload.message_id, payload);
+        if (!readableByGateway(text)) unreadable.push(text);
+        else {
+          const payload = JSON.parse(text) as ReplyPayload;
+          received.set(payload.message_id, payload);
+        }
       }
       return received.size >= count;
     }, timeoutMs).catch(() => undefined);
+    // A reply the gateway cannot read fails the client's request, so it fails the test too.
+    if (unreadable.length > 0) throw new Error(`replies the gateway cannot read: ${unreadable.join(" ")}`);
     return received;
   }
 
@@ -121,6 +121,15 @@ export class FakeGateway {
       if (reply) return reply.response.result;
     }
     throw new Error(`no reply to message ${messageId} within ${timeoutMs} ms`);
+  }
+}
+
+function readableByGateway(payload: string): boolean {
+  try {
+    parseReply(payload);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { parseCliArgs } from "../../src/consumer/cli-args.js";
-import { buildReplyPayload, parseRpcEntry } from "../../src/consumer/entry.js";
+import { buildReplyPayload, parseRpcEntry } from "../../src/wire/index.js";
 import { DEFAULT_RPC_SERVICE_OPTIONS, resolveRpcServiceOptions } from "../../src/consumer/index.js";
 import { buildCommands } from "../../src/consumer/outbox.js";
 

@@ -1,0 +1,116 @@
+/**
+ * The reply payload (PROTOCOL.md 4): a service builds it and pushes it on the caller's reply key (or
+ * publishes it on the reply channel); the gateway pops it and validates it.
+ */
+import { isJsonObject } from "./json.js";
+import { ProtocolError } from "./protocol-error.js";
+
+/**
+ * Builds a service's reply to one entry:
+ *
+ * ```json
+ * {"message_id":"7","response":{"result":{"ping":"pong"},"timestamp":1764170000.123}}
+ * ```
+ *
+ * A missing result (`undefined`) is sent as `null`; `timestamp` is epoch seconds with milliseconds.
+ */
+export function buildReplyPayload(messageId: string, result: unknown, nowMs = Date.now()): string {
+  return JSON.stringify({
+    message_id: messageId,
+    response: { result: result ?? null, timestamp: nowMs / 1000 },
+  });
+}
+
+/** A service's response as the gateway hands it to the core. */
+export type ReplyResponse =
+  { result: unknown; timestamp?: number } | { error: { code: string; message: string } };
+
+/** A reply as read from the reply key, validated. */
+export interface ReplyMessage {
+  /** Always a string: `7` and `"7"` name the same request. */
+  messageId: string;
+  /** The service's response, handed to the core unchanged. */
+  response: ReplyResponse;
+  /** The `who` the service echoed, when it did (a reply that names another key is foreign). */
+  who?: string;
+}
+
+/**
+ * Parses one reply popped from the reply key. Accepted shapes (other fields are ignored):
+ *
+ * ```json
+ * {"message_id":"7","response":{"result":{"ping":"pong"},"timestamp":1764170000.123}}
+ * {"message_id":7,"response":{"error":{"code":"InternalServerError","message":"boom"}}}
+ * ```
+ *
+ * Throws {@link ReplyFormatError} (with the `messageId` when one could be read, so the request can fail
+ * fast instead of timing out) for anything else.
+ */
+export function parseReply(raw: string): ReplyMessage {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(raw);
+  } catch (error) {
+    throw new ReplyFormatError("reply is not JSON", undefined, { cause: error });
+  }
+  if (!isJsonObject(decoded)) throw new ReplyFormatError("reply is not a JSON object");
+  const rawId = decoded.message_id;
+  if (typeof rawId !== "string" && typeof rawId !== "number") {
+    throw new ReplyFormatError("reply has no message_id");
+  }
+  const messageId = String(rawId);
+  const who = typeof decoded.who === "string" ? decoded.who : undefined;
+  return { messageId, response: parseResponse(decoded.response, messageId), who };
+}
+
+function parseResponse(response: unknown, messageId: string): ReplyResponse {
+  if (!isJsonObject(response)) throw new ReplyFormatError("reply has no response object", messageId);
+  if ("error" in response && response.error !== undefined && response.error !== null) {
+    const error = response.error;
+    if (!isJsonObject(error)) throw new ReplyFormatError("response.error is not an object", messageId);
+    return {
+      error: { code: String(error.code ?? "InternalServerError"), message: String(error.message ?? "") },
+    };
+  }
+  if (!("result" in response)) throw new ReplyFormatError("response has neither result nor error", messageId);
+  const timestamp = typeof response.timestamp === "number" ? response.timestamp : undefined;
+  return timestamp === undefined ? { result: response.result } : { result: response.result, timestamp };
+}
+
+/** An unusable reply; carries the `message_id` when it could be read. */
+export class ReplyFormatError extends ProtocolError {
+  constructor(
+    message: string,
+    readonly messageId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** One event of the reply channel's server-sent event stream, as {@link parseSubscriptionEvent} reads it. */
+export type SubscriptionEvent =
+  | { kind: "subscribed" }
+  | { kind: "message"; payload: string }
+  /** Anything else (another channel, `unsubscribe`, a type this gateway does not use): ignored. */
+  | { kind: "other" };
+
+/**
+ * Parses the `data` of one event of Upstash's `/subscribe/<channel>` stream (what `@upstash/redis` reads;
+ * the payload is everything after the second comma, byte for byte, so it may itself hold commas):
+ *
+ * ```text
+ * subscribe,wsp:reply:obj:1f2e3d4c5b6a7980,1
+ * message,wsp:reply:obj:1f2e3d4c5b6a7980,{"message_id":"7","response":{"result":"pong"}}
+ * ```
+ *
+ * The channel is matched as a whole prefix rather than split at a comma, so a `streamPrefix` with a
+ * comma in it cannot shift the payload.
+ */
+export function parseSubscriptionEvent(data: string, channel: string): SubscriptionEvent {
+  if (data.startsWith(`message,${channel},`)) {
+    return { kind: "message", payload: data.slice(`message,${channel},`.length) };
+  }
+  if (data.startsWith(`subscribe,${channel},`)) return { kind: "subscribed" };
+  return { kind: "other" };
+}
