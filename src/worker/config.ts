@@ -17,7 +17,10 @@ import type { PlaygroundOptions } from "./playground.js";
 
 /** The Worker's bindings, vars and secrets the gateway reads (names Upstash users already have). */
 export interface GatewayEnv {
-  /** Redis REST URL, a wrangler var (`[vars]`). */
+  /**
+   * Redis REST URL, a secret (`wrangler secret put UPSTASH_REDIS_REST_URL`). A plain-http or loopback URL
+   * is served only to requests on a loopback address (local development).
+   */
   UPSTASH_REDIS_REST_URL?: string;
   /** Redis REST token, a secret (`wrangler secret put UPSTASH_REDIS_REST_TOKEN`). */
   UPSTASH_REDIS_REST_TOKEN?: string;
@@ -131,7 +134,7 @@ function withRedisEnv(config: BackendConfig & { type: "consumer_groups" }, env: 
   const redisToken = config.redisToken ?? nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
   if (!redisUrl) {
     throw new ConfigError(
-      "UPSTASH_REDIS_REST_URL is not set: add it to [vars] in wrangler.toml (or give the backend `redisUrl`)",
+      "UPSTASH_REDIS_REST_URL is not set: run `wrangler secret put UPSTASH_REDIS_REST_URL` (or put it in .dev.vars, or give the backend `redisUrl`)",
     );
   }
   if (!redisToken) {

@@ -10,12 +10,14 @@ import { isConnectionAware, type ConsumerGroupsStats } from "../backends/index.j
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
 import type { Backend } from "../core/types.js";
 import {
+  backendConfigs,
   buildBackends,
   DEFAULT_MAX_CONNECTIONS_PER_OBJECT,
   type CreateGatewayOptions,
   type GatewayEnv,
 } from "./config.js";
 import { DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
+import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { createObjectObservability, type ObjectObservability } from "./observability.js";
 
@@ -32,6 +34,9 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private readonly observability?: ObjectObservability;
   /** Frames being handled now (a gauge of `/metrics`). */
   private framesInFlight = 0;
+  /** Settings holding a local Redis URL, served only to requests on a loopback address. */
+  private readonly localRedis: string[] = [];
+  private localRedisLogged = false;
 
   constructor(
     ctx: DurableObjectState,
@@ -44,6 +49,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       this.observability = createObjectObservability(options, env, ctx.id.name ?? objectId);
       const { logger, instrumentation } = this.observability;
       this.backends = buildBackends(options, env, objectId, instrumentation);
+      this.localRedis = localRedisSettings(backendConfigs(options, env), env);
       this.dispatcher = createDispatcher(this.observability.options, this.backends, { logger });
     } catch (error) {
       // Kept, not thrown: every request then gets a clear 500 instead of an opaque constructor failure.
@@ -56,6 +62,13 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   override async fetch(request: Request): Promise<Response> {
     try {
       if (!this.dispatcher) return Response.json({ error: this.setupError }, { status: 500 });
+      // The Worker applies the same rule; the object holds it too, whoever forwards the upgrade.
+      const refusal = localRedisRefusal(this.localRedis, request.url);
+      if (refusal) {
+        if (!this.localRedisLogged) console.error(`[wsproxy] gateway configuration error: ${refusal}`);
+        this.localRedisLogged = true;
+        return new Response("Service Unavailable", { status: 503 });
+      }
       if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Upgrade Required", { status: 426, headers: { upgrade: "websocket" } });
       }

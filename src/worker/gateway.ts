@@ -14,6 +14,7 @@ import { ConfigError } from "../core/errors.js";
 import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
 import { GatewayDurableObject } from "./gateway-object.js";
 import { checkHealth } from "./health.js";
+import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
 import { assertObservabilityOptions, metricsObjectNames, mountMetrics } from "./observability.js";
 import { listActions, mountPlayground } from "./playground.js";
 import { originAllowed } from "./security.js";
@@ -55,8 +56,25 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
 
   const app = new Hono<{ Bindings: GatewayEnv }>();
 
+  // A local Redis URL on a gateway reached from outside: one log line per isolate, not one per request.
+  let localRedisLogged = false;
+  const refuseLocalRedis = (request: Request, env: GatewayEnv): string | undefined => {
+    let refusal;
+    try {
+      refusal = localRedisRefusal(localRedisSettings(backendConfigs(options, env), env), request.url);
+    } catch {
+      return undefined; // a missing variable: reported by the checks below
+    }
+    if (refusal && !localRedisLogged) {
+      localRedisLogged = true;
+      console.error(`[wsproxy] gateway configuration error: ${refusal}`);
+    }
+    return refusal;
+  };
+
   app.get("/health", async (c) => {
-    const report = await checkHealth(options, c.env);
+    refuseLocalRedis(c.req.raw, c.env);
+    const report = await checkHealth(options, c.env, c.req.url);
     return c.json(report, report.ok ? 200 : 503);
   });
   assertObservabilityOptions(options);
@@ -83,6 +101,8 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       console.error(`[wsproxy] gateway configuration error: ${message}`);
       return c.json({ error: message }, 500);
     }
+    // The detail is in the log line; a client learns only that the gateway cannot serve.
+    if (refuseLocalRedis(c.req.raw, c.env)) return c.text("Service Unavailable", 503);
     const namespace = c.env[bindingName] as DurableObjectNamespace | undefined;
     if (!namespace || typeof namespace.idFromName !== "function") {
       const message = `Durable Object binding "${bindingName}" is missing: add it to wrangler.toml`;

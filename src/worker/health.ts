@@ -3,6 +3,7 @@
  */
 import { createRedisClient, type RedisCommands } from "../backends/index.js";
 import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
+import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
 
 /** The `/health` body. `ok` is false (HTTP 503) when the configuration is broken or a Redis is unreachable. */
 export interface HealthReport {
@@ -13,14 +14,24 @@ export interface HealthReport {
   redis: Record<string, { reachable: boolean; latencyMs?: number; error?: string }>;
 }
 
-/** Checks the configuration and `PING`s every consumer-groups backend's Redis over REST. */
-export async function checkHealth(options: CreateGatewayOptions, env: GatewayEnv): Promise<HealthReport> {
+/**
+ * Checks the configuration and `PING`s every consumer-groups backend's Redis over REST. With `requestUrl`
+ * (the URL the gateway was reached on), a local Redis URL is refused unless that URL is loopback, before
+ * any `PING` is sent.
+ */
+export async function checkHealth(
+  options: CreateGatewayOptions,
+  env: GatewayEnv,
+  requestUrl?: string,
+): Promise<HealthReport> {
   let configs;
   try {
     configs = backendConfigs(options, env);
   } catch (error) {
     return { ok: false, error: error instanceof Error ? error.message : String(error), redis: {} };
   }
+  const refusal = requestUrl && localRedisRefusal(localRedisSettings(configs, env), requestUrl);
+  if (refusal) return { ok: false, error: refusal, redis: {} };
   const timeoutMs = options.healthTimeoutMs ?? 1_000;
   const checks = Object.entries(configs).flatMap(([name, config]) => {
     if (config.type !== "consumer_groups") return [];

@@ -58,5 +58,14 @@ const gateway = createGateway({
   playground: { examples: { ping: { ping: 1, passthrough: { from: "example" } } } },
 });
 
-export default { fetch: gateway.fetch };
+/** local-redis.test.ts (`?gateway=env`): the Redis URL and token from the Worker's vars, as deployed. */
+const envGateway = createGateway({ actions: [["ping"]], binding: "ENV_GATEWAY" });
+
+export default {
+  fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) =>
+    new URL(request.url).searchParams.get("gateway") === "env"
+      ? envGateway.fetch(request, env, ctx)
+      : gateway.fetch(request, env, ctx),
+};
 export const GatewayObject = gateway.GatewayObject;
+export const EnvGatewayObject = envGateway.GatewayObject;
