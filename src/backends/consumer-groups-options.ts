@@ -85,6 +85,7 @@ export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
   pollInitialDelayMs: 2,
   pollMinMs: 1,
   pollMaxMs: 50,
+  pollLateBackoffMs: 1_000,
   pollBackoffFactor: 2,
   pollBatchSize: 100,
   replyTransport: "poll" as ReplyTransport,
@@ -126,6 +127,7 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
     "redisRequestTimeoutMs",
     "streamMaxLen",
     "pollMaxMs",
+    "pollLateBackoffMs",
     "pollBatchSize",
   ] as const) {
     positive(key, resolved[key]);
