@@ -158,13 +158,17 @@ export function buildBackends(
   instrument: BackendInstrumentation = {},
 ): Record<string, Backend> {
   const backends: Record<string, Backend> = {};
+  const resolved = resolveGatewayOptions(options);
+  // The gateway's reply size bounds a consumer-groups backend's LPOP batch (Upstash's 10 MB per response).
+  const { maxResponseBytes } = resolved;
   for (const [name, config] of Object.entries(backendConfigs(options, env))) {
     backends[name] = createBackend(
       name,
-      config.type === "consumer_groups" ? instrumented({ ...config, objectId }, instrument) : config,
+      config.type === "consumer_groups"
+        ? instrumented({ maxResponseBytes, ...config, objectId }, instrument)
+        : config,
     );
   }
-  const resolved = resolveGatewayOptions(options);
   for (const [action, actionOptions] of resolved.actionTable) {
     const backendName = actionOptions.backend ?? resolved.defaultBackend;
     const backend = Object.hasOwn(backends, backendName) ? backends[backendName] : undefined;
