@@ -81,6 +81,13 @@ export interface CreateGatewayOptions extends GatewayOptions {
    * @default 10000
    */
   maxConnectionsPerObject?: number;
+  /**
+   * Size limit of a socket's attachment (its id, kept upgrade headers and stash), as UTF-8 JSON. A stash
+   * change that would exceed it is refused with a log line and the previous stash kept. Cloudflare allows
+   * 2,048 bytes (local workerd more), so raise it only for a runtime that allows more.
+   * @default 2048
+   */
+  maxAttachmentBytes?: number;
 }
 
 /** The default of `maxConnectionsPerObject`. */

@@ -8,6 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isConnectionAware, type ConsumerGroupsStats } from "../backends/index.js";
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
+import { ConfigError } from "../core/errors.js";
 import type { Backend } from "../core/types.js";
 import {
   buildBackends,
@@ -15,7 +16,7 @@ import {
   type CreateGatewayOptions,
   type GatewayEnv,
 } from "./config.js";
-import { DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
+import { DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { createObjectObservability, type ObjectObservability } from "./observability.js";
 
@@ -32,6 +33,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private readonly observability?: ObjectObservability;
   /** Frames being handled now (a gauge of `/metrics`). */
   private framesInFlight = 0;
+  private readonly maxAttachmentBytes: number;
 
   constructor(
     ctx: DurableObjectState,
@@ -39,7 +41,11 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
     private readonly options: CreateGatewayOptions,
   ) {
     super(ctx, env);
+    this.maxAttachmentBytes = options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES;
     try {
+      if (!Number.isInteger(this.maxAttachmentBytes) || this.maxAttachmentBytes <= 0) {
+        throw new ConfigError("`maxAttachmentBytes` must be a positive whole number of bytes");
+      }
       const objectId = ctx.id.toString();
       this.observability = createObjectObservability(options, env, ctx.id.name ?? objectId);
       const { logger, instrumentation } = this.observability;
@@ -73,6 +79,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         server,
         request,
         this.options.upgradeHeaders ?? DEFAULT_UPGRADE_HEADERS,
+        this.maxAttachmentBytes,
       );
       // Awaited so that `onOpen` has finished before the first frame can arrive.
       await this.dispatcher.handleOpen(conn);
@@ -86,7 +93,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   /** One client frame; the dispatcher enforces `maxMessageBytes` (close 1009) and answers. */
   override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
-      const conn = SocketConnection.of(socket);
+      const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       if (!this.dispatcher) {
         conn.close(1011, "gateway misconfigured");
         return;
@@ -105,7 +112,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   /** The client closed: answer its close frame, drop its pending calls, run `onClose`. */
   override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
     try {
-      const conn = SocketConnection.of(socket);
+      const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       conn.markClosed();
       try {
         // Always answer the peer's close; 1005/1006/1015 only describe a close and cannot be sent back.
@@ -123,7 +130,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   override async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
     try {
       console.warn(`[wsproxy] WebSocket error: ${String(error)}`);
-      const conn = SocketConnection.of(socket);
+      const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       conn.markClosed();
       await this.connectionGone(conn, 1006, "WebSocket error");
     } catch (failure) {
