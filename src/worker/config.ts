@@ -180,6 +180,7 @@ export function buildBackends(
     const backendName = actionOptions.backend ?? resolved.defaultBackend;
     const backend = Object.hasOwn(backends, backendName) ? backends[backendName] : undefined;
     const answeredInPlace =
+      actionOptions.answerLocally ??
       actionOptions.insteadOfForward ??
       actionOptions.instead_of_forward ??
       resolved.insteadOfForward ??

@@ -48,6 +48,7 @@ const gateway = createGateway({
     ["slow"],
     ["never"],
     ["local", { insteadOfForward: () => ({ msg_type: "local", local: "answered in the object" }) }],
+    ["heartbeat", { answerLocally: async () => "pong" }],
     ["rpc_echo", { backend: "http" }],
     ["rpc_error", { backend: "http" }],
     ["rpc_broken", { backend: "http" }],
