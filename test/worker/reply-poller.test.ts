@@ -163,7 +163,7 @@ describe("ReplyPoller", () => {
   });
 
   it("polls a new request at its expected time even while an older one is polled at long gaps", async () => {
-    const { clock, poller, polls, queue } = setup({
+    const { clock, poller, queue } = setup({
       pollInitialDelayMs: 2,
       pollMaxMs: 50,
       pollLateBackoffMs: 1000,
