@@ -66,6 +66,27 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   replyListCheckMs?: number;
   /** Subscribe mode: the fetch that opens the stream (a test double, say). @default globalThis.fetch */
   fetch?: typeof fetch;
+  /**
+   * The largest reply the gateway sends; `createGateway` passes its own `maxResponseBytes`. Bounds
+   * `pollBatchSize` (see {@link maxPollBatchSize}). @default 600000
+   */
+  maxResponseBytes?: number;
+}
+
+/**
+ * Upstash refuses a request or response over 10 MB ("ERR max request size exceeded",
+ * https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded; "Max request size 10 MB" on
+ * https://upstash.com/docs/redis/overall/billing). Counted as 10,000,000 bytes, the stricter reading.
+ */
+export const UPSTASH_MAX_RESPONSE_BYTES = 10_000_000;
+
+/**
+ * The largest `LPOP` batch whose response fits within Upstash's 10 MB when every reply is as large as
+ * `maxResponseBytes` (a larger one becomes ResponseTooLarge anyway): a fifth of the limit is kept for the
+ * JSON escaping the payloads get inside the REST response. At least 1.
+ */
+export function maxPollBatchSize(maxResponseBytes: number): number {
+  return Math.max(1, Math.floor((UPSTASH_MAX_RESPONSE_BYTES * 0.8) / maxResponseBytes));
 }
 
 /** The reply transports of {@link ConsumerGroupsOptions.replyTransport}. */
@@ -85,8 +106,10 @@ export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
   pollInitialDelayMs: 2,
   pollMinMs: 1,
   pollMaxMs: 50,
+  pollLateBackoffMs: 1_000,
   pollBackoffFactor: 2,
   pollBatchSize: 100,
+  maxResponseBytes: 600_000,
   replyTransport: "poll" as ReplyTransport,
   subscribeGraceMs: 2_000,
   subscribeRetryMaxMs: 5_000,
@@ -95,12 +118,21 @@ export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
 
 /** {@link ConsumerGroupsOptions} after {@link resolveConsumerGroupsOptions}. */
 export type ResolvedConsumerGroupsOptions = Omit<ConsumerGroupsOptions, "categories"> &
-  Required<Omit<typeof DEFAULT_CONSUMER_GROUPS_OPTIONS, "categoryTimeoutConfig">> & {
+  Required<Omit<typeof DEFAULT_CONSUMER_GROUPS_OPTIONS, "categoryTimeoutConfig" | "pollBatchSize">> & {
     categoryTimeoutConfig: Record<string, number>;
+    /** At most {@link maxPollBatchSize} of `maxResponseBytes`. */
+    pollBatchSize: number;
     categories: ReadonlySet<string>;
   };
 
-/** Fills in defaults and checks every option; throws a {@link ConfigError} naming the bad one. */
+/**
+ * Fills in defaults and checks every option; throws a {@link ConfigError} naming the bad one.
+ *
+ * `pollBatchSize` is clamped to {@link maxPollBatchSize} of `maxResponseBytes` (13 with the defaults), so
+ * one `LPOP` response stays within Upstash's 10 MB. Clamped rather than refused: the two options belong to
+ * different layers (the backend, the gateway) and the default batch of 100 is only an upper bound; an
+ * explicit `pollBatchSize` that is lowered is reported with one warning naming both options.
+ */
 export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): ResolvedConsumerGroupsOptions {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   const env = options.env ?? processEnv();
@@ -126,6 +158,7 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
     "redisRequestTimeoutMs",
     "streamMaxLen",
     "pollMaxMs",
+    "pollLateBackoffMs",
     "pollBatchSize",
   ] as const) {
     positive(key, resolved[key]);
@@ -155,6 +188,16 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
     throw new ConfigError("`pollMinMs` must not exceed `pollMaxMs`");
   if (!(resolved.pollBackoffFactor >= 1)) throw new ConfigError("`pollBackoffFactor` must be at least 1");
   if (!Number.isInteger(resolved.pollBatchSize)) throw new ConfigError("`pollBatchSize` must be an integer");
+  positive("maxResponseBytes", resolved.maxResponseBytes);
+  const batchCap = maxPollBatchSize(resolved.maxResponseBytes);
+  if (resolved.pollBatchSize > batchCap) {
+    if (options.pollBatchSize !== undefined) {
+      (options.logger ?? console).warn(
+        `[wsproxy] \`pollBatchSize\` ${resolved.pollBatchSize} lowered to ${batchCap}: ${resolved.pollBatchSize} replies of up to \`maxResponseBytes\` ${resolved.maxResponseBytes} bytes would not fit in one Upstash response (10 MB)`,
+      );
+    }
+  }
+  const pollBatchSize = Math.min(resolved.pollBatchSize, batchCap);
   for (const [category, seconds] of Object.entries(resolved.categoryTimeoutConfig)) {
     positive(`categoryTimeoutConfig.${category}`, seconds);
   }
@@ -167,7 +210,7 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
       throw new ConfigError(`\`categories\`: "${category}" is not a valid category name`);
     }
   }
-  return { ...resolved, categories };
+  return { ...resolved, pollBatchSize, categories };
 }
 
 /** `process.env` where there is one (Node; Workers with `nodejs_compat`), without importing `node:*`. */

@@ -10,6 +10,12 @@
  * - a poll that returned replies is followed at once by another (more are likely queued behind them);
  * - an empty poll backs off exponentially from `pollMinMs` by `pollBackoffFactor` up to `pollMaxMs`, but a
  *   request acknowledged meanwhile pulls the next poll forward to its own expected time;
+ * - once every waiting request is past its expected time (the reply is late: a slow service, or one that
+ *   is down), the back-off keeps growing up to `pollLateBackoffMs` (1 s). Each `LPOP` is a subrequest, and
+ *   Cloudflare caps subrequests per invocation (Workers Free 50, Paid 10,000 by default, raised with
+ *   `[limits] subrequests`; "Limits", https://developers.cloudflare.com/workers/platform/limits/), so a
+ *   request waiting 30 s costs about 40 `LPOP`s instead of 600. With the default factor 2 the gap never
+ *   exceeds the time already waited, so a late reply is found at most about twice as late;
  * - one `LPOP` in flight at a time; nothing waiting means no timer and no Redis command, so the object
  *   can hibernate.
  */
@@ -22,8 +28,13 @@ export interface ReplyPollerOptions {
   pollInitialDelayMs: number;
   /** Floor of the first-poll delay and first back-off step. @default 1 */
   pollMinMs: number;
-  /** Ceiling of the first-poll delay and of the back-off. @default 50 */
+  /** Ceiling of the first-poll delay and of the back-off while a request is within its expected time. @default 50 */
   pollMaxMs: number;
+  /**
+   * Ceiling of the back-off once every waiting request is past its expected time, so a long wait costs few
+   * `LPOP`s (subrequests). A value below `pollMaxMs` acts as `pollMaxMs`. @default 1000
+   */
+  pollLateBackoffMs: number;
   /** Growth of the back-off after each empty poll. @default 2 */
   pollBackoffFactor: number;
   /** Replies popped per `LPOP`. @default 100 */
@@ -83,6 +94,8 @@ export class ReplyPoller implements ReplyReceiver {
   private inFlight = false;
   private stopped = false;
   private backoffMs: number;
+  /** Latest expected time of the requests acknowledged so far: past it, every waiting request is late. */
+  private latestDueAt = -Infinity;
   /** Earliest expected time of requests acknowledged while a poll was in flight (not covered by it). */
   private uncoveredDueAt = Infinity;
   /** Sequence number of the poll in flight (or the last one). */
@@ -119,6 +132,7 @@ export class ReplyPoller implements ReplyReceiver {
     const now = this.deps.clock.now();
     const dueAt = now + this.firstPollDelay();
     this.waiting.set(messageId, { pollsBefore: this.stats.polls, dueAt });
+    this.latestDueAt = Math.max(this.latestDueAt, dueAt);
     // A new request restarts the back-off: its own reply should not wait behind an older one's long gaps.
     this.backoffMs = this.options.pollMinMs;
     if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, dueAt);
@@ -215,7 +229,10 @@ export class ReplyPoller implements ReplyReceiver {
     if (this.stopped || this.waiting.size === 0) return;
     const now = this.deps.clock.now();
     const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.options.pollMaxMs, this.backoffMs * this.options.pollBackoffFactor);
+    const { pollMaxMs, pollLateBackoffMs, pollBackoffFactor } = this.options;
+    // `latestDueAt` only grows (a forgotten request may have set it): at worst the long gaps start later.
+    const ceiling = now >= this.latestDueAt ? Math.max(pollMaxMs, pollLateBackoffMs) : pollMaxMs;
+    this.backoffMs = Math.min(ceiling, this.backoffMs * pollBackoffFactor);
     this.scheduleAt(Math.min(now + delay, this.uncoveredDueAt));
   }
 }

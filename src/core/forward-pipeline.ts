@@ -6,7 +6,8 @@
  *    rejects with a truthy value ends the pipeline: that value is the reply and `afterForward` is skipped.
  *    (A rejection with an `Error` is a failing hook, not a reply.)
  * 2. `insteadOfForward` (or `instead_of_forward`; the action's, else the global one): its truthy result is
- *    the reply, a falsy result sends nothing. Without it, `callRpc` asks the request's backend.
+ *    the reply, a falsy result sends nothing. Without it, `callRpc` asks the request's backend, or the
+ *    action's `answerLocally` (a result made in the gateway, no backend call).
  * 3. `afterForward` hooks (global), with the reply; they may change it in place, their return is ignored.
  *
  * Every hook call is bounded by `hookTimeoutMs`; a hook that runs out of time or throws makes the pipeline
@@ -16,7 +17,7 @@ import { clientError } from "./errors.js";
 import { hookList, runHook } from "./hooks.js";
 import type { ResolvedGatewayOptions } from "./options.js";
 import { callRpc } from "./rpc-call.js";
-import type { Backend, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
+import type { ActionOptions, Backend, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
 
 /** Answers one dispatched request: the reply to send, or undefined to send nothing. */
 export type ForwardPipeline = (conn: Connection, req: RpcRequest) => Promise<unknown>;
@@ -30,7 +31,12 @@ export function createForwardPipeline(
   const timeoutMs = options.hookTimeoutMs;
 
   const forward = (conn: Connection, req: RpcRequest): Promise<JsonObject | undefined> => {
-    const backend = Object.hasOwn(backends, req.backend) ? backends[req.backend] : undefined;
+    const { answerLocally } = req.action;
+    const backend = answerLocally
+      ? localBackend(answerLocally, timeoutMs)
+      : Object.hasOwn(backends, req.backend)
+        ? backends[req.backend]
+        : undefined;
     if (!backend) {
       logger.error(
         `configuration error: action "${req.name}" uses backend "${req.backend}", which does not exist`,
@@ -63,6 +69,18 @@ export function createForwardPipeline(
       await runHook("afterForward", timeoutMs, () => hook(conn, req, reply));
     }
     return reply;
+  };
+}
+
+/** A backend whose result is the action's `answerLocally`: the call's hooks and reply building still apply. */
+function localBackend(
+  answerLocally: NonNullable<ActionOptions["answerLocally"]>,
+  timeoutMs: number,
+): Backend {
+  return {
+    call: async (req, _params, conn) => ({
+      result: await runHook("answerLocally", timeoutMs, () => answerLocally(req, conn)),
+    }),
   };
 }
 

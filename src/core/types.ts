@@ -174,6 +174,14 @@ export interface ActionOptions extends RpcHooks {
   backend?: string;
   /** Stash values sent with each call, by name. @default [] */
   stashParams?: string[];
+  /**
+   * Answers the action inside the gateway, with no backend call and no Redis command: the return value
+   * (or what its promise resolves to) is the action's `result`, and the reply is built from it as from a
+   * service's result (`msg_type`, `req_id`, `echo_req`, `passthrough`, every hook). Made for heartbeats
+   * such as `["ping", { answerLocally: () => "pong" }]`. Bounded by `hookTimeoutMs`; a throw gives
+   * WrongResponse. @default undefined (the backend answers)
+   */
+  answerLocally?: (req: RpcRequest, conn: Connection) => unknown;
   /** Any custom key, readable by hooks. */
   [custom: string]: unknown;
 }

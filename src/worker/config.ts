@@ -84,6 +84,13 @@ export interface CreateGatewayOptions extends GatewayOptions {
    * @default 10000
    */
   maxConnectionsPerObject?: number;
+  /**
+   * Size limit of a socket's attachment (its id, kept upgrade headers and stash), as UTF-8 JSON. A stash
+   * change that would exceed it is refused with a log line and the previous stash kept. Cloudflare allows
+   * 2,048 bytes (local workerd more), so raise it only for a runtime that allows more.
+   * @default 2048
+   */
+  maxAttachmentBytes?: number;
 }
 
 /** The default of `maxConnectionsPerObject`. */
@@ -161,17 +168,22 @@ export function buildBackends(
   instrument: BackendInstrumentation = {},
 ): Record<string, Backend> {
   const backends: Record<string, Backend> = {};
+  const resolved = resolveGatewayOptions(options);
+  // The gateway's reply size bounds a consumer-groups backend's LPOP batch (Upstash's 10 MB per response).
+  const { maxResponseBytes } = resolved;
   for (const [name, config] of Object.entries(backendConfigs(options, env))) {
     backends[name] = createBackend(
       name,
-      config.type === "consumer_groups" ? instrumented({ ...config, objectId }, instrument) : config,
+      config.type === "consumer_groups"
+        ? instrumented({ maxResponseBytes, ...config, objectId }, instrument)
+        : config,
     );
   }
-  const resolved = resolveGatewayOptions(options);
   for (const [action, actionOptions] of resolved.actionTable) {
     const backendName = actionOptions.backend ?? resolved.defaultBackend;
     const backend = Object.hasOwn(backends, backendName) ? backends[backendName] : undefined;
     const answeredInPlace =
+      actionOptions.answerLocally ??
       actionOptions.insteadOfForward ??
       actionOptions.instead_of_forward ??
       resolved.insteadOfForward ??

@@ -26,6 +26,14 @@ export const DEFAULT_UPGRADE_HEADERS = [
   "sec-websocket-protocol",
 ];
 
+/**
+ * Cloudflare limits a socket attachment to 2,048 bytes and `serializeAttachment` throws above it
+ * ("Durable Objects: Use WebSockets", https://developers.cloudflare.com/durable-objects/best-practices/websockets/).
+ * Local workerd accepts 16 KiB, so the gateway holds the documented limit itself: what works locally then
+ * survives hibernation in production.
+ */
+export const DEFAULT_MAX_ATTACHMENT_BYTES = 2048;
+
 const WEBSOCKET_OPEN = 1;
 const cache = new WeakMap<WebSocket, SocketConnection>();
 
@@ -35,28 +43,44 @@ export class SocketConnection implements Connection {
 
   private constructor(
     private readonly socket: WebSocket,
-    private readonly attachment: SocketAttachment,
+    private attachment: SocketAttachment,
+    private readonly maxAttachmentBytes: number,
   ) {}
 
-  /** Attaches a new connection's state to a socket just accepted with `ctx.acceptWebSocket`. */
-  static attach(socket: WebSocket, request: Request, keepHeaders: readonly string[]): SocketConnection {
+  /**
+   * Attaches a new connection's state to a socket just accepted with `ctx.acceptWebSocket`. Upgrade headers
+   * that would not fit in `maxAttachmentBytes` are left out (with a log line), so the id always survives.
+   */
+  static attach(
+    socket: WebSocket,
+    request: Request,
+    keepHeaders: readonly string[],
+    maxAttachmentBytes = DEFAULT_MAX_ATTACHMENT_BYTES,
+  ): SocketConnection {
     const headers: Record<string, string> = {};
     for (const name of keepHeaders) {
       const value = request.headers.get(name);
       if (value !== null) headers[name] = value;
     }
-    const conn = new SocketConnection(socket, {
+    const attachment: SocketAttachment = {
       id: crypto.randomUUID(),
       upgrade: { url: request.url, headers },
       stash: {},
-    });
+    };
+    if (attachmentBytes(attachment) > maxAttachmentBytes) {
+      console.error(
+        `[wsproxy] the upgrade headers of connection ${attachment.id} do not fit in maxAttachmentBytes (${maxAttachmentBytes}): not kept`,
+      );
+      attachment.upgrade = { url: request.url, headers: {} };
+    }
+    const conn = new SocketConnection(socket, attachment, maxAttachmentBytes);
     conn.persist();
     cache.set(socket, conn);
     return conn;
   }
 
   /** The connection of a socket, rebuilt from its attachment after hibernation. */
-  static of(socket: WebSocket): SocketConnection {
+  static of(socket: WebSocket, maxAttachmentBytes = DEFAULT_MAX_ATTACHMENT_BYTES): SocketConnection {
     const cached = cache.get(socket);
     if (cached) return cached;
     const stored = socket.deserializeAttachment() as Partial<SocketAttachment> | null;
@@ -65,7 +89,7 @@ export class SocketConnection implements Connection {
       upgrade: stored?.upgrade ?? { url: "", headers: {} },
       stash: stored?.stash ?? {},
     };
-    const conn = new SocketConnection(socket, attachment);
+    const conn = new SocketConnection(socket, attachment, maxAttachmentBytes);
     cache.set(socket, conn);
     return conn;
   }
@@ -86,8 +110,20 @@ export class SocketConnection implements Connection {
     return !this.closed && this.socket.readyState === WEBSOCKET_OPEN;
   }
 
+  /**
+   * Merges `patch` into the stash, unless the result would not fit in `maxAttachmentBytes`: then the patch
+   * is refused with a log line and the previous stash stays, so nothing is lost later at hibernation.
+   */
   updateStash(patch: JsonObject): void {
-    this.attachment.stash = { ...this.attachment.stash, ...patch };
+    const next = { ...this.attachment, stash: { ...this.attachment.stash, ...patch } };
+    const bytes = attachmentBytes(next);
+    if (bytes > this.maxAttachmentBytes) {
+      console.error(
+        `[wsproxy] stash of connection ${this.id} not updated: ${bytes} bytes with keys ${Object.keys(patch).join(", ")} exceed maxAttachmentBytes (${this.maxAttachmentBytes}); the previous stash is kept`,
+      );
+      return;
+    }
+    this.attachment = next;
     this.persist();
   }
 
@@ -115,11 +151,20 @@ export class SocketConnection implements Connection {
   }
 
   private persist(): void {
+    // Within the size limit by construction; what can still fail is a value that is not serialisable.
     try {
       this.socket.serializeAttachment(this.attachment);
     } catch (error) {
-      // Too large or not serialisable: the stash still works until the object hibernates, then is lost.
+      // Not serialisable: the stash still works until the object hibernates, then is lost.
       console.error(`[wsproxy] could not store the stash of connection ${this.id}: ${String(error)}`);
     }
   }
+}
+
+/**
+ * The size of an attachment, measured as UTF-8 JSON. The platform's structured-clone encoding is about as
+ * large for strings and objects (smaller for non-ASCII text), a little larger for fractional numbers.
+ */
+function attachmentBytes(attachment: SocketAttachment): number {
+  return new TextEncoder().encode(JSON.stringify(attachment)).byteLength;
 }

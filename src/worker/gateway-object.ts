@@ -8,6 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { isConnectionAware, type ConsumerGroupsStats } from "../backends/index.js";
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
+import { ConfigError } from "../core/errors.js";
 import type { Backend } from "../core/types.js";
 import {
   backendConfigs,
@@ -16,7 +17,7 @@ import {
   type CreateGatewayOptions,
   type GatewayEnv,
 } from "./config.js";
-import { DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
+import { DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
 import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { createObjectObservability, type ObjectObservability } from "./observability.js";
@@ -37,6 +38,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   /** Settings holding a local Redis URL, served only to requests on a loopback address. */
   private readonly localRedis: string[] = [];
   private localRedisLogged = false;
+  private readonly maxAttachmentBytes: number;
 
   constructor(
     ctx: DurableObjectState,
@@ -44,7 +46,11 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
     private readonly options: CreateGatewayOptions,
   ) {
     super(ctx, env);
+    this.maxAttachmentBytes = options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES;
     try {
+      if (!Number.isInteger(this.maxAttachmentBytes) || this.maxAttachmentBytes <= 0) {
+        throw new ConfigError("`maxAttachmentBytes` must be a positive whole number of bytes");
+      }
       const objectId = ctx.id.toString();
       this.observability = createObjectObservability(options, env, ctx.id.name ?? objectId);
       const { logger, instrumentation } = this.observability;
@@ -86,6 +92,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         server,
         request,
         this.options.upgradeHeaders ?? DEFAULT_UPGRADE_HEADERS,
+        this.maxAttachmentBytes,
       );
       // Awaited so that `onOpen` has finished before the first frame can arrive.
       await this.dispatcher.handleOpen(conn);
@@ -99,7 +106,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   /** One client frame; the dispatcher enforces `maxMessageBytes` (close 1009) and answers. */
   override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
-      const conn = SocketConnection.of(socket);
+      const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       if (!this.dispatcher) {
         conn.close(1011, "gateway misconfigured");
         return;
@@ -118,7 +125,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   /** The client closed: answer its close frame, drop its pending calls, run `onClose`. */
   override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
     try {
-      const conn = SocketConnection.of(socket);
+      const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       conn.markClosed();
       try {
         // Always answer the peer's close; 1005/1006/1015 only describe a close and cannot be sent back.
@@ -136,7 +143,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   override async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
     try {
       console.warn(`[wsproxy] WebSocket error: ${String(error)}`);
-      const conn = SocketConnection.of(socket);
+      const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       conn.markClosed();
       await this.connectionGone(conn, 1006, "WebSocket error");
     } catch (failure) {

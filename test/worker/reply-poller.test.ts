@@ -10,6 +10,7 @@ const options: ReplyPollerOptions = {
   pollInitialDelayMs: 4,
   pollMinMs: 1,
   pollMaxMs: 16,
+  pollLateBackoffMs: 16,
   pollBackoffFactor: 2,
   pollBatchSize: 10,
 };
@@ -138,6 +139,42 @@ describe("ReplyPoller", () => {
     const count = polls().length;
     await clock.advance(1000);
     expect(polls().length).toBe(count);
+  });
+
+  it("polls a late reply at gaps growing to pollLateBackoffMs: a 30 s wait costs about 40 LPOPs", async () => {
+    // The defaults of the consumer-groups backend: each LPOP is a subrequest, and a Workers Free
+    // invocation may make 50 of them.
+    const { clock, poller, polls, queue } = setup({
+      pollInitialDelayMs: 2,
+      pollMaxMs: 50,
+      pollLateBackoffMs: 1000,
+      pollBatchSize: 100,
+    });
+    poller.sent("slow");
+    await clock.advance(30_000);
+    expect(polls().length).toBeLessThanOrEqual(42);
+    const gaps = polls().map((t, i, all) => t - (all[i - 1] ?? 0));
+    expect(Math.max(...gaps)).toBe(1000);
+    // The reply comes at last: found within one gap, the request's wait did not stop polling.
+    queue.push("slow");
+    await clock.advance(1000);
+    expect(poller.waitingCount).toBe(0);
+    expect(poller.active).toBe(false);
+  });
+
+  it("polls a new request at its expected time even while an older one is polled at long gaps", async () => {
+    const { clock, poller, queue } = setup({
+      pollInitialDelayMs: 2,
+      pollMaxMs: 50,
+      pollLateBackoffMs: 1000,
+    });
+    poller.sent("slow");
+    await clock.advance(10_000);
+    poller.sent("fast");
+    queue.push("fast");
+    // Its reply is taken at its expected time (2 ms), not after the older request's 1 s gap.
+    await clock.advance(2);
+    expect(poller.waitingCount).toBe(1);
   });
 
   it("stop() ends polling for good", async () => {

@@ -11,7 +11,12 @@ export const fakeRedis = new FakeRedis();
 
 serveFake(fakeRedis, {
   ping: () => "pong",
-  login: () => ({ login: { loginid: "CR1" }, stash: { loginid: "CR1", scopes: ["read"] } }),
+  // `{"login": ..., "loginid": "CR9", "profileBytes": 3000}` logs in as CR9 with a stash that large.
+  login: (params) => {
+    const { loginid = "CR1", profileBytes } = params.args as { loginid?: string; profileBytes?: number };
+    const profile = profileBytes ? { profile: "x".repeat(profileBytes) } : {};
+    return { login: { loginid }, stash: { loginid, scopes: ["read"], ...profile } };
+  },
   whoami: (params) => ({ loginid: params.loginid ?? null, scopes: params.scopes ?? null }),
   slow: () => ({ done: true }),
 });
@@ -43,6 +48,7 @@ const gateway = createGateway({
     ["slow"],
     ["never"],
     ["local", { insteadOfForward: () => ({ msg_type: "local", local: "answered in the object" }) }],
+    ["heartbeat", { answerLocally: async () => "pong" }],
     ["rpc_echo", { backend: "http" }],
     ["rpc_error", { backend: "http" }],
     ["rpc_broken", { backend: "http" }],

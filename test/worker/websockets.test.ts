@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { SocketAttachment } from "../../src/worker/connection.js";
 import { SocketConnection } from "../../src/worker/connection.js";
 import type { GatewayDurableObject } from "../../src/worker/gateway-object.js";
@@ -50,6 +50,33 @@ describe("the gateway Durable Object", () => {
     expect(attachment.stash).toEqual({ loginid: "CR1", scopes: ["read"] });
     expect(attachment.id).toMatch(/^[0-9a-f-]{36}$/);
     socket.ws.close(1000, "done");
+  });
+
+  it("refuses a stash that would not fit in the attachment, keeping the previous one", async () => {
+    const object = uniqueObject("bigstash");
+    const socket = await openSocket(object);
+    const logged = vi.spyOn(console, "error");
+    try {
+      await socket.call({ login: "token" });
+      // Fits in local workerd's 16 KiB, not in the 2,048 bytes Cloudflare allows.
+      expect(await socket.call({ login: "token", loginid: "CR9", profileBytes: 3000 })).toMatchObject({
+        login: { login: { loginid: "CR9" } },
+      });
+      expect(await socket.call({ whoami: 1 })).toMatchObject({
+        whoami: { loginid: "CR1", scopes: ["read"] },
+      });
+      const attachment = await runInDurableObject(stubOf(object), (_instance, state) => {
+        const [ws] = state.getWebSockets();
+        return ws?.deserializeAttachment() as SocketAttachment;
+      });
+      expect(attachment.stash).toEqual({ loginid: "CR1", scopes: ["read"] });
+      expect(logged.mock.calls.flat().join("\n")).toMatch(
+        /stash of connection .* not updated: \d+ bytes .* exceed maxAttachmentBytes \(2048\)/,
+      );
+    } finally {
+      logged.mockRestore();
+      socket.ws.close(1000, "done");
+    }
   });
 
   it("rebuilds a connection from the attachment alone, as after hibernation", () => {
