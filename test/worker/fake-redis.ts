@@ -63,6 +63,8 @@ export class FakeRedis implements RedisCommands {
         this.onEntry?.(entry);
         return `${Date.now()}-${this.entries.length}`;
       }
+      case "XTRIM":
+        return 0;
       case "LPOP": {
         const list = this.lists.get(args[0] ?? "") ?? [];
         const popped = list.splice(0, Number(args[1] ?? 1));
