@@ -115,10 +115,12 @@ export class RedisPipe {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    queueMicrotask(() => {
+    // A macrotask, not a microtask: every command of this turn (each frame of a burst resumes its own
+    // chain of promises) is queued by then and goes in the same request.
+    setTimeout(() => {
       this.flushScheduled = false;
       this.flush();
-    });
+    }, 0);
   }
 
   private flush(): void {
