@@ -49,16 +49,18 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   streamMaxLen?: number;
   /**
    * REST requests to Redis one object keeps open at once (the reply subscription's stream counts as one
-   * while open); more wait in the object's queue. A Durable Object may hold 6 simultaneous open outbound
-   * connections and the runtime queues the rest (Cloudflare Workers platform limits, "Simultaneous open
-   * connections"). A request's `redisRequestTimeoutMs` starts when its command is sent. @default 6
+   * while open); more wait in the object's queue. A Durable Object may hold 6 simultaneous outgoing
+   * connections and the runtime queues the rest (Durable Objects limits,
+   * https://developers.cloudflare.com/durable-objects/platform/limits/). A request's
+   * `redisRequestTimeoutMs` starts when its command is sent, its reply wait when it arrived. @default 6
    */
   maxRedisConnections?: number;
   /** Commands sent together in one `/pipeline` request (a burst's `XADD`s and the `LPOP`). @default 100 */
   writeBatchSize?: number;
   /**
    * Bytes (JSON) of one `/pipeline` request; a single larger command goes alone. Well under Upstash's
-   * 10 MB request limit ("Max Request Size"). @default 2097152
+   * 10 MB request limit (https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded).
+   * @default 2097152
    */
   writeBatchBytes?: number;
   /** Names this object in its reply key: `<prefix>wsp:reply:<objectId>:<random>`. @default "local" */

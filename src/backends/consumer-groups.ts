@@ -253,9 +253,9 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
     }
     this.writesSinceLengthTrim.set(stream, 0);
     const trim = ["XTRIM", stream, "MAXLEN", "~", String(this.options.streamMaxLen)] as [string, ...string[]];
-    this.pipe.send(trim).catch((error: unknown) =>
-      this.logger.warn(`[wsproxy] XTRIM ${stream} failed: ${describe(error)}`),
-    );
+    this.pipe
+      .send(trim)
+      .catch((error: unknown) => this.logger.warn(`[wsproxy] XTRIM ${stream} failed: ${describe(error)}`));
   }
 
   /** 64 random bits as 16 hex digits, unique among the pending requests: not guessable from another. */

@@ -4,8 +4,9 @@
  * connection while it is open).
  *
  * - At most `maxConnections` REST requests are open at once. A Durable Object may hold only six
- *   simultaneous open outbound connections and the runtime queues the rest ("Simultaneous open
- *   connections", Cloudflare Workers platform limits, https://developers.cloudflare.com/workers/platform/limits/);
+ *   simultaneous outgoing connections and the runtime queues the rest ("Simultaneous outgoing
+ *   connections/request: 6 (same as Workers)", Durable Objects limits,
+ *   https://developers.cloudflare.com/durable-objects/platform/limits/);
  *   holding the limit here makes a burst queue visibly (`queuedCommands`, `maxQueuedCommands`) and lets a
  *   command's Redis timeout start when it is sent, not while the runtime holds it back.
  * - Commands queued in one turn go out together as one `/pipeline` request, up to `batchSize` commands and

@@ -129,9 +129,12 @@ export class MetricsRecorder {
             const names = commands.map((command) => command[0].toUpperCase());
             for (const name of names) bump(this.redisCommands, name);
             try {
-              const results = await (client.execPipeline as NonNullable<RedisCommands["execPipeline"]>)(commands);
+              const results = await (client.execPipeline as NonNullable<RedisCommands["execPipeline"]>)(
+                commands,
+              );
               results.forEach((result, index) => {
-                if (result.error !== undefined && result.error !== null) bump(this.redisErrors, names[index] ?? "");
+                if (result.error !== undefined && result.error !== null)
+                  bump(this.redisErrors, names[index] ?? "");
               });
               return results;
             } catch (error) {
