@@ -173,6 +173,8 @@ export class MetricsRecorder {
     for (const [backend, stats] of Object.entries(gauges.backends)) {
       add("wsproxy_pending_requests", { backend }, stats.pending);
       add("wsproxy_backend_timeouts_total", { backend }, stats.timedOut);
+      add("wsproxy_redis_requests_total", { backend }, stats.redisRequests);
+      add("wsproxy_redis_queued_commands", { backend }, stats.queuedCommands);
       add("wsproxy_reply_polls_total", { backend }, stats.polls);
       add("wsproxy_reply_polls_empty_total", { backend }, stats.emptyPolls);
       for (const reason of ["late", "duplicate", "unknown", "foreign", "invalid"] as const) {
