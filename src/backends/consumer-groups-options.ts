@@ -37,8 +37,32 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   rpcTimeoutExtendOffset?: number;
   /** Prefix of stream and reply keys; `""` keeps the Perl system's key names. @default "" */
   streamPrefix?: string;
-  /** Approximate stream length cap (`MAXLEN ~`). @default 100000 */
+  /**
+   * Second bound on a stream's length: every 1,000th `XADD` of an object to a stream is followed (in the
+   * same pipeline) by `XTRIM <stream> MAXLEN ~ <streamMaxLen>`. The first bound is age: each `XADD` carries
+   * `MINID ~ <now - longest local wait - 60 s>`, so entries whose deadline has passed for every category
+   * are dropped as new ones arrive (Redis takes only one of MAXLEN/MINID per `XADD`). A stream is one
+   * record, and Upstash caps a record at 100 MB ("Max Record Size",
+   * https://upstash.com/docs/redis/troubleshooting/max_record_size_exceeded): 100,000 entries of 256 KiB
+   * would pass it, entries that outlived their deadline are what keep it small. @default 100000
+   */
   streamMaxLen?: number;
+  /**
+   * REST requests to Redis one object keeps open at once (the reply subscription's stream counts as one
+   * while open); more wait in the object's queue. A Durable Object may hold 6 simultaneous outgoing
+   * connections and the runtime queues the rest (Durable Objects limits,
+   * https://developers.cloudflare.com/durable-objects/platform/limits/). A request's
+   * `redisRequestTimeoutMs` starts when its command is sent, its reply wait when it arrived. @default 6
+   */
+  maxRedisConnections?: number;
+  /** Commands sent together in one `/pipeline` request (a burst's `XADD`s and the `LPOP`). @default 100 */
+  writeBatchSize?: number;
+  /**
+   * Bytes (JSON) of one `/pipeline` request; a single larger command goes alone. Well under Upstash's
+   * 10 MB request limit (https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded).
+   * @default 2097152
+   */
+  writeBatchBytes?: number;
   /** Names this object in its reply key: `<prefix>wsp:reply:<objectId>:<random>`. @default "local" */
   objectId?: string;
   /** Where `RPC_QUEUE_RESPONSE_TIMEOUT` is read from. @default `process.env` when there is one */
@@ -102,6 +126,9 @@ export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
   rpcTimeoutExtendOffset: 0,
   streamPrefix: "",
   streamMaxLen: 100_000,
+  maxRedisConnections: 6,
+  writeBatchSize: 100,
+  writeBatchBytes: 2 * 1024 * 1024,
   objectId: "local",
   pollInitialDelayMs: 2,
   pollMinMs: 1,
@@ -188,6 +215,11 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
     throw new ConfigError("`pollMinMs` must not exceed `pollMaxMs`");
   if (!(resolved.pollBackoffFactor >= 1)) throw new ConfigError("`pollBackoffFactor` must be at least 1");
   if (!Number.isInteger(resolved.pollBatchSize)) throw new ConfigError("`pollBatchSize` must be an integer");
+  for (const key of ["maxRedisConnections", "writeBatchSize", "writeBatchBytes"] as const) {
+    const value = resolved[key];
+    if (!Number.isInteger(value) || value < 1)
+      throw new ConfigError(`\`${key}\` must be a positive integer, got ${String(value)}`);
+  }
   positive("maxResponseBytes", resolved.maxResponseBytes);
   const batchCap = maxPollBatchSize(resolved.maxResponseBytes);
   if (resolved.pollBatchSize > batchCap) {

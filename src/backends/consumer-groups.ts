@@ -15,13 +15,14 @@ import {
   type ResolvedConsumerGroupsOptions,
 } from "./consumer-groups-options.js";
 import { createRedisClient, openSubscription, type RedisCommands } from "./redis-client.js";
+import { RedisPipe, type RedisPipeStats } from "./redis-pipe.js";
 import { ReplyPoller } from "./reply-poller.js";
 import type { ReplyReceiver, ReplyReceiverStats } from "./reply-receiver.js";
 import { ReplySubscriber } from "./reply-subscriber.js";
 import { entryFields, parseReply, ReplyFormatError, type ReplyMessage, type StreamEntry } from "./wire.js";
 
 /** Everything the backend counts: the pending table's counters, the receiver's, and dropped replies. */
-export interface ConsumerGroupsStats extends PendingCounters, ReplyReceiverStats {
+export interface ConsumerGroupsStats extends PendingCounters, ReplyReceiverStats, RedisPipeStats {
   whoami: string;
   pending: number;
   /** Replies naming another reply key in `who`. */
@@ -42,11 +43,16 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
   readonly whoami: string;
   readonly pendingRequests: PendingRequests<ReplyMessage>;
   readonly redis: RedisCommands;
+  /** Every command and the subscription stream go through it: the connection limit and the batching. */
+  readonly pipe: RedisPipe;
   private readonly receiver: ReplyReceiver;
   private readonly dropped = { foreign: 0, invalid: 0 };
   private readonly logger: Logger;
-  private sequence = 0;
   private closed = false;
+  /** Longest local wait over all categories, ms: older stream entries are past every deadline. */
+  private readonly longestWaitMs: number;
+  /** `XADD`s per stream since its last `XTRIM MAXLEN`. */
+  private readonly writesSinceLengthTrim = new Map<string, number>();
 
   constructor(options: ConsumerGroupsOptions) {
     super();
@@ -60,6 +66,15 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
         token: this.options.redisToken ?? "",
         requestTimeoutMs: this.options.redisRequestTimeoutMs,
       });
+    this.pipe = new RedisPipe(this.redis, {
+      maxConnections: this.options.maxRedisConnections,
+      batchSize: this.options.writeBatchSize,
+      batchBytes: this.options.writeBatchBytes,
+      requestTimeoutMs: this.options.redisRequestTimeoutMs,
+      clock,
+    });
+    this.longestWaitMs =
+      Math.max(...[...this.options.categories].map((category) => this.localWaitSeconds(category))) * 1000;
     // Random per incarnation: a woken or restarted object must never pop replies meant for its earlier self.
     this.whoami = `${streamPrefix}wsp:reply:${objectId}:${randomHex(8)}`;
     this.pendingRequests = new PendingRequests<ReplyMessage>({ clock });
@@ -81,16 +96,7 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
         clock,
         popReplies,
         onReplies,
-        openStream: (signal) =>
-          openSubscription(
-            {
-              url: this.options.redisUrl ?? "",
-              token: this.options.redisToken ?? "",
-              fetch: this.options.fetch,
-            },
-            this.whoami,
-            signal,
-          ),
+        openStream: (signal) => this.openStream(signal),
         onError: (error, operation) =>
           operation === "LPOP"
             ? pollError(error)
@@ -99,6 +105,29 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
         onWarning: (message) => this.logger.warn(`[wsproxy] ${message}`),
       },
     );
+  }
+
+  /** Opens the subscription stream on one of the object's connections, held until the stream ends. */
+  private async openStream(signal: AbortSignal): Promise<Response> {
+    const release = await this.pipe.hold();
+    try {
+      signal.throwIfAborted();
+      const settings = {
+        url: this.options.redisUrl ?? "",
+        token: this.options.redisToken ?? "",
+        fetch: this.options.fetch,
+      };
+      const response = await openSubscription(settings, this.whoami, signal);
+      signal.addEventListener("abort", release, { once: true });
+      if (!response.body) {
+        release();
+        return response;
+      }
+      return new Response(releasedAtEnd(response.body, release), response);
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   /**
@@ -168,7 +197,7 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
     this.assertCategory(category);
     const stream = this.categoryStream(category);
     if (this.closed) throw new TransportError("the backend is closed", `XADD ${stream}`);
-    const messageId = String(++this.sequence);
+    const messageId = this.newMessageId();
     const reply = this.pendingRequests.add(messageId, {
       timeoutMs: timeoutSeconds * 1000,
       label: entry.method,
@@ -177,14 +206,10 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
     // The rejection is handled by the `await reply` below; this keeps a timeout that fires while the XADD
     // is still in flight from being reported as unhandled in between.
     reply.catch(() => undefined);
-    const command: [string, ...string[]] = [
-      "XADD",
-      stream,
-      "MAXLEN",
-      "~",
-      String(this.options.streamMaxLen),
-      "*",
-    ];
+    // Trimmed by age in the same command: an entry older than the longest local wait (plus a minute for
+    // clocks that disagree) is past its deadline whatever its category. The length cap is `XTRIM` below.
+    const minId = (this.options.clock ?? systemClock).now() - this.longestWaitMs - CLOCK_SKEW_MS;
+    const command: [string, ...string[]] = ["XADD", stream, "MINID", "~", `${Math.max(0, minId)}-0`, "*"];
     command.push(...entryFields(entry), "message_id", messageId);
     try {
       // The subscriber must be listening before the entry exists, or a fast published reply is lost; a
@@ -206,7 +231,9 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
    */
   private async writeEntry(command: [string, ...string[]], stream: string, messageId: string): Promise<void> {
     try {
-      await this.redis.exec(command);
+      const written = this.pipe.send(command, () => this.pendingRequests.has(messageId));
+      this.trimLengthNowAndThen(stream);
+      await written;
       if (this.pendingRequests.has(messageId)) this.receiver.sent(messageId);
     } catch (error) {
       const failure = new TransportError(`XADD ${stream} failed: ${describe(error)}`, `XADD ${stream}`, {
@@ -214,6 +241,28 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
         failureType: "RedisError",
       });
       this.pendingRequests.fail(messageId, failure);
+    }
+  }
+
+  /** Every {@link LENGTH_TRIM_EVERY}th write to a stream (and the first) also caps its length. */
+  private trimLengthNowAndThen(stream: string): void {
+    const writes = this.writesSinceLengthTrim.get(stream);
+    if (writes !== undefined && writes + 1 < LENGTH_TRIM_EVERY) {
+      this.writesSinceLengthTrim.set(stream, writes + 1);
+      return;
+    }
+    this.writesSinceLengthTrim.set(stream, 0);
+    const trim = ["XTRIM", stream, "MAXLEN", "~", String(this.options.streamMaxLen)] as [string, ...string[]];
+    this.pipe
+      .send(trim)
+      .catch((error: unknown) => this.logger.warn(`[wsproxy] XTRIM ${stream} failed: ${describe(error)}`));
+  }
+
+  /** 64 random bits as 16 hex digits, unique among the pending requests: not guessable from another. */
+  private newMessageId(): string {
+    for (;;) {
+      const id = randomHex(8);
+      if (!this.pendingRequests.has(id)) return id;
     }
   }
 
@@ -240,12 +289,13 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
       pending: this.pendingRequests.size,
       ...this.pendingRequests.counters,
       ...this.receiver.stats,
+      ...this.pipe.stats,
       ...this.dropped,
     };
   }
 
   private async popReplies(count: number): Promise<string[]> {
-    const popped = await this.redis.exec<unknown>(["LPOP", this.whoami, String(count)]);
+    const popped = await this.pipe.send<unknown>(["LPOP", this.whoami, String(count)]);
     if (popped === null || popped === undefined) return [];
     if (!Array.isArray(popped)) {
       throw new TransportError("LPOP returned a non-list", `LPOP ${this.whoami}`, {
@@ -281,6 +331,35 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
         );
     }
   }
+}
+
+/** Margin of the age trim for a Worker clock ahead of Redis's. */
+const CLOCK_SKEW_MS = 60_000;
+
+/** Writes per stream between two `XTRIM MAXLEN ~` (the length cap behind the age trim). */
+const LENGTH_TRIM_EVERY = 1_000;
+
+/** `body`, calling `release` once when it ends, fails or is cancelled. */
+function releasedAtEnd(body: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) {
+          release();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (error) {
+        release();
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      release();
+      await reader.cancel(reason);
+    },
+  });
 }
 
 function randomHex(bytes: number): string {

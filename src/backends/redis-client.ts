@@ -3,13 +3,29 @@
  * the one REST request the SDK does not make for us (the reply subscription's event stream).
  */
 import { Redis } from "@upstash/redis/cloudflare";
+import type { Requester } from "@upstash/redis/cloudflare";
+
+/** One raw Redis command: name, then arguments. */
+export type RedisCommand = [string, ...(string | number)[]];
+
+/** One command's outcome in a pipeline: its raw result, or the error Redis gave for it alone. */
+export interface PipelineResult {
+  result?: unknown;
+  error?: string;
+}
 
 /**
- * The only Redis call the gateway makes: one raw command (`XADD`, `LPOP`, `PING`), raw reply back.
- * An `@upstash/redis` `Redis` instance satisfies it; tests pass a fake.
+ * The only Redis calls the gateway makes: one raw command (`XADD`, `LPOP`, `PING`), raw reply back, and
+ * optionally several commands in one `/pipeline` request. An `@upstash/redis` `Redis` instance satisfies
+ * `exec` (a client without `execPipeline` gets one command per request); tests pass a fake.
  */
 export interface RedisCommands {
-  exec<TResult>(command: [string, ...(string | number)[]]): Promise<TResult>;
+  exec<TResult>(command: RedisCommand): Promise<TResult>;
+  /**
+   * Sends `commands` in one REST request (`POST <url>/pipeline`, in order, not atomic) and returns one
+   * result per command; rejects only when the request itself failed (network, HTTP error, timeout).
+   */
+  execPipeline?(commands: RedisCommand[]): Promise<PipelineResult[]>;
 }
 
 /** Connection settings of {@link createRedisClient}. */
@@ -30,15 +46,16 @@ export interface RedisClientSettings {
  *   fake success, a signal factory into an error);
  * - raw replies (`automaticDeserialization: false`): reply payloads are parsed and validated by
  *   `wire.ts`, stream ids stay strings;
- * - no auto-pipelining: every `XADD` and `LPOP` is its own request with its own timeout and error, so one
- *   slow command cannot hold another's failure; Upstash bills per command either way;
+ * - no auto-pipelining by the SDK: the backend batches on its own terms (`execPipeline`, one seam through
+ *   the same HTTP client, so one timeout per request and one result or error per command); Upstash bills
+ *   per command either way;
  * - no telemetry headers and no read-your-writes token (the gateway reads only keys it does not write);
  * - the SDK's default base64 response encoding kept: each popped reply is decoded on its own, so one
  *   payload with bytes that are not UTF-8 cannot make the whole `LPOP` batch unreadable.
  */
 export function createRedisClient(settings: RedisClientSettings): RedisCommands {
   const { url, token, requestTimeoutMs } = settings;
-  return new Redis({
+  const redis = new Redis({
     url,
     token,
     retry: { retries: 0 },
@@ -48,6 +65,24 @@ export function createRedisClient(settings: RedisClientSettings): RedisCommands 
     enableTelemetry: false,
     readYourWrites: false,
   });
+  // The SDK's own HTTP client (the one its `pipeline()` uses), so a raw pipeline gets exactly the settings
+  // above: no retry, a fresh timeout signal per request, base64 results decoded per command.
+  const requester = (redis as unknown as { client: Requester }).client;
+  return {
+    exec: <TResult>(command: RedisCommand): Promise<TResult> => redis.exec<TResult>(command),
+    execPipeline: async (commands: RedisCommand[]): Promise<PipelineResult[]> => {
+      const body = commands.map((command) => command.map(String));
+      const results = (await requester.request({ path: ["pipeline"], body })) as unknown;
+      if (!Array.isArray(results) || results.length !== commands.length) {
+        throw new Error(`pipeline of ${commands.length} commands returned ${describeShape(results)}`);
+      }
+      return results as PipelineResult[];
+    },
+  };
+}
+
+function describeShape(value: unknown): string {
+  return Array.isArray(value) ? `${value.length} results` : typeof value;
 }
 
 /** Where {@link openSubscription} connects. */

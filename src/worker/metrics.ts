@@ -9,6 +9,7 @@
  * again from zero.
  */
 import type { ConsumerGroupsStats, RedisCommands } from "../backends/index.js";
+import type { PipelineResult } from "../backends/redis-client.js";
 import { CLIENT_ERRORS } from "../core/errors.js";
 import { findAction } from "../core/request.js";
 import type { ActionOptions, ClientMessage, Connection, JsonObject, RpcRequest } from "../core/types.js";
@@ -123,6 +124,25 @@ export class MetricsRecorder {
           throw error;
         }
       },
+      execPipeline: client.execPipeline
+        ? async (commands: [string, ...(string | number)[]][]): Promise<PipelineResult[]> => {
+            const names = commands.map((command) => command[0].toUpperCase());
+            for (const name of names) bump(this.redisCommands, name);
+            try {
+              const results = await (client.execPipeline as NonNullable<RedisCommands["execPipeline"]>)(
+                commands,
+              );
+              results.forEach((result, index) => {
+                if (result.error !== undefined && result.error !== null)
+                  bump(this.redisErrors, names[index] ?? "");
+              });
+              return results;
+            } catch (error) {
+              for (const name of names) bump(this.redisErrors, name);
+              throw error;
+            }
+          }
+        : undefined,
     };
   }
 
@@ -153,6 +173,8 @@ export class MetricsRecorder {
     for (const [backend, stats] of Object.entries(gauges.backends)) {
       add("wsproxy_pending_requests", { backend }, stats.pending);
       add("wsproxy_backend_timeouts_total", { backend }, stats.timedOut);
+      add("wsproxy_redis_requests_total", { backend }, stats.redisRequests);
+      add("wsproxy_redis_queued_commands", { backend }, stats.queuedCommands);
       add("wsproxy_reply_polls_total", { backend }, stats.polls);
       add("wsproxy_reply_polls_empty_total", { backend }, stats.emptyPolls);
       for (const reason of ["late", "duplicate", "unknown", "foreign", "invalid"] as const) {

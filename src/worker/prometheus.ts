@@ -26,6 +26,14 @@ export const METRIC_FAMILIES: Record<string, { type: "counter" | "gauge" | "hist
     type: "counter",
     help: "Replies dropped: late (after the timeout), duplicate, unknown message_id, foreign reply key, invalid.",
   },
+  wsproxy_redis_requests_total: {
+    type: "counter",
+    help: "REST requests the objects sent to Redis (a pipeline of several commands counts once).",
+  },
+  wsproxy_redis_queued_commands: {
+    type: "gauge",
+    help: "Redis commands waiting in the objects for one of their maxRedisConnections.",
+  },
   wsproxy_reply_polls_total: { type: "counter", help: "LPOPs of the reply key." },
   wsproxy_reply_polls_empty_total: { type: "counter", help: "LPOPs of the reply key that found nothing." },
   wsproxy_objects_reporting: { type: "gauge", help: "Durable Objects that answered this scrape." },

@@ -31,9 +31,9 @@ describe("ConsumerGroupsBackend", () => {
     const [entry] = redis.entries;
     expect(entry?.stream).toBe("general");
     expect(entry?.command).toEqual([
-      "MAXLEN",
+      "MINID",
       "~",
-      "100000",
+      entry?.command[2],
       "*",
       "rpc",
       "whoami",
@@ -48,8 +48,13 @@ describe("ConsumerGroupsBackend", () => {
       "req_log_context",
       '{"correlation_id":"c0ffee00-0000-4000-8000-000000000001"}',
       "message_id",
-      "1",
+      entry?.fields.message_id,
     ]);
+    // Trimmed by age: nothing younger than the longest wait (7 s) plus a minute of clock margin goes.
+    const [minMs, minSeq] = (entry?.command[2] ?? "").split("-").map(Number);
+    expect(minSeq).toBe(0);
+    expect(Date.now() - (minMs ?? 0)).toBeGreaterThanOrEqual(67_000);
+    expect(Date.now() - (minMs ?? 0)).toBeLessThan(80_000);
     const deadline = Number(entry?.fields.deadline);
     expect(deadline).toBeGreaterThanOrEqual(before + 7);
     expect(deadline).toBeLessThanOrEqual(before + 8);
@@ -146,17 +151,19 @@ describe("ConsumerGroupsBackend", () => {
     const cg = backend(redis, { timeout: 0.1 });
     const who = cg.whoami;
     await expect(cg.call(request(), { args: {} }, conn)).rejects.toBeInstanceOf(RpcTimeoutError);
+    const first = redis.entries[0]?.fields.message_id ?? "";
 
     const second = cg.call(request(), { args: {} }, conn);
     await sleep(5);
+    const id = redis.entries[1]?.fields.message_id ?? "";
     redis.push(
       who,
-      replyPayload("1", "late"),
+      replyPayload(first, "late"),
       replyPayload("999", "unknown"),
-      JSON.stringify({ message_id: "2", who: "wsp:reply:someone-else:00", response: { result: "foreign" } }),
+      JSON.stringify({ message_id: id, who: "wsp:reply:someone-else:00", response: { result: "foreign" } }),
       "not json",
-      JSON.stringify({ message_id: 2, response: { result: "mine" } }),
-      replyPayload("2", "duplicate"),
+      JSON.stringify({ message_id: id, response: { result: "mine" } }),
+      replyPayload(id, "duplicate"),
     );
     await expect(second).resolves.toEqual({ result: "mine" });
     await sleep(20);
@@ -175,7 +182,8 @@ describe("ConsumerGroupsBackend", () => {
     const cg = backend(redis, { timeout: 30 });
     const call = cg.call(request(), { args: {} }, conn);
     await sleep(5);
-    redis.push(cg.whoami, JSON.stringify({ message_id: "1", response: "not an object" }));
+    const id = redis.entries[0]?.fields.message_id ?? "";
+    redis.push(cg.whoami, JSON.stringify({ message_id: id, response: "not an object" }));
     await expect(call).rejects.toBeInstanceOf(ProtocolError);
   });
 

@@ -23,12 +23,15 @@ export class FakeRedis implements RedisCommands {
   readonly lists = new Map<string, string[]>();
   /** Makes every command with this name fail until cleared. */
   readonly failing = new Set<string>();
+  /** Makes every command hang (never settle), as a fetch the network never answers. */
+  hanging = false;
   /** Called for each `XADD`, after it is stored. */
   onEntry?: (entry: FakeEntry) => void;
 
   async exec<TResult>(command: [string, ...(string | number)[]]): Promise<TResult> {
     const [name, ...rest] = command.map(String) as [string, ...string[]];
     this.commands.push([name, ...rest]);
+    if (this.hanging) return new Promise<TResult>(() => undefined);
     // Resolve on a later turn, as a network call would.
     await new Promise((resolve) => setTimeout(resolve, 0));
     const upper = name.toUpperCase();
@@ -63,6 +66,8 @@ export class FakeRedis implements RedisCommands {
         this.onEntry?.(entry);
         return `${Date.now()}-${this.entries.length}`;
       }
+      case "XTRIM":
+        return 0;
       case "LPOP": {
         const list = this.lists.get(args[0] ?? "") ?? [];
         const popped = list.splice(0, Number(args[1] ?? 1));

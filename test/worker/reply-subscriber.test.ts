@@ -190,9 +190,15 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     const { cg } = subscriber(redis, pubsub);
     await cg.call(request(), { args: {} }, conn);
     const again = cg.call(request(), { args: {} }, conn);
-    pubsub.publishTo(cg.whoami, JSON.stringify({ message_id: "1", response: { result: "dup" } }));
-    pubsub.publishTo(cg.whoami, JSON.stringify({ message_id: "2", who: "other", response: { result: 1 } }));
+    await waitFor(() => redis.entries.length === 2);
+    const [answered, waiting] = redis.entries.map((entry) => entry.fields.message_id);
+    pubsub.publishTo(cg.whoami, JSON.stringify({ message_id: answered, response: { result: "dup" } }));
+    pubsub.publishTo(
+      cg.whoami,
+      JSON.stringify({ message_id: waiting, who: "other", response: { result: 1 } }),
+    );
     await expect(again).resolves.toMatchObject({ result: "pong" });
+    await waitFor(() => cg.stats().foreign === 1);
     expect(cg.stats()).toMatchObject({ foreign: 1, duplicate: 1 });
     cg.close();
   });
