@@ -146,15 +146,7 @@ export function buildCommands(
     if (item.reply && settings.replyMode === "list")
       appendTo(repliesByKey, item.reply.who, item.reply.payload);
     if (item.deadLetter) {
-      commands.push([
-        "XADD",
-        `${item.stream}:dead`,
-        "MINID",
-        "~",
-        minId,
-        "*",
-        ...item.deadLetter,
-      ]);
+      commands.push(["XADD", `${item.stream}:dead`, "MINID", "~", minId, "*", ...item.deadLetter]);
     }
     appendTo(idsByStream, item.stream, item.entryId);
   }
