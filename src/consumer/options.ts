@@ -45,8 +45,31 @@ export interface RpcServiceOptions {
   claimIntervalMs?: number;
   /** An entry delivered more often goes to `<stream>:dead` and is acked. @default 5 */
   maxDeliveries?: number;
-  /** Length kept (approximately) in each dead-letter stream. @default 10000 */
+  /**
+   * Length kept (approximately) in each dead-letter stream, enforced by an `XTRIM MAXLEN ~` sent with the
+   * first dead letter per stream and then with every 100th (one XADD takes MAXLEN or MINID, not both).
+   * @default 10000
+   */
   deadLetterMaxLen?: number;
+  /**
+   * Dead letters older than this are dropped (`MINID ~` in every dead-letter XADD, so the age is enforced
+   * whenever a dead letter is written). @default 604800 (7 days)
+   */
+  deadLetterMaxAgeSeconds?: number;
+  /**
+   * Keys whose values are replaced by `"<not shown>"` in a dead letter's copy of `args` (the client's frame
+   * and the stash values), at any depth, compared case-insensitively. The handler still sees them.
+   * @default ["password", "token"]
+   */
+  sensitiveFields?: string[];
+  /**
+   * A handler still running this long after its entry's deadline is abandoned: its slot is freed, the entry
+   * dead-lettered with reason `handler_timeout` (and acked, so it is not handed on) and its late result
+   * dropped. `ctx.signal` aborted at the deadline; the grace is for handlers that honour it. Entries without
+   * a deadline are not guarded. Keep deadline + grace below `claimIdleMs`, or other consumers reclaim first.
+   * @default 5000
+   */
+  handlerGraceMs?: number;
   /** `list`: `RPUSH`+`EXPIRE` the reply key; `publish`: `PUBLISH` to it (the Perl proxy). @default "list" */
   replyMode?: "list" | "publish";
   /** TTL set on the reply list with every reply. @default 60 */
@@ -83,6 +106,9 @@ export const DEFAULT_RPC_SERVICE_OPTIONS = {
   claimIdleMs: 60_000,
   maxDeliveries: 5,
   deadLetterMaxLen: 10_000,
+  deadLetterMaxAgeSeconds: 7 * 24 * 3600,
+  sensitiveFields: ["password", "token"] as string[],
+  handlerGraceMs: 5000,
   replyMode: "list" as "list" | "publish",
   replyTtlSeconds: 60,
   closeTimeoutMs: 30_000,
@@ -102,6 +128,7 @@ const POSITIVE_INTEGERS = [
   "claimIntervalMs",
   "maxDeliveries",
   "deadLetterMaxLen",
+  "deadLetterMaxAgeSeconds",
   "replyTtlSeconds",
   "retryMinMs",
   "retryMaxMs",
@@ -132,6 +159,13 @@ export function resolveRpcServiceOptions(options: RpcServiceOptions): ResolvedRp
   }
   if (!Number.isInteger(resolved.closeTimeoutMs) || resolved.closeTimeoutMs < 0) {
     throw new ConfigError("`closeTimeoutMs` must be an integer >= 0");
+  }
+  if (!Number.isInteger(resolved.handlerGraceMs) || resolved.handlerGraceMs < 0) {
+    throw new ConfigError("`handlerGraceMs` must be an integer >= 0");
+  }
+  const { sensitiveFields } = resolved;
+  if (!Array.isArray(sensitiveFields) || sensitiveFields.some((name) => typeof name !== "string" || !name)) {
+    throw new ConfigError("`sensitiveFields` must be a list of non-empty key names");
   }
   const { categories, replyMode, logLevel, consumerName, streamPrefix } = resolved;
   if (

@@ -6,6 +6,7 @@
  * with every id, after the replies in the same pipeline (reply, then ack). Fewer commands per request
  * matters because Upstash bills per command.
  */
+import { DEAD_LETTERS_PER_COUNT_TRIM, deadLetterMinId } from "./dead-letters.js";
 import type { OutageTracker } from "./retry.js";
 import { backoffDelayMs, sleep } from "./retry.js";
 import type { ServiceTransport, WriteCommand } from "./transport.js";
@@ -27,6 +28,7 @@ export interface OutboxSettings {
   replyMode: "list" | "publish";
   replyTtlSeconds: number;
   deadLetterMaxLen: number;
+  deadLetterMaxAgeSeconds: number;
   retryMinMs: number;
   retryMaxMs: number;
 }
@@ -36,6 +38,8 @@ export class Outbox {
   private queue: OutboxItem[] = [];
   private flushing: Promise<void> | undefined;
   private abandonAt = Infinity;
+  /** Dead letters sent per dead-letter stream since its last `XTRIM MAXLEN` (absent: never trimmed). */
+  private readonly deadLettersSinceTrim = new Map<string, number>();
 
   constructor(
     private readonly transport: ServiceTransport,
@@ -70,8 +74,22 @@ export class Outbox {
     if (this.queue.length > 0) this.flushing = this.flushLoop();
   }
 
+  /** The dead-letter streams whose count bound is due with this batch; counts the batch's dead letters. */
+  private countTrimsDue(batch: OutboxItem[]): Set<string> {
+    const due = new Set<string>();
+    for (const item of batch) {
+      if (!item.deadLetter) continue;
+      const deadStream = `${item.stream}:dead`;
+      const since = this.deadLettersSinceTrim.get(deadStream);
+      if (since === undefined || since + 1 >= DEAD_LETTERS_PER_COUNT_TRIM) due.add(deadStream);
+      this.deadLettersSinceTrim.set(deadStream, (since ?? 0) + 1);
+    }
+    for (const deadStream of due) this.deadLettersSinceTrim.set(deadStream, 0);
+    return due;
+  }
+
   private async sendWithRetry(batch: OutboxItem[]): Promise<boolean> {
-    const commands = buildCommands(batch, this.settings);
+    const commands = buildCommands(batch, this.settings, Date.now(), this.countTrimsDue(batch));
     const never = new AbortController().signal;
     for (;;) {
       try {
@@ -108,8 +126,17 @@ export class Outbox {
   }
 }
 
-/** Builds the pipeline for a batch: replies grouped per key, dead letters, then one XACK per stream. */
-export function buildCommands(batch: OutboxItem[], settings: OutboxSettings): WriteCommand[] {
+/**
+ * Builds the pipeline for a batch: replies grouped per key, dead letters (each trimming its stream by age),
+ * an `XTRIM MAXLEN ~` for each stream of `countTrims`, then one XACK per stream.
+ */
+export function buildCommands(
+  batch: OutboxItem[],
+  settings: OutboxSettings,
+  nowMs: number,
+  countTrims: ReadonlySet<string> = new Set(),
+): WriteCommand[] {
+  const minId = deadLetterMinId(nowMs, settings.deadLetterMaxAgeSeconds);
   const commands: WriteCommand[] = [];
   const repliesByKey = new Map<string, string[]>();
   const idsByStream = new Map<string, string[]>();
@@ -119,17 +146,12 @@ export function buildCommands(batch: OutboxItem[], settings: OutboxSettings): Wr
     if (item.reply && settings.replyMode === "list")
       appendTo(repliesByKey, item.reply.who, item.reply.payload);
     if (item.deadLetter) {
-      commands.push([
-        "XADD",
-        `${item.stream}:dead`,
-        "MAXLEN",
-        "~",
-        String(settings.deadLetterMaxLen),
-        "*",
-        ...item.deadLetter,
-      ]);
+      commands.push(["XADD", `${item.stream}:dead`, "MINID", "~", minId, "*", ...item.deadLetter]);
     }
     appendTo(idsByStream, item.stream, item.entryId);
+  }
+  for (const deadStream of countTrims) {
+    commands.push(["XTRIM", deadStream, "MAXLEN", "~", String(settings.deadLetterMaxLen)]);
   }
   for (const [key, payloads] of repliesByKey) {
     commands.push(["RPUSH", key, ...payloads], ["EXPIRE", key, String(settings.replyTtlSeconds)]);

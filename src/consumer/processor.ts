@@ -1,13 +1,27 @@
 /**
  * Serving one stream entry: validate it, drop it when its deadline passed, run its handler with a deadline
- * signal, and queue the reply and the ack (or the dead letter) in the outbox.
+ * signal, and queue the reply and the ack (or the dead letter) in the outbox. A handler still running
+ * `handlerGraceMs` after the deadline is abandoned, so a hung handler cannot keep its slot.
  */
+import { maskSensitiveFields } from "./dead-letters.js";
 import { INTERNAL_ERROR_RESULT, buildReplyPayload, parseRpcEntry, type RpcEntry } from "../wire/index.js";
 import type { RawEntry } from "./stream-replies.js";
 import type { Outbox } from "./outbox.js";
 import type { LogEntry, RpcContext, RpcHandlers, ServiceLogger } from "./types.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The dead-letter reason of an entry whose handler outlived its deadline plus `handlerGraceMs`. */
+export const HANDLER_TIMEOUT_REASON = "handler_timeout";
+
+/** What {@link EntryProcessor} needs from the service options. */
+export interface ProcessorSettings {
+  handlerGraceMs: number;
+  sensitiveFields: string[];
+}
+
+/** A handler abandoned at its deadline plus the grace (distinct from anything a handler returns). */
+const TIMED_OUT = Symbol("handler timed out");
 
 /** Runs handlers for entries; one per service. */
 export class EntryProcessor {
@@ -17,6 +31,7 @@ export class EntryProcessor {
     private readonly logger: ServiceLogger,
     /** Fires when close() gave up waiting for handlers; handlers see it through `ctx.signal`. */
     private readonly abandonSignal: AbortSignal,
+    private readonly settings: ProcessorSettings,
   ) {}
 
   /** Serves one entry; never rejects. */
@@ -39,6 +54,12 @@ export class EntryProcessor {
       return;
     }
     const result = await this.runHandler(entry, stream, raw.id, deliveryCount, base);
+    if (result === TIMED_OUT) {
+      // No reply: the client got its timeout at the deadline. Acked with the dead letter, so reclaim
+      // does not hand the entry to the next consumer, which would hang in turn.
+      this.deadLetter(stream, raw, deliveryCount, HANDLER_TIMEOUT_REASON);
+      return;
+    }
     this.outbox.push({
       stream,
       entryId: raw.id,
@@ -46,7 +67,10 @@ export class EntryProcessor {
     });
   }
 
-  /** Sends `fields` plus `reason` and `delivery_count` to `<stream>:dead` and acks the entry. */
+  /**
+   * Sends `fields` (sensitive values masked) plus `reason`, `delivery_count` and `entry_id` to
+   * `<stream>:dead` and acks the entry.
+   */
   deadLetter(
     stream: string,
     raw: RawEntry,
@@ -55,7 +79,7 @@ export class EntryProcessor {
     reply?: { who: string; payload: string },
   ): void {
     const deadLetter = [
-      ...(raw.fields ?? []),
+      ...maskSensitiveFields(raw.fields ?? [], this.settings.sensitiveFields),
       "reason",
       reason,
       "delivery_count",
@@ -72,7 +96,7 @@ export class EntryProcessor {
     entryId: string,
     deliveryCount: number,
     base: Record<string, unknown>,
-  ): Promise<unknown> {
+  ): Promise<unknown | typeof TIMED_OUT> {
     const handler = Object.hasOwn(this.handlers, entry.method) ? this.handlers[entry.method] : undefined;
     if (!handler) {
       this.log("warn", "unknown method", base);
@@ -96,8 +120,21 @@ export class EntryProcessor {
       deliveryCount,
     };
     const started = Date.now();
+    const guard = guardTimer(deadlineMs, this.settings.handlerGraceMs);
     try {
-      const result = await handler(entry.params, ctx);
+      // Called inside the promise so a synchronous throw is handled like a rejection.
+      const handled = new Promise((resolve) => resolve(handler(entry.params, ctx)));
+      const result = await (guard ? Promise.race([handled, guard.expired]) : handled);
+      if (result === TIMED_OUT) {
+        // The abandoned handler's eventual result or error goes nowhere: never a second reply.
+        handled.catch(() => {});
+        this.log("error", "handler outlived its deadline; abandoned", {
+          ...base,
+          grace_ms: this.settings.handlerGraceMs,
+          duration_ms: Date.now() - started,
+        });
+        return TIMED_OUT;
+      }
       this.log("debug", "handled", { ...base, duration_ms: Date.now() - started });
       return result;
     } catch (error) {
@@ -105,6 +142,7 @@ export class EntryProcessor {
       this.log("error", "handler threw", { ...base, error: reason, duration_ms: Date.now() - started });
       return INTERNAL_ERROR_RESULT;
     } finally {
+      guard?.cancel();
       clearTimeout(timer);
       this.abandonSignal.removeEventListener("abort", abandon);
     }
@@ -125,4 +163,19 @@ function abortAtDeadline(
   // setTimeout fires at once for delays beyond 2^31-1 ms; a deadline that far away is no deadline.
   if (delayMs > MAX_TIMER_MS) return undefined;
   return setTimeout(() => controller.abort(new Error("deadline passed")), delayMs);
+}
+
+/** Resolves `expired` with {@link TIMED_OUT} at `deadlineMs + graceMs`; `undefined` without a usable deadline. */
+function guardTimer(
+  deadlineMs: number | undefined,
+  graceMs: number,
+): { expired: Promise<typeof TIMED_OUT>; cancel: () => void } | undefined {
+  if (deadlineMs === undefined) return undefined;
+  const delayMs = deadlineMs + graceMs - Date.now();
+  if (delayMs > MAX_TIMER_MS) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, delayMs));
+  });
+  return { expired, cancel: () => clearTimeout(timer) };
 }

@@ -73,6 +73,7 @@ class Service implements RpcService {
       this.outbox,
       options.logger,
       this.abandoning.signal,
+      options,
     );
   }
 

@@ -27,12 +27,16 @@ export type PendingCommand = ["XPENDING", string, string, "IDLE", string, string
  */
 export type ClaimCommand = ["XCLAIM", string, string, string, string, ...string[]];
 
-/** The write commands of a reply batch: replies, their TTL, dead letters and acks. */
+/**
+ * The write commands of a reply batch: replies, their TTL, dead letters (`XADD ... MINID ~` for the age
+ * bound, `XTRIM ... MAXLEN ~` now and then for the count bound) and acks.
+ */
 export type WriteCommand =
   | ["RPUSH", string, ...string[]]
   | ["EXPIRE", string, string]
   | ["PUBLISH", string, string]
-  | ["XADD", string, "MAXLEN", "~", string, "*", ...string[]]
+  | ["XADD", string, "MINID", "~", string, "*", ...string[]]
+  | ["XTRIM", string, "MAXLEN", "~", string]
   | ["XACK", string, string, ...string[]];
 
 /** Every command a backend service sends. */

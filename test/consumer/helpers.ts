@@ -182,3 +182,11 @@ export class ServiceHarness {
     await Promise.all(this.services.map((service) => service.close()));
   }
 }
+
+/** The entries of `<stream>:dead`, oldest first, each as an object of its fields. */
+export async function readDeadLetters(client: Redis, stream: string): Promise<Record<string, string>[]> {
+  const entries = (await client.xrange(`${stream}:dead`, "-", "+")) as [string, string[]][];
+  return entries.map(([, fields]) =>
+    Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]]))),
+  );
+}

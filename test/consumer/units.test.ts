@@ -33,6 +33,9 @@ describe("resolveRpcServiceOptions", () => {
     [{ redis: { restUrl: "https://x", restToken: "" } }, /`redis.restToken`/],
     [{ handlers: { ping: "pong" } }, /`handlers.ping`/],
     [{ logLevel: "loud" }, /`logLevel`/],
+    [{ handlerGraceMs: -1 }, /`handlerGraceMs`/],
+    [{ deadLetterMaxAgeSeconds: 0 }, /`deadLetterMaxAgeSeconds`/],
+    [{ sensitiveFields: "password" }, /`sensitiveFields`/],
   ])("throws a message naming the bad option for %j", (override, message) => {
     expect(() => resolveRpcServiceOptions({ redis: "redis://h", handlers, ...(override as object) })).toThrow(
       message,
@@ -95,6 +98,7 @@ describe("buildCommands", () => {
     group: "processors",
     replyTtlSeconds: 60,
     deadLetterMaxLen: 10,
+    deadLetterMaxAgeSeconds: 60,
     retryMinMs: 1,
     retryMaxMs: 1,
   };
@@ -106,8 +110,10 @@ describe("buildCommands", () => {
   ];
 
   it("sends one RPUSH and one EXPIRE per reply key and one XACK per stream, acks last", () => {
-    expect(buildCommands(batch, { ...settings, replyMode: "list" })).toEqual([
-      ["XADD", "other:dead", "MAXLEN", "~", "10", "*", "rpc", "x", "reason", "r"],
+    const now = 1_700_000_000_000;
+    expect(buildCommands(batch, { ...settings, replyMode: "list" }, now, new Set(["other:dead"]))).toEqual([
+      ["XADD", "other:dead", "MINID", "~", String(now - 60_000), "*", "rpc", "x", "reason", "r"],
+      ["XTRIM", "other:dead", "MAXLEN", "~", "10"],
       ["RPUSH", "k1", "a", "c"],
       ["EXPIRE", "k1", "60"],
       ["RPUSH", "k2", "b"],
@@ -118,7 +124,7 @@ describe("buildCommands", () => {
   });
 
   it("publishes each reply in publish mode", () => {
-    const commands = buildCommands(batch.slice(0, 2), { ...settings, replyMode: "publish" });
+    const commands = buildCommands(batch.slice(0, 2), { ...settings, replyMode: "publish" }, 0);
     expect(commands).toEqual([
       ["PUBLISH", "k1", "a"],
       ["PUBLISH", "k2", "b"],
