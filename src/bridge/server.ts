@@ -8,7 +8,13 @@ import {
   refusalReason,
   type RedisCommand,
 } from "./commands.js";
-import { serveEventStream, subscribeTopics, type EventStreamContext } from "./event-stream.js";
+import {
+  serveEventStream,
+  SSE_FRAMINGS,
+  subscribeTopics,
+  type EventStreamContext,
+  type SseFraming,
+} from "./event-stream.js";
 import { digest, isAuthorized, readBody, sendJson, splitRequestTarget } from "./http-io.js";
 import { executeCommand, executePipeline, executeTransaction } from "./execute.js";
 import { BridgeHttpError, errorMessage } from "./errors.js";
@@ -31,6 +37,12 @@ export interface BridgeOptions {
   maxBodyBytes?: number;
   /** Interval of keep-alive comments on a quiet `/subscribe` stream; 0 sends none. @default 15000 */
   sseKeepAliveMs?: number;
+  /**
+   * How `/subscribe` streams separate events: `"upstash"` (one `data:` line per event, no blank line, as
+   * Upstash documents and sends it) or `"blank-line"` (the standard framing), so a reader can be tested
+   * against both. @default "upstash"
+   */
+  sseFraming?: SseFraming;
 }
 
 /** A started bridge. */
@@ -51,6 +63,7 @@ export const DEFAULT_BRIDGE_OPTIONS = {
   host: "127.0.0.1",
   maxBodyBytes: 10 * 1024 * 1024,
   sseKeepAliveMs: 15_000,
+  sseFraming: "upstash" as SseFraming,
 };
 
 /** Applies the defaults and checks every option, throwing a message that names the bad one. */
@@ -70,6 +83,7 @@ export function resolveBridgeOptions(options: BridgeOptions): Required<BridgeOpt
   if (!Number.isInteger(resolved.sseKeepAliveMs) || resolved.sseKeepAliveMs < 0) {
     fail("sseKeepAliveMs", "a non-negative integer (0 turns keep-alive comments off)");
   }
+  if (!SSE_FRAMINGS.includes(resolved.sseFraming)) fail("sseFraming", `one of ${SSE_FRAMINGS.join(", ")}`);
   return resolved;
 }
 
@@ -84,7 +98,8 @@ const CLOSE_GRACE_MS = 1_000;
  * @example const bridge = await startBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev" });
  */
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
-  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs } = resolveBridgeOptions(options);
+  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs, sseFraming } =
+    resolveBridgeOptions(options);
   const redis = await connectBridgeRedis(redisUrl);
   let isWrite: WriteCommandTest;
   try {
@@ -98,6 +113,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const syncTokens = new SyncTokenClock();
   const eventStreams: EventStreamContext = {
     hub: new PubSubHub(redis.subscriber),
+    framing: sseFraming,
     keepAliveMs: sseKeepAliveMs,
     unavailableError: (cause) => redis.unavailableError(cause),
     headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.current }),
