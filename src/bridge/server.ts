@@ -5,7 +5,6 @@ import {
   parseJsonCommand,
   parseJsonCommandList,
   parsePathCommand,
-  refusalReason,
   type RedisCommand,
 } from "./commands.js";
 import {
@@ -21,7 +20,6 @@ import { BridgeHttpError, errorMessage } from "./errors.js";
 import { PubSubHub } from "./pubsub-hub.js";
 import { connectBridgeRedis, type BridgeRedis } from "./redis-connections.js";
 import { SYNC_TOKEN_HEADER, SyncTokenClock } from "./sync-token.js";
-import { loadWriteCommandTest, type WriteCommandTest } from "./write-commands.js";
 
 /** Options of {@link startBridge}. */
 export interface BridgeOptions {
@@ -101,29 +99,19 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs, sseFraming } =
     resolveBridgeOptions(options);
   const redis = await connectBridgeRedis(redisUrl);
-  let isWrite: WriteCommandTest;
-  try {
-    isWrite = await loadWriteCommandTest(redis.shared);
-  } catch (error) {
-    await redis.close();
-    throw new Error(`cannot read the command table of Redis (COMMAND): ${errorMessage(error)}`, {
-      cause: error,
-    });
-  }
   const syncTokens = new SyncTokenClock();
   const eventStreams: EventStreamContext = {
     hub: new PubSubHub(redis.subscriber),
     framing: sseFraming,
     keepAliveMs: sseKeepAliveMs,
     unavailableError: (cause) => redis.unavailableError(cause),
-    headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.current }),
+    headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.issue() }),
     openStreams: new Set(),
   };
   const context: RequestContext = {
     redis,
     tokenDigest: digest(token),
     maxBodyBytes,
-    isWrite,
     syncTokens,
     eventStreams,
   };
@@ -177,7 +165,6 @@ interface RequestContext {
   redis: BridgeRedis;
   tokenDigest: Buffer;
   maxBodyBytes: number;
-  isWrite: WriteCommandTest;
   syncTokens: SyncTokenClock;
   eventStreams: EventStreamContext;
 }
@@ -236,35 +223,16 @@ async function routeJson(
   if (path === "/") return runOne(parseJsonCommand(json, "the command"), base64, context);
   const commands = parseJsonCommandList(json, path);
   const execute = path === "/pipeline" ? executePipeline : executeTransaction;
-  return runTracked(context, commands, () => execute(context.redis, commands, base64));
+  return execute(context.redis, commands, base64);
 }
 
-function runOne(command: RedisCommand, base64: boolean, context: RequestContext) {
-  return runTracked(context, [command], async () => ({
-    result: await executeCommand(context.redis, command, base64),
-  }));
+async function runOne(command: RedisCommand, base64: boolean, context: RequestContext) {
+  return { result: await executeCommand(context.redis, command, base64) };
 }
 
-/**
- * Runs commands, then advances the sync token if any of them is a write that was sent to Redis (not refused
- * by the bridge), whatever the outcome: a failed write changed nothing and one more step costs nothing,
- * while a transport error may hide a write that did run.
- */
-async function runTracked<T>(
-  context: RequestContext,
-  commands: RedisCommand[],
-  run: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await run();
-  } finally {
-    const ran = (command: RedisCommand) => refusalReason(command) === undefined;
-    if (commands.some((command) => ran(command) && context.isWrite(command))) context.syncTokens.advance();
-  }
-}
-
+/** A new token for each response, issued once its commands ran (see {@link SyncTokenClock}). */
 function syncTokenHeader(context: RequestContext): Record<string, string> {
-  return { [SYNC_TOKEN_HEADER]: context.syncTokens.current };
+  return { [SYNC_TOKEN_HEADER]: context.syncTokens.issue() };
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
