@@ -6,22 +6,32 @@
 import { ProtocolError } from "../core/errors.js";
 
 /**
- * One event larger than this ends the stream with an error. Far above any reply the gateway forwards
+ * One line longer than this ends the stream with an error. Far above any reply the gateway forwards
  * (`maxResponseBytes` is 600 KB by default); it only keeps a broken stream from growing without bound.
  */
 const MAX_EVENT_CHARS = 16 * 1024 * 1024;
 
 /**
- * Yields the `data` of each event of a `text/event-stream` body, in order, as the HTML standard reads
- * it: lines end with LF, CRLF or CR; `data:` lines (one optional space after the colon removed) are
- * joined with LF; a blank line ends the event; comments (`: keep-alive`) and other fields are skipped.
- * Returns when the body ends; throws when reading fails (an aborted fetch, a dropped connection).
+ * Yields the `data` of each event of a `text/event-stream` body, in order, in both framings a server may use:
+ *
+ * - Upstash's, as its REST API documents it (https://upstash.com/docs/redis/features/restapi, "Subscribe &
+ *   Publish Commands") and as `@upstash/redis` reads it (`pkg/http.ts`: the body split at `\n`, each line
+ *   that starts with `data: ` handed on as one message): one `data:` line per event and no blank line
+ *   between events (`data: subscribe,chat,1\ndata: message,chat,hello\n`);
+ * - the standard one (HTML "Server-sent events"), where a blank line ends each event.
+ *
+ * So every `data:` line is one event, yielded as soon as its line end arrives; blank lines, comments
+ * (`: keep-alive`) and other fields are skipped. Lines end with LF, CRLF or CR; one optional space after
+ * `data:` is removed. A standard event of several `data:` lines is therefore read as several events, one per
+ * line, exactly as `@upstash/redis` reads it: neither framing can carry a payload holding a raw line break
+ * to that client (Upstash's sends the payload on one line), and every reply the gateway reads is JSON
+ * without one. Returns when the body ends; throws when reading fails (an aborted fetch, a dropped
+ * connection).
  */
 export async function* readEventData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
-  let dataLines: string[] = [];
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -32,12 +42,7 @@ export async function* readEventData(body: ReadableStream<Uint8Array>): AsyncGen
         if (buffer[lineEnd] === "\r" && lineEnd === buffer.length - 1 && !done) break;
         const line = buffer.slice(0, lineEnd);
         buffer = buffer.slice(lineEnd + (buffer.startsWith("\r\n", lineEnd) ? 2 : 1));
-        if (line === "") {
-          if (dataLines.length > 0) yield dataLines.join("\n");
-          dataLines = [];
-        } else if (line.startsWith("data:")) {
-          dataLines.push(line.slice(line.startsWith("data: ") ? 6 : 5));
-        }
+        if (line.startsWith("data:")) yield line.slice(line.startsWith("data: ") ? 6 : 5);
         lineEnd = buffer.search(/\r\n|\r|\n/);
       }
       if (buffer.length > MAX_EVENT_CHARS) throw new ProtocolError("a server-sent event exceeded 16 MB");

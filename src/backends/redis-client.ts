@@ -97,7 +97,10 @@ export interface SubscriptionSettings {
 
 /**
  * `POST <url>/subscribe/<channel>`, answered with server-sent events: the request `@upstash/redis` itself
- * sends (its `[]` body included), so what works against the bridge works against Upstash. The token goes
+ * sends (its `[]` body included), so what works against the bridge works against Upstash. The channel goes
+ * in the path as the SDK puts it there (`[url, "subscribe", channel].join("/")`, no percent-encoding, so
+ * `wsp:reply:...` keeps its colons): whether Upstash decodes `%3A` is not documented. Only the characters
+ * that would end or split the path (`/ ? # % \`) are encoded; reply channels never hold them. The token goes
  * in a header, never in the URL, so it cannot surface in an error message that quotes the URL.
  */
 export function openSubscription(
@@ -108,7 +111,7 @@ export function openSubscription(
   const base = settings.url.replace(/\/+$/, "");
   // Called as a plain function: the global fetch refuses to run with another object as `this`.
   const fetcher = settings.fetch ?? globalThis.fetch;
-  return fetcher(`${base}/subscribe/${encodeURIComponent(channel)}`, {
+  return fetcher(`${base}/subscribe/${channelPathSegment(channel)}`, {
     method: "POST",
     headers: {
       authorization: `Bearer ${settings.token}`,
@@ -118,4 +121,9 @@ export function openSubscription(
     body: "[]",
     signal,
   });
+}
+
+/** `channel` as one path segment, raw but for the characters that would change what the URL means. */
+function channelPathSegment(channel: string): string {
+  return channel.replace(/[/?#%\\]/g, (char) => encodeURIComponent(char));
 }

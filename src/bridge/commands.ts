@@ -1,4 +1,5 @@
 import { BridgeHttpError } from "./errors.js";
+import { UPSTASH_COMMANDS, UPSTASH_SUBCOMMANDS } from "./upstash-commands.js";
 
 /**
  * One Redis command as the bridge sends it: the name first, then the arguments. An argument is a Buffer only
@@ -9,8 +10,9 @@ import { BridgeHttpError } from "./errors.js";
 export type RedisCommand = [name: string, ...args: (string | Buffer)[]];
 
 /**
- * Commands that wait for data on the server. Upstash REST refuses them, so the bridge does too: a test that
- * passes here must not fail in production (and a blocked request would also stall the shared connection).
+ * Commands that wait for data on the server. Upstash lists several of them, but its REST API refuses them,
+ * so the bridge does too: a test that passes here must not fail in production (and a blocked request would
+ * also stall the shared connection).
  */
 const BLOCKING_COMMANDS = new Set([
   "BLPOP",
@@ -61,9 +63,14 @@ const CONNECTION_STATE_COMMANDS = new Set([
 /** Transaction control is the bridge's job (`/multi-exec`); a stray MULTI would swallow other requests. */
 const TRANSACTION_COMMANDS = new Set(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"]);
 
+/** Every command of {@link UPSTASH_COMMANDS}, upper-case. */
+const SERVED_COMMANDS = new Set(Object.values(UPSTASH_COMMANDS).flat());
+
 /**
  * Why the bridge refuses a command, or `undefined` when it may run. The reason is a Redis-style error message
- * (`ERR ...`) that names the command, so a client sees it exactly like a Redis error.
+ * (`ERR ...`) that names the command, so a client sees it exactly like a Redis error. Only commands on
+ * Upstash's compatibility list (upstash-commands.ts) run, and of those not the ones that block, stream or
+ * change the shared connection.
  */
 export function refusalReason(command: RedisCommand): string | undefined {
   const name = command[0].toUpperCase();
@@ -82,17 +89,36 @@ export function refusalReason(command: RedisCommand): string | undefined {
   if (TRANSACTION_COMMANDS.has(name)) {
     return `ERR '${name}' is not supported as a command; send the transaction's commands to /multi-exec`;
   }
-  return undefined;
+  const subcommands = UPSTASH_SUBCOMMANDS[name];
+  if (subcommands) {
+    const subcommand = typeof command[1] === "string" ? command[1].toUpperCase() : "";
+    if (subcommands.includes(subcommand)) return undefined;
+    return notServed(`${name} ${subcommand}`.trim());
+  }
+  return SERVED_COMMANDS.has(name) ? undefined : notServed(name);
 }
 
-/** XREAD and XREADGROUP options come before the STREAMS keyword; after it, "block" may be a stream name. */
+function notServed(name: string): string {
+  return `ERR '${name}' is not supported: Upstash's REST API does not serve it, so the bridge refuses it too`;
+}
+
+/**
+ * Whether an XREAD or XREADGROUP asks to block, reading its options by position as Redis does: each option
+ * word is followed by its fixed number of values (`GROUP <group> <consumer>`, `COUNT <n>`, `BLOCK <ms>`),
+ * and `STREAMS` ends the options. So a group, consumer or stream named "BLOCK" or "STREAMS" is a value, not
+ * an option: `XREADGROUP GROUP STREAMS c BLOCK 0 STREAMS s >` blocks. An unknown word stops the reading;
+ * Redis answers that command with a syntax error.
+ */
 function hasBlockOption(command: RedisCommand): boolean {
-  for (let i = 1; i < command.length; i++) {
+  const valuesAfter: Record<string, number> = { COUNT: 1, NOACK: 0, CLAIM: 1, MAXCOUNT: 1, MAXSIZE: 1 };
+  if (command[0].toUpperCase() === "XREADGROUP") valuesAfter.GROUP = 2;
+  for (let i = 1; i < command.length;) {
     const arg = command[i];
-    if (typeof arg !== "string") continue;
-    const upper = arg.toUpperCase();
-    if (upper === "STREAMS") return false;
-    if (upper === "BLOCK") return true;
+    const option = typeof arg === "string" ? arg.toUpperCase() : "";
+    if (option === "BLOCK") return true;
+    const values = valuesAfter[option];
+    if (values === undefined) return false; // STREAMS, or a word Redis will refuse
+    i += 1 + values;
   }
   return false;
 }

@@ -9,9 +9,21 @@ import type { PubSubHub, PubSubListener, PubSubMessage, PubSubTopic } from "./pu
  */
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
+/**
+ * How events are separated on the wire. `"upstash"`: one `data:` line per event and no blank line between
+ * events, as Upstash documents its stream and as `@upstash/redis` reads it. `"blank-line"`: each event also
+ * ends with a blank line, as the HTML standard frames server-sent events (what a browser `EventSource`
+ * needs); a reader that handles only one of the two shows up in tests run against both.
+ */
+export type SseFraming = "upstash" | "blank-line";
+
+/** The framings {@link SseFraming} allows, for option checks. */
+export const SSE_FRAMINGS: readonly SseFraming[] = ["upstash", "blank-line"];
+
 /** What the SSE streams of one bridge share. */
 export interface EventStreamContext {
   hub: PubSubHub;
+  framing: SseFraming;
   /** Interval of `: keep-alive` comment lines on a quiet stream; 0 sends none. */
   keepAliveMs: number;
   /** The error to answer with when Redis cannot be reached. */
@@ -40,16 +52,18 @@ export function subscribeTopics(command: RedisCommand): PubSubTopic[] | undefine
 /**
  * Serves `/subscribe/<channel>` or `/psubscribe/<pattern>` as server-sent events, in the framing of Upstash
  * (https://upstash.com/docs/redis/features/restapi, "Subscribe & Publish Commands") that `@upstash/redis`
- * parses line by line:
+ * parses line by line, one event per `data:` line and no blank line between events:
  *
  *   data: subscribe,chat,1               once per channel, after Redis confirmed it (1, 2, ... per stream)
  *   data: message,chat,hello             per message; the payload is everything after the second comma
  *   data: psubscribe,user:*,1            for a pattern
  *   data: pmessage,user:*,user:42,hi     per pattern message: pattern, channel, payload
  *
+ * With `framing: "blank-line"` each event (and each keep-alive comment) is followed by a blank line instead.
  * Payloads are written byte for byte, never base64: `Upstash-Encoding` does not apply to the stream, and
  * `@upstash/redis` does not decode it (it sends that header by default and JSON-parses the payloads).
- * Every event ends with a blank line, so a standard `EventSource` reads the same events. The headers are only
+ * The channel in the path may be sent raw (`/subscribe/wsp:reply:a`, as `@upstash/redis` sends it) or
+ * percent-encoded (`wsp%3Areply%3Aa`): both name the same channel. The headers are only
  * sent once Redis has confirmed every subscription, so a 200 means "publish now and it arrives"; if Redis
  * cannot be reached the answer is a 503 JSON error as for other commands. The stream ends when the client
  * goes away (its subscriptions are released at once), when the subscriber connection to Redis is lost,
@@ -74,6 +88,7 @@ export async function serveEventStream(
   let lost = false;
   let keepAliveTimer: NodeJS.Timeout | undefined;
   const queued: Buffer[] = [];
+  const eventEnd = context.framing === "upstash" ? "\n" : "\n\n";
 
   const stream = {
     end(): void {
@@ -96,7 +111,7 @@ export async function serveEventStream(
     }
   };
   const listener: PubSubListener = {
-    onMessage: (message) => send(messageEvent(message)),
+    onMessage: (message) => send(messageEvent(message, eventEnd)),
     onLost: () => {
       lost = true;
       stream.end();
@@ -125,18 +140,18 @@ export async function serveEventStream(
   opened = true;
   topics.forEach((topic, index) => {
     const confirmation = topic.kind === "channel" ? "subscribe" : "psubscribe";
-    response.write(`data: ${confirmation},${topic.name},${index + 1}\n\n`);
+    response.write(`data: ${confirmation},${topic.name},${index + 1}${eventEnd}`);
   });
   for (const event of queued.splice(0)) send(event);
   if (context.keepAliveMs > 0) {
     // SSE comment lines: clients ignore them, but they keep idle proxies from cutting a quiet stream and
     // make a vanished client show up as a write error instead of a subscription held forever.
-    keepAliveTimer = setInterval(() => send(Buffer.from(": keep-alive\n\n")), context.keepAliveMs);
+    keepAliveTimer = setInterval(() => send(Buffer.from(`: keep-alive${eventEnd}`)), context.keepAliveMs);
     keepAliveTimer.unref();
   }
 }
 
-function messageEvent({ pattern, channel, message }: PubSubMessage): Buffer {
+function messageEvent({ pattern, channel, message }: PubSubMessage, eventEnd: string): Buffer {
   const head = pattern === undefined ? "data: message," : `data: pmessage,${pattern},`;
-  return Buffer.concat([Buffer.from(head), channel, Buffer.from(","), message, Buffer.from("\n\n")]);
+  return Buffer.concat([Buffer.from(head), channel, Buffer.from(","), message, Buffer.from(eventEnd)]);
 }

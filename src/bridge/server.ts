@@ -5,17 +5,21 @@ import {
   parseJsonCommand,
   parseJsonCommandList,
   parsePathCommand,
-  refusalReason,
   type RedisCommand,
 } from "./commands.js";
-import { serveEventStream, subscribeTopics, type EventStreamContext } from "./event-stream.js";
+import {
+  serveEventStream,
+  SSE_FRAMINGS,
+  subscribeTopics,
+  type EventStreamContext,
+  type SseFraming,
+} from "./event-stream.js";
 import { digest, isAuthorized, readBody, sendJson, splitRequestTarget } from "./http-io.js";
 import { executeCommand, executePipeline, executeTransaction } from "./execute.js";
 import { BridgeHttpError, errorMessage } from "./errors.js";
 import { PubSubHub } from "./pubsub-hub.js";
 import { connectBridgeRedis, type BridgeRedis } from "./redis-connections.js";
 import { SYNC_TOKEN_HEADER, SyncTokenClock } from "./sync-token.js";
-import { loadWriteCommandTest, type WriteCommandTest } from "./write-commands.js";
 
 /** Options of {@link startBridge}. */
 export interface BridgeOptions {
@@ -31,6 +35,12 @@ export interface BridgeOptions {
   maxBodyBytes?: number;
   /** Interval of keep-alive comments on a quiet `/subscribe` stream; 0 sends none. @default 15000 */
   sseKeepAliveMs?: number;
+  /**
+   * How `/subscribe` streams separate events: `"upstash"` (one `data:` line per event, no blank line, as
+   * Upstash documents and sends it) or `"blank-line"` (the standard framing), so a reader can be tested
+   * against both. @default "upstash"
+   */
+  sseFraming?: SseFraming;
 }
 
 /** A started bridge. */
@@ -51,6 +61,7 @@ export const DEFAULT_BRIDGE_OPTIONS = {
   host: "127.0.0.1",
   maxBodyBytes: 10 * 1024 * 1024,
   sseKeepAliveMs: 15_000,
+  sseFraming: "upstash" as SseFraming,
 };
 
 /** Applies the defaults and checks every option, throwing a message that names the bad one. */
@@ -70,6 +81,7 @@ export function resolveBridgeOptions(options: BridgeOptions): Required<BridgeOpt
   if (!Number.isInteger(resolved.sseKeepAliveMs) || resolved.sseKeepAliveMs < 0) {
     fail("sseKeepAliveMs", "a non-negative integer (0 turns keep-alive comments off)");
   }
+  if (!SSE_FRAMINGS.includes(resolved.sseFraming)) fail("sseFraming", `one of ${SSE_FRAMINGS.join(", ")}`);
   return resolved;
 }
 
@@ -84,30 +96,22 @@ const CLOSE_GRACE_MS = 1_000;
  * @example const bridge = await startBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev" });
  */
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
-  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs } = resolveBridgeOptions(options);
+  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs, sseFraming } =
+    resolveBridgeOptions(options);
   const redis = await connectBridgeRedis(redisUrl);
-  let isWrite: WriteCommandTest;
-  try {
-    isWrite = await loadWriteCommandTest(redis.shared);
-  } catch (error) {
-    await redis.close();
-    throw new Error(`cannot read the command table of Redis (COMMAND): ${errorMessage(error)}`, {
-      cause: error,
-    });
-  }
   const syncTokens = new SyncTokenClock();
   const eventStreams: EventStreamContext = {
     hub: new PubSubHub(redis.subscriber),
+    framing: sseFraming,
     keepAliveMs: sseKeepAliveMs,
     unavailableError: (cause) => redis.unavailableError(cause),
-    headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.current }),
+    headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.issue() }),
     openStreams: new Set(),
   };
   const context: RequestContext = {
     redis,
     tokenDigest: digest(token),
     maxBodyBytes,
-    isWrite,
     syncTokens,
     eventStreams,
   };
@@ -161,7 +165,6 @@ interface RequestContext {
   redis: BridgeRedis;
   tokenDigest: Buffer;
   maxBodyBytes: number;
-  isWrite: WriteCommandTest;
   syncTokens: SyncTokenClock;
   eventStreams: EventStreamContext;
 }
@@ -220,35 +223,16 @@ async function routeJson(
   if (path === "/") return runOne(parseJsonCommand(json, "the command"), base64, context);
   const commands = parseJsonCommandList(json, path);
   const execute = path === "/pipeline" ? executePipeline : executeTransaction;
-  return runTracked(context, commands, () => execute(context.redis, commands, base64));
+  return execute(context.redis, commands, base64);
 }
 
-function runOne(command: RedisCommand, base64: boolean, context: RequestContext) {
-  return runTracked(context, [command], async () => ({
-    result: await executeCommand(context.redis, command, base64),
-  }));
+async function runOne(command: RedisCommand, base64: boolean, context: RequestContext) {
+  return { result: await executeCommand(context.redis, command, base64) };
 }
 
-/**
- * Runs commands, then advances the sync token if any of them is a write that was sent to Redis (not refused
- * by the bridge), whatever the outcome: a failed write changed nothing and one more step costs nothing,
- * while a transport error may hide a write that did run.
- */
-async function runTracked<T>(
-  context: RequestContext,
-  commands: RedisCommand[],
-  run: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await run();
-  } finally {
-    const ran = (command: RedisCommand) => refusalReason(command) === undefined;
-    if (commands.some((command) => ran(command) && context.isWrite(command))) context.syncTokens.advance();
-  }
-}
-
+/** A new token for each response, issued once its commands ran (see {@link SyncTokenClock}). */
 function syncTokenHeader(context: RequestContext): Record<string, string> {
-  return { [SYNC_TOKEN_HEADER]: context.syncTokens.current };
+  return { [SYNC_TOKEN_HEADER]: context.syncTokens.issue() };
 }
 
 function firstHeader(value: string | string[] | undefined): string | undefined {

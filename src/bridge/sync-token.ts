@@ -13,10 +13,13 @@ export const SYNC_TOKEN_WAIT_MS = 100;
  *
  * Upstash uses the token to route a client's reads to a replica that has seen the client's last write.
  * Behind the bridge there is one redis-server, so a write is visible to every later command the moment its
- * reply arrives: the token only has to grow with every write. It is a decimal integer that advances after
- * each request containing a write command and never on reads. It starts from the clock in microseconds,
- * so a restarted bridge continues above the tokens its predecessor handed out and clients holding one are
- * not delayed. `@upstash/redis` treats the value as opaque and sends back the last one it received.
+ * reply arrives. Each response gets a token of its own, larger than every token issued before it, also when
+ * one client's requests run at once (`@upstash/redis` keeps the token of whichever response came last, so
+ * equal tokens on concurrent responses would hide which one that was). The token is a decimal integer
+ * issued after the request's commands ran, so it covers every write whose reply has arrived. It starts from
+ * the clock in microseconds, so a restarted bridge continues above the tokens its predecessor handed out and
+ * clients holding one are not delayed. `@upstash/redis` treats the value as opaque and sends back the last
+ * one it received.
  */
 export class SyncTokenClock {
   private value: number;
@@ -26,17 +29,18 @@ export class SyncTokenClock {
     this.value = now() * 1000;
   }
 
-  /** The token for a response: covers every write whose reply has arrived. */
+  /** The last token issued (the starting value before the first one). */
   get current(): string {
     return String(this.value);
   }
 
-  /** Records that a write has run (call it after Redis answered, so the write is visible). */
-  advance(): void {
+  /** A new token for a response, above every earlier one (call it once the request's commands ran). */
+  issue(): string {
     this.value = Math.max(this.value + 1, this.now() * 1000);
     for (const waiter of this.waiters) {
       if (waiter.target <= this.value) waiter.resolve();
     }
+    return String(this.value);
   }
 
   /**

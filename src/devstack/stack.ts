@@ -25,6 +25,8 @@ export interface StackOptions {
   log?: LineSink;
   /** Bridge token. @default a random one */
   bridgeToken?: string;
+  /** The bridge's `--sse-framing` (`upstash` or `blank-line`). @default the bridge's, "upstash" */
+  bridgeSseFraming?: string;
 }
 
 /** One service process. */
@@ -93,7 +95,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       startProcess({
         name: "bridge",
         command: process.execPath,
-        args: tsxArgs("src/bridge/cli.ts", ["--redis", redis.url, "--port", String(bridgePort)]),
+        args: tsxArgs("src/bridge/cli.ts", [
+          ...["--redis", redis.url, "--port", String(bridgePort)],
+          ...(options.bridgeSseFraming ? ["--sse-framing", options.bridgeSseFraming] : []),
+        ]),
         env: { ...process.env, BRIDGE_TOKEN: token },
         cwd: PROJECT_ROOT,
         readyLine: /listening on (http:\/\/\S+)/,

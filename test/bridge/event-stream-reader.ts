@@ -3,7 +3,7 @@ import { TOKEN } from "./helpers.js";
 /** A server-sent-event stream of the bridge, read with `fetch` the way `@upstash/redis` reads it. */
 export interface EventStreamReader {
   response: Response;
-  /** The next event's `data` (several `data:` lines joined by "\n"); fails after `timeoutMs`. */
+  /** The next event's `data` (one `data: ` line); fails after `timeoutMs`. */
   next(timeoutMs?: number): Promise<string>;
   /** Every byte received so far, decoded as UTF-8. */
   text(): string;
@@ -33,14 +33,14 @@ export async function openEventStream(
   const comments: string[] = [];
   let wake: () => void = () => undefined;
 
+  // Line by line, as @upstash/redis reads it: each `data: ` line is one event, blank lines separate nothing.
   const parse = () => {
-    let boundary: number;
-    while ((boundary = text.indexOf("\n\n", parsedUpTo)) >= 0) {
-      const lines = text.slice(parsedUpTo, boundary).split("\n");
-      parsedUpTo = boundary + 2;
-      const data = lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice(6));
-      comments.push(...lines.filter((line) => line.startsWith(":")));
-      if (data.length > 0) events.push(data.join("\n"));
+    let lineEnd: number;
+    while ((lineEnd = text.indexOf("\n", parsedUpTo)) >= 0) {
+      const line = text.slice(parsedUpTo, lineEnd);
+      parsedUpTo = lineEnd + 1;
+      if (line.startsWith("data: ")) events.push(line.slice(6));
+      else if (line.startsWith(":")) comments.push(line);
     }
     wake();
   };

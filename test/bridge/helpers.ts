@@ -1,5 +1,5 @@
 import { Redis as UpstashRedis } from "@upstash/redis";
-import { startBridge, type RunningBridge } from "../../src/bridge/server.js";
+import { startBridge, type BridgeOptions, type RunningBridge } from "../../src/bridge/server.js";
 import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
 
 /** The bridge's token in tests. */
@@ -16,7 +16,7 @@ export interface BridgeFixture {
 
 /** Starts redis-server on a free port and the bridge in-process on another. */
 export async function startBridgeFixture(
-  options: { maxBodyBytes?: number; sseKeepAliveMs?: number } = {},
+  options: Partial<Pick<BridgeOptions, "maxBodyBytes" | "sseKeepAliveMs" | "sseFraming">> = {},
 ): Promise<BridgeFixture> {
   const redis = await startRedis();
   let bridge: RunningBridge;

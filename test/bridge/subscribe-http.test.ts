@@ -53,12 +53,49 @@ describe("framing", () => {
         `message,${ch},{"json":[1,2]}`,
         `message,${ch},`,
       ]);
+      // Upstash's framing: one `data:` line per event, no blank line between events.
       expect(stream.text()).toBe(
-        `data: subscribe,${ch},1\n\ndata: message,${ch},native, with "commas" and 🎉\n\n` +
-          `data: message,${ch},path style\n\ndata: message,${ch},{"json":[1,2]}\n\ndata: message,${ch},\n\n`,
+        `data: subscribe,${ch},1\ndata: message,${ch},native, with "commas" and 🎉\n` +
+          `data: message,${ch},path style\ndata: message,${ch},{"json":[1,2]}\ndata: message,${ch},\n`,
       );
     } finally {
       stream.close();
+    }
+  });
+
+  it("ends each event and keep-alive with a blank line with sseFraming blank-line", async () => {
+    const standard = await startBridgeFixture({ sseFraming: "blank-line", sseKeepAliveMs: 30 });
+    const ch = channel("blank-line");
+    const stream = await openEventStream(standard.bridge.url, `/subscribe/${ch}`);
+    try {
+      expect(await stream.next()).toBe(`subscribe,${ch},1`);
+      await standard.http(`/publish/${ch}/hello`);
+      expect(await stream.next()).toBe(`message,${ch},hello`);
+      await waitFor(() => stream.comments().length >= 1);
+      expect(stream.text()).toMatch(
+        new RegExp(`^data: subscribe,${ch},1\n\n(: keep-alive\n\n)*data: message,${ch},hello\n\n`),
+      );
+    } finally {
+      stream.close();
+      await standard.stop();
+    }
+  });
+
+  it("takes the channel raw, as @upstash/redis sends it, or percent-encoded: the same channel", async () => {
+    const ch = `${channel("spelling")}:with:colons`;
+    const raw = await open(`/subscribe/${ch}`, { method: "POST" });
+    const encoded = await open(`/subscribe/${encodeURIComponent(ch)}`, { method: "POST" });
+    try {
+      expect(await raw.next()).toBe(`subscribe,${ch},1`);
+      expect(await encoded.next()).toBe(`subscribe,${ch},1`);
+      expect(await publisher.publish(ch, "to both")).toBe(1); // one shared Redis subscription
+      expect([await raw.next(), await encoded.next()]).toEqual([
+        `message,${ch},to both`,
+        `message,${ch},to both`,
+      ]);
+    } finally {
+      raw.close();
+      encoded.close();
     }
   });
 

@@ -55,6 +55,7 @@ describe("resolveBridgeOptions", () => {
       host: "127.0.0.1",
       maxBodyBytes: 10 * 1024 * 1024,
       sseKeepAliveMs: 15_000,
+      sseFraming: "upstash",
     });
   });
   it.each([
@@ -63,6 +64,7 @@ describe("resolveBridgeOptions", () => {
     [{ port: 70000 }, /option `port` must be an integer from 0 to 65535/],
     [{ maxBodyBytes: 0 }, /option `maxBodyBytes` must be a positive integer/],
     [{ sseKeepAliveMs: -1 }, /option `sseKeepAliveMs` must be a non-negative integer/],
+    [{ sseFraming: "crlf" as "upstash" }, /option `sseFraming` must be one of upstash, blank-line/],
   ])("rejects %j, naming the option", (override, message) => {
     expect(() => resolveBridgeOptions({ ...valid, ...override })).toThrow(message);
   });
@@ -72,8 +74,7 @@ describe("SyncTokenClock", () => {
   it("starts from the clock in microseconds, so a restarted bridge stays above its predecessor", () => {
     const clock = new SyncTokenClock(() => 1_000);
     expect(clock.current).toBe("1000000");
-    clock.advance();
-    clock.advance();
+    expect([clock.issue(), clock.issue()]).toEqual(["1000001", "1000002"]);
     expect(clock.current).toBe("1000002");
     expect(new SyncTokenClock(() => 1_001).current).toBe("1001000");
   });
@@ -87,14 +88,14 @@ describe("SyncTokenClock", () => {
     expect(Date.now() - started).toBeLessThan(100);
   });
 
-  it("holds a request whose token is ahead until a write reaches it, or until the wait runs out", async () => {
+  it("holds a request whose token is ahead until the clock reaches it, or until the wait runs out", async () => {
     const clock = new SyncTokenClock(() => 1_000);
     let done = false;
     const waiting = clock.waitFor("1000002", 5_000).then(() => (done = true));
-    clock.advance();
+    clock.issue();
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(done).toBe(false);
-    clock.advance();
+    clock.issue();
     await waiting;
     const started = Date.now();
     await clock.waitFor("9000000000", 50);

@@ -1,9 +1,11 @@
 /**
- * Both reply transports over the real stack (issue 7): the e2e Worker (one object, `backend_stats`) with
+ * Both reply transports over the real stack: the e2e Worker (one object, `backend_stats`) with
  * `REPLY_TRANSPORT=poll` against a service in list mode, and `REPLY_TRANSPORT=subscribe` against one that
  * only publishes (`--reply-mode publish`, as the Perl workers did), through the same cases. Then the
  * subscribe-only faults: a dropped stream mid-traffic (`CLIENT KILL TYPE pubsub` on the private redis
- * makes the bridge end its streams) and a service in list mode behind a subscribing gateway.
+ * makes the bridge end its streams) and a service in list mode behind a subscribing gateway. The subscribe
+ * cases run twice: with the bridge framing its event streams as Upstash does (one `data:` line per event,
+ * no blank line) and with the standard blank-line framing, so the object's reader is held to both.
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,10 +22,20 @@ interface Running {
   redis: Redis;
 }
 
-/** A stack whose service replies as `transport` expects, and the e2e Worker on that transport. */
-async function startFor(transport: Transport, serviceMode = SERVICE_MODE[transport]): Promise<Running> {
+/** How the bridge frames its event streams: Upstash's (its default) or the standard blank-line one. */
+type SseFraming = "upstash" | "blank-line";
+
+/**
+ * A stack whose service replies as `transport` expects, and the e2e Worker on that transport, with the
+ * bridge framing its subscribe streams as `framing`.
+ */
+async function startFor(
+  transport: Transport,
+  framing: SseFraming,
+  serviceMode = SERVICE_MODE[transport],
+): Promise<Running> {
   const service = { args: ["--module", E2E_SERVICE_MODULE, "--reply-mode", serviceMode] };
-  const stack = await startStack({ service, log: stackLog });
+  const stack = await startStack({ service, log: stackLog, bridgeSseFraming: framing });
   try {
     const worker = await startE2eWorker(stack.bridge, {
       RPC_QUEUE_RESPONSE_TIMEOUT: "2",
@@ -53,12 +65,16 @@ async function subscribedReplyKeys(redis: Redis): Promise<string[]> {
   return (await redis.pubsub("CHANNELS", "*wsp:reply:*")) as string[];
 }
 
-describe.each(["poll", "subscribe"] as const)("replyTransport %s", (transport) => {
+describe.each([
+  ["poll", "upstash"],
+  ["subscribe", "upstash"],
+  ["subscribe", "blank-line"],
+] as const)("replyTransport %s, SSE framing %s", (transport, framing) => {
   let running: Running;
   let wsUrl: string;
 
   beforeAll(async () => {
-    running = await startFor(transport);
+    running = await startFor(transport, framing);
     wsUrl = running.worker.wsUrl;
   }, 120_000);
   afterAll(() => stopAll(running));
@@ -137,62 +153,65 @@ describe.each(["poll", "subscribe"] as const)("replyTransport %s", (transport) =
   }, 45_000);
 });
 
-describe("replyTransport subscribe: faults and pairings", () => {
-  let running: Running | undefined;
-  afterAll(() => stopAll(running));
+describe.each(["upstash", "blank-line"] as const)(
+  "replyTransport subscribe, SSE framing %s: faults and pairings",
+  (framing) => {
+    let running: Running | undefined;
+    afterAll(() => stopAll(running));
 
-  it("answers every request exactly once when the stream drops mid-traffic, and subscribes again", async () => {
-    running = await startFor("subscribe");
-    const { redis, worker } = running;
-    const clients = await Promise.all(Array.from({ length: 10 }, () => connect(worker.wsUrl)));
-    const stopAt = Date.now() + 3_000;
-    const killed = (async () => {
-      await sleep(1_500);
-      // Drops the bridge's one subscriber connection: it ends every SSE stream it serves.
-      await redis.client("KILL", "TYPE", "pubsub");
-    })();
-    const outcomes = await Promise.all(
-      clients.map(async (client, c) => {
-        const seen: string[] = [];
-        for (let i = 0; Date.now() < stopAt; i++) {
-          const reqId = c * 10_000 + i;
-          const frame = await client.call({ echo: { c, i }, req_id: reqId }, 5_000);
-          expect(frame.req_id).toBe(reqId);
-          if (frame.error) expect(frame.error).toMatchObject(WRONG_RESPONSE);
-          else expect((frame.echo as { echo: unknown }).echo).toEqual({ c, i });
-          seen.push(frame.error ? "lost" : "ok");
-        }
-        return seen;
-      }),
-    );
-    await killed;
-    // Nothing more arrives: no request was answered twice.
-    await sleep(2_500);
-    expect(clients.flatMap((client) => client.queued)).toEqual([]);
-    const all = outcomes.flat();
-    if (process.env.E2E_LOG)
-      console.log(`drop test: ${all.length} requests, ${all.filter((o) => o === "lost").length} lost`);
-    // Replies published in the gap are gone (pub/sub keeps nothing), at most those in flight then.
-    expect(all.filter((o) => o === "ok").length).toBeGreaterThan(all.length - 15);
-    const stats = await backendStats(clients[0] as Client);
-    expect(stats.streamBreaks).toBeGreaterThanOrEqual(1);
-    expect(stats.subscriptions).toBeGreaterThanOrEqual(2);
-    expect(await clients[0]?.call({ ping: 1 })).toMatchObject({ ping: "pong" });
-    await Promise.all(clients.map((client) => client.close()));
-    await stopAll(running);
-    running = undefined;
-  }, 60_000);
+    it("answers every request exactly once when the stream drops mid-traffic, and subscribes again", async () => {
+      running = await startFor("subscribe", framing);
+      const { redis, worker } = running;
+      const clients = await Promise.all(Array.from({ length: 10 }, () => connect(worker.wsUrl)));
+      const stopAt = Date.now() + 3_000;
+      const killed = (async () => {
+        await sleep(1_500);
+        // Drops the bridge's one subscriber connection: it ends every SSE stream it serves.
+        await redis.client("KILL", "TYPE", "pubsub");
+      })();
+      const outcomes = await Promise.all(
+        clients.map(async (client, c) => {
+          const seen: string[] = [];
+          for (let i = 0; Date.now() < stopAt; i++) {
+            const reqId = c * 10_000 + i;
+            const frame = await client.call({ echo: { c, i }, req_id: reqId }, 5_000);
+            expect(frame.req_id).toBe(reqId);
+            if (frame.error) expect(frame.error).toMatchObject(WRONG_RESPONSE);
+            else expect((frame.echo as { echo: unknown }).echo).toEqual({ c, i });
+            seen.push(frame.error ? "lost" : "ok");
+          }
+          return seen;
+        }),
+      );
+      await killed;
+      // Nothing more arrives: no request was answered twice.
+      await sleep(2_500);
+      expect(clients.flatMap((client) => client.queued)).toEqual([]);
+      const all = outcomes.flat();
+      if (process.env.E2E_LOG)
+        console.log(`drop test: ${all.length} requests, ${all.filter((o) => o === "lost").length} lost`);
+      // Replies published in the gap are gone (pub/sub keeps nothing), at most those in flight then.
+      expect(all.filter((o) => o === "ok").length).toBeGreaterThan(all.length - 15);
+      const stats = await backendStats(clients[0] as Client);
+      expect(stats.streamBreaks).toBeGreaterThanOrEqual(1);
+      expect(stats.subscriptions).toBeGreaterThanOrEqual(2);
+      expect(await clients[0]?.call({ ping: 1 })).toMatchObject({ ping: "pong" });
+      await Promise.all(clients.map((client) => client.close()));
+      await stopAll(running);
+      running = undefined;
+    }, 60_000);
 
-  it("still serves a service in list mode, by the slower list check", async () => {
-    running = await startFor("subscribe", "list");
-    const client = await connect(running.worker.wsUrl);
-    const started = Date.now();
-    expect(await client.call({ ping: 1 }, 5_000)).toMatchObject({ ping: "pong" });
-    const waited = Date.now() - started;
-    expect(waited).toBeGreaterThanOrEqual(900);
-    expect(waited).toBeLessThan(1_900);
-    const stats = await backendStats(client);
-    expect(stats.listRepliesWhileSubscribed).toBe(1);
-    await client.close();
-  }, 60_000);
-});
+    it("still serves a service in list mode, by the slower list check", async () => {
+      running = await startFor("subscribe", framing, "list");
+      const client = await connect(running.worker.wsUrl);
+      const started = Date.now();
+      expect(await client.call({ ping: 1 }, 5_000)).toMatchObject({ ping: "pong" });
+      const waited = Date.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(900);
+      expect(waited).toBeLessThan(1_900);
+      const stats = await backendStats(client);
+      expect(stats.listRepliesWhileSubscribed).toBe(1);
+      await client.close();
+    }, 60_000);
+  },
+);

@@ -35,6 +35,11 @@ export interface FakePubSub {
   publishTo(channel: string, payload: string): number;
 }
 
+/** The channel of a `/subscribe/<channel>` URL, sent raw or percent-encoded. */
+function channelOf(url: string): string {
+  return decodeURIComponent(url.slice(url.lastIndexOf("/") + 1));
+}
+
 /** Creates a {@link FakePubSub}. */
 export function fakePubSub(): FakePubSub {
   const encoder = new TextEncoder();
@@ -44,9 +49,7 @@ export function fakePubSub(): FakePubSub {
     autoConfirm: true,
     open: () => pubsub.streams.filter((stream) => !stream.closed).at(-1),
     publishTo(channel, payload) {
-      const receivers = pubsub.streams.filter(
-        (s) => !s.closed && s.url.endsWith(encodeURIComponent(channel)),
-      );
+      const receivers = pubsub.streams.filter((s) => !s.closed && channelOf(s.url) === channel);
       for (const stream of receivers) stream.publish(payload);
       return receivers.length;
     },
@@ -55,7 +58,7 @@ export function fakePubSub(): FakePubSub {
       if (pubsub.failWithStatus) {
         return Response.json({ error: "Unauthorized" }, { status: pubsub.failWithStatus });
       }
-      const channel = decodeURIComponent(url.slice(url.lastIndexOf("/") + 1));
+      const channel = channelOf(url);
       let controller!: ReadableStreamDefaultController<Uint8Array>;
       let closed = false;
       const body = new ReadableStream<Uint8Array>({
@@ -69,8 +72,9 @@ export function fakePubSub(): FakePubSub {
         url,
         headers: new Headers(init?.headers),
         signal: init?.signal ?? undefined,
-        confirm: () => send(`data: subscribe,${channel},1\n\n`),
-        publish: (payload) => send(`data: message,${channel},${payload}\n\n`),
+        // Upstash's framing: one `data:` line per event, no blank line between events.
+        confirm: () => send(`data: subscribe,${channel},1\n`),
+        publish: (payload) => send(`data: message,${channel},${payload}\n`),
         end() {
           if (closed) return;
           closed = true;

@@ -54,7 +54,9 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     expect(pubsub.streams).toHaveLength(1);
     expect(redis.count("XADD")).toBe(0);
     const [stream] = pubsub.streams;
-    expect(stream?.url).toBe(`http://redis.test/subscribe/${encodeURIComponent(cg.whoami)}`);
+    // The channel goes in the path as @upstash/redis sends it: colons raw, not `%3A`.
+    expect(cg.whoami).toContain(":");
+    expect(stream?.url).toBe(`http://redis.test/subscribe/${cg.whoami}`);
     expect(stream?.headers.get("authorization")).toBe(`Bearer ${TOKEN}`);
     expect(stream?.headers.get("accept")).toBe("text/event-stream");
     stream?.confirm();
@@ -229,13 +231,8 @@ describe("reply transport options", () => {
 });
 
 describe("readEventData", () => {
-  it("joins events split across chunks, with CRLF, comments and multi-line data", async () => {
-    const chunks = [
-      "data: subscribe,c,1\r",
-      "\n\r\n: keep-alive\n\nda",
-      'ta: message,c,{"a":1}\n\n',
-      "data: x\ndata: y\n\n",
-    ];
+  /** The events of a body delivered in `chunks`. */
+  async function eventsOf(chunks: string[]): Promise<string[]> {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk));
@@ -244,6 +241,28 @@ describe("readEventData", () => {
     });
     const events: string[] = [];
     for await (const data of readEventData(body)) events.push(data);
-    expect(events).toEqual(["subscribe,c,1", 'message,c,{"a":1}', "x\ny"]);
+    return events;
+  }
+
+  it("reads the standard framing split across chunks, with CRLF and comments", async () => {
+    const chunks = ["data: subscribe,c,1\r", "\n\r\n: keep-alive\n\nda", 'ta: message,c,{"a":1}\n\n'];
+    expect(await eventsOf(chunks)).toEqual(["subscribe,c,1", 'message,c,{"a":1}']);
+  });
+
+  it("reads Upstash's framing: one data line per event, no blank line, LF or CRLF", async () => {
+    for (const eol of ["\n", "\r\n"]) {
+      const text = `data: subscribe,c,1${eol}data: message,c,{"a":1}${eol}: keep-alive${eol}data:message,c,2${eol}`;
+      // Every split point, so a line end or a CRLF cut in two is covered.
+      for (let at = 1; at < text.length; at++) {
+        expect(
+          await eventsOf([text.slice(0, at), text.slice(at)]),
+          `${JSON.stringify(eol)} at ${at}`,
+        ).toEqual(["subscribe,c,1", 'message,c,{"a":1}', "message,c,2"]);
+      }
+    }
+  });
+
+  it("reads a multi-line standard event as one event per data line, as @upstash/redis does", async () => {
+    expect(await eventsOf(["data: x\ndata: y\n\n"])).toEqual(["x", "y"]);
   });
 });
