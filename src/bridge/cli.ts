@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * Runs the Upstash-compatible REST bridge in front of a redis-server, bound to 127.0.0.1:
  *
@@ -7,7 +8,8 @@
  * Defaults: redis://127.0.0.1:6379 and port 8079 (0 picks a free port). The token has no default on purpose:
  * the gateway must be configured with the same value, and a silent default would hide a mismatch.
  * When ready it prints one line, `edge-wsproxy bridge listening on http://127.0.0.1:<port> (redis <url>)`.
- * Exit codes: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 for bad flags.
+ * `--help` prints the usage line. Exit codes: 0 after SIGINT/SIGTERM (or `--help`), 1 when it cannot start, 2
+ * for bad flags.
  */
 import { parseArgs } from "node:util";
 import { redactRedisUrl } from "./redis-connections.js";
@@ -21,15 +23,24 @@ function fail(message: string, exitCode: number): never {
 }
 
 function readConfig(): { redisUrl: string; port: number; token: string } {
-  let values: { redis?: string; port?: string; token?: string };
+  let values: { redis?: string; port?: string; token?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      options: { redis: { type: "string" }, port: { type: "string" }, token: { type: "string" } },
+      options: {
+        redis: { type: "string" },
+        port: { type: "string" },
+        token: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
       strict: true,
       allowPositionals: false,
     }));
   } catch (error) {
     fail(`${error instanceof Error ? error.message : String(error)}; ${USAGE}`, 2);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
   }
   // An empty environment variable counts as unset, as in most shells' `VAR= command`.
   const redisUrl = values.redis ?? (process.env.REDIS_URL || "redis://127.0.0.1:6379");
