@@ -10,6 +10,9 @@ export default defineConfig({
     reporters: ["default", "./test/summary-reporter.ts"],
     projects: [
       {
+        // "edge-wsproxy" and its subpaths resolve to src/ through tsconfig.json's `paths`, as in tsc, tsx and
+        // wrangler's esbuild (see docs/package.md).
+        resolve: { tsconfigPaths: true },
         test: {
           name: "node",
           include: ["test/{core,bridge,consumer,devstack,docs,e2e}/**/*.test.ts"],

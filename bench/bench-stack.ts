@@ -62,7 +62,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     };
     const gatewayBindings = { ...bindings, ...options.gatewayVars };
     log(
-      "bundling and serving the gateway (bench/gateway-worker.ts -> src/worker/index.ts) with Miniflare...",
+      "bundling and serving the gateway (bench/gateway-worker.ts -> examples/gateway/worker.ts) with Miniflare...",
     );
     const gateway = await serveWorker({
       name: "gateway",

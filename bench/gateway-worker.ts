@@ -1,11 +1,11 @@
 /**
- * The example deployment (`src/worker/index.ts`) with one change for the benchmark: WebSocket upgrades
+ * The example deployment (`examples/gateway/worker.ts`) with one change for the benchmark: WebSocket upgrades
  * go to the object named by `?object=<name>` (default `bench`) instead of a random shard, so a run can
  * put every connection on one object (the issue's "10,000 idle WebSockets on one object") or spread them
  * on purpose (`--objects N`). Every other request, and the Durable Object class itself, is the example's.
  */
-import example, { GatewayObject } from "../src/worker/index.js";
-import type { GatewayEnv } from "../src/worker/index.js";
+import example, { GatewayObject } from "../examples/gateway/worker.js";
+import type { GatewayEnv } from "../examples/gateway/worker.js";
 
 export { GatewayObject };
 

@@ -16,7 +16,7 @@ export const SERVED_BY = "Miniflare class (workerd, no wrangler dev proxy), esbu
 export interface WorkerServeSpec {
   /** Short name for logs, e.g. `gateway`. */
   name: string;
-  /** The TypeScript entry, e.g. `src/worker/index.ts`. */
+  /** The TypeScript entry, e.g. `examples/gateway/worker.ts`. */
   entry: string;
   /** The Durable Object binding and its class. */
   durableObject: { binding: string; className: string };

@@ -4,7 +4,7 @@
  *
  * `params.args` is the client's whole frame, e.g. `{"echo": {"hello": 1}, "req_id": 3}`.
  */
-import type { RpcContext, RpcHandlers } from "../src/consumer/index.js";
+import type { RpcContext, RpcHandlers } from "edge-wsproxy/service";
 
 /** The example handlers, by method name. */
 export const handlers: RpcHandlers = {

@@ -39,8 +39,11 @@ export interface BundleReport {
   problems: string[];
 }
 
-/** Runs `wrangler deploy --dry-run --outdir <outdir>` for `configPath`; returns wrangler's output. */
-export function dryRun(configPath: string, outdir: string): string {
+/**
+ * Runs `wrangler deploy --dry-run --outdir <outdir>` for `configPath` (our wrangler, from `cwd`); returns
+ * wrangler's output.
+ */
+export function dryRun(configPath: string, outdir: string, cwd = ROOT): string {
   const result = spawnSync(
     process.execPath,
     [
@@ -53,7 +56,7 @@ export function dryRun(configPath: string, outdir: string): string {
       configPath,
     ],
     {
-      cwd: ROOT,
+      cwd,
       encoding: "utf8",
       env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
     },

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * Runs the Upstash-compatible REST bridge in front of a redis-server, bound to 127.0.0.1:
  *
@@ -8,7 +9,8 @@
  * `--sse-framing upstash` (one `data:` line per event, as Upstash; `blank-line` for the standard framing). The token has no default on purpose:
  * the gateway must be configured with the same value, and a silent default would hide a mismatch.
  * When ready it prints one line, `edge-wsproxy bridge listening on http://127.0.0.1:<port> (redis <url>)`.
- * Exit codes: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 for bad flags.
+ * `--help` prints the usage line. Exit codes: 0 after SIGINT/SIGTERM (or `--help`), 1 when it cannot start, 2
+ * for bad flags.
  */
 import { parseArgs } from "node:util";
 import { SSE_FRAMINGS, type SseFraming } from "./event-stream.js";
@@ -31,7 +33,7 @@ interface BridgeConfig {
 }
 
 function readConfig(): BridgeConfig {
-  let values: { redis?: string; port?: string; token?: string; "sse-framing"?: string };
+  let values: { redis?: string; port?: string; token?: string; "sse-framing"?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
@@ -39,12 +41,17 @@ function readConfig(): BridgeConfig {
         port: { type: "string" },
         token: { type: "string" },
         "sse-framing": { type: "string" },
+        help: { type: "boolean", short: "h" },
       },
       strict: true,
       allowPositionals: false,
     }));
   } catch (error) {
     fail(`${error instanceof Error ? error.message : String(error)}; ${USAGE}`, 2);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
   }
   // An empty environment variable counts as unset, as in most shells' `VAR= command`.
   const redisUrl = values.redis ?? (process.env.REDIS_URL || "redis://127.0.0.1:6379");

@@ -1,12 +1,14 @@
+#!/usr/bin/env node
 /**
  * `npm run service -- --redis redis://127.0.0.1:6379 [--module ./my-service.ts]`: runs a service module
  * (the example service by default) until SIGTERM or SIGINT, then closes gracefully and exits 0.
  * Prints exactly one line on stdout, `edge-wsproxy service ready: ...`, once it is serving; logs go to stderr.
  */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../core/errors.js";
-import { USAGE, UsageError, parseCliArgs } from "./cli-args.js";
+import { DEFAULT_MODULE, USAGE, UsageError, parseCliArgs } from "./cli-args.js";
 import { createRpcService } from "./service.js";
 import type { RpcHandlers } from "./types.js";
 
@@ -41,6 +43,12 @@ async function main(): Promise<void> {
 /** Imports a service module: its `handlers` export, or a default export of handlers. */
 async function loadHandlers(modulePath: string): Promise<RpcHandlers> {
   let module: { handlers?: unknown; default?: unknown };
+  // The example service lives in the repository (examples/), not in the installed package.
+  if (modulePath === DEFAULT_MODULE && !existsSync(modulePath)) {
+    throw new UsageError(
+      "--module is required: give the path of your service module (it exports `handlers`)",
+    );
+  }
   try {
     module = (await import(pathToFileURL(resolve(modulePath)).href)) as typeof module;
   } catch (error) {

@@ -22,7 +22,7 @@ describe("the example deployment's bundle", () => {
 
   it("is refused when a node: import or a Node-only package sneaks into the Worker", () => {
     const entry = join(work, "sneaky.ts");
-    const example = join(PROJECT_ROOT, "src/worker/index.ts");
+    const example = join(PROJECT_ROOT, "examples/gateway/worker.ts");
     // By absolute path: the entry lives outside the repository, away from its node_modules.
     const ioredis = createRequire(join(PROJECT_ROOT, "package.json")).resolve("ioredis");
     writeFileSync(

@@ -1,5 +1,5 @@
 /**
- * The example deployment (src/worker/index.ts) end to end: redis-server, the REST bridge, the service
+ * The example deployment (examples/gateway/worker.ts) end to end: redis-server, the REST bridge, the service
  * (example handlers + `whoami`) and the Worker under `wrangler dev`, driven by `ws` clients.
  * `RPC_QUEUE_RESPONSE_TIMEOUT` is 2 s so timeouts are quick.
  */

@@ -1,6 +1,7 @@
 /**
  * The example deployment: the gateway wired to the example service's actions
- * (`examples/example-service.ts`). Adding an action is one line in `actions`.
+ * (`examples/example-service.ts`). Adding an action is one line in `actions`. The top-level wrangler.toml
+ * deploys it; it imports the package by name, as a deployment of your own would.
  *
  * Vars (wrangler.toml `[vars]`, `.dev.vars`, or the dev stack): `UPSTASH_REDIS_REST_URL`,
  * `UPSTASH_REDIS_REST_TOKEN` (a secret), `RPC_QUEUE_RESPONSE_TIMEOUT`, `REPLY_TRANSPORT` (`poll`, the
@@ -8,11 +9,9 @@
  * for this example `QUEUE_SEPARATION_ENABLED` ("1" sends `slow` to its own `slow` stream) and `CATEGORY_TIMEOUT_CONFIG`
  * (`general:5,slow:2` or the same as JSON).
  */
-import { ConfigError } from "../core/errors.js";
-import type { GatewayEnv } from "./config.js";
-import { createGateway } from "./gateway.js";
+import { ConfigError, createGateway, type GatewayEnv } from "edge-wsproxy";
 
-export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
+export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "edge-wsproxy";
 
 const gateway = createGateway({
   actions: [

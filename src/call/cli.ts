@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `npm run call -- '{"ping":1}'`: sends requests to a gateway and prints the replies.
  *
