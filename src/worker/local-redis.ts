@@ -39,9 +39,7 @@ export function localRedisSettings(
   for (const [name, config] of Object.entries(configs)) {
     if (config.type !== "consumer_groups" || !config.redisUrl || !isLocalRedisUrl(config.redisUrl)) continue;
     names.add(
-      config.redisUrl === envUrl
-        ? "UPSTASH_REDIS_REST_URL"
-        : `the \`redisUrl\` option of backend "${name}"`,
+      config.redisUrl === envUrl ? "UPSTASH_REDIS_REST_URL" : `the \`redisUrl\` option of backend "${name}"`,
     );
   }
   return [...names];

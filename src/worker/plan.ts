@@ -16,7 +16,11 @@ import {
   type ReplyTransport,
 } from "../backends/index.js";
 import { ConfigError } from "../core/errors.js";
-import { DEFAULT_GATEWAY_OPTIONS, resolveGatewayOptions, type ResolvedGatewayOptions } from "../core/options.js";
+import {
+  DEFAULT_GATEWAY_OPTIONS,
+  resolveGatewayOptions,
+  type ResolvedGatewayOptions,
+} from "../core/options.js";
 import { assertBackendsExist } from "../core/request.js";
 import type { Backend, Logger } from "../core/types.js";
 import type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
