@@ -66,20 +66,6 @@ describe("the gateway's plan", () => {
     expect(evaluated).toBe(2);
   });
 
-  it("keeps a configuration error of an env and reports it to every request", async () => {
-    const gateway = createGateway({ actions: [["ping"]] });
-    const env: GatewayEnv = { UPSTASH_REDIS_REST_URL: "https://example.upstash.io" };
-    for (let i = 0; i < 2; i += 1) {
-      const health = await gateway.fetch(
-        new Request("http://gateway.test/health"),
-        env,
-        createExecutionContext(),
-      );
-      expect(health.status).toBe(503);
-      expect(await health.json()).toMatchObject({ ok: false, error: /UPSTASH_REDIS_REST_TOKEN is not set/ });
-    }
-  });
-
   it("lets a backend refuse an action at start-up (checkAction), naming the action", () => {
     const picky: Backend = {
       call: () => Promise.resolve({ result: null }),
