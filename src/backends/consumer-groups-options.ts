@@ -20,7 +20,7 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   redisToken?: string;
   /** Each REST call fails after this long (a failed `XADD` becomes WrongResponse). @default 5000 */
   redisRequestTimeoutMs?: number;
-  /** Default wait for a reply, seconds. @default env `RPC_QUEUE_RESPONSE_TIMEOUT`, else 30 */
+  /** Default wait for a reply, seconds. @default 30 (`createGateway`: env `RPC_QUEUE_RESPONSE_TIMEOUT`, else 30) */
   timeout?: number;
   /** Route each action to its `category` stream (else everything goes to `general`). @default false */
   queueSeparationEnabled?: boolean;
@@ -65,8 +65,6 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   writeBatchBytes?: number;
   /** Names this object in its reply key: `<prefix>wsp:reply:<objectId>:<random>`. @default "local" */
   objectId?: string;
-  /** Where `RPC_QUEUE_RESPONSE_TIMEOUT` is read from. @default `process.env` when there is one */
-  env?: Record<string, unknown>;
   /** @default systemClock */
   clock?: Clock;
   /** Where poll errors and dropped replies are reported. @default console */
@@ -75,7 +73,7 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
    * How replies reach the object: `"poll"` (`LPOP` on the reply key while requests wait) or `"subscribe"`
    * (a server-sent events subscription to it, for services that `PUBLISH`; see the README's "Reply
    * transports"). Needs `redisUrl` and `redisToken` even when `redis` is given.
-   * @default env `REPLY_TRANSPORT`, else "poll"
+   * @default "poll" (`createGateway`: env `REPLY_TRANSPORT`, else "poll")
    */
   replyTransport?: ReplyTransport;
   /** Subscribe mode: the stream stays open this long after the last waiting request. @default 2000 */
@@ -116,7 +114,7 @@ export function maxPollBatchSize(maxResponseBytes: number): number {
 /** The reply transports of {@link ConsumerGroupsOptions.replyTransport}. */
 export type ReplyTransport = "poll" | "subscribe";
 
-/** The defaults of {@link ConsumerGroupsOptions} (`timeout` aside, which comes from the environment). */
+/** The defaults of {@link ConsumerGroupsOptions}. `createGateway` fills `timeout` and `replyTransport` from the env. */
 export const DEFAULT_CONSUMER_GROUPS_OPTIONS = {
   redisRequestTimeoutMs: 5_000,
   timeout: 30,
@@ -162,14 +160,9 @@ export type ResolvedConsumerGroupsOptions = Omit<ConsumerGroupsOptions, "categor
  */
 export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): ResolvedConsumerGroupsOptions {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const env = options.env ?? processEnv();
-  const timeout = options.timeout ?? timeoutFromEnv(env) ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.timeout;
-  const replyTransport = options.replyTransport ?? transportFromEnv(env) ?? "poll";
   const resolved = {
     ...DEFAULT_CONSUMER_GROUPS_OPTIONS,
     ...given,
-    timeout,
-    replyTransport,
   } as ResolvedConsumerGroupsOptions & {
     categories?: unknown;
   };
@@ -190,6 +183,7 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
   ] as const) {
     positive(key, resolved[key]);
   }
+  const { replyTransport } = resolved;
   if (replyTransport !== "poll" && replyTransport !== "subscribe") {
     throw new ConfigError(
       `\`replyTransport\` must be "poll" or "subscribe", got ${JSON.stringify(replyTransport)}`,
@@ -243,31 +237,6 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
     }
   }
   return { ...resolved, pollBatchSize, categories };
-}
-
-/** `process.env` where there is one (Node; Workers with `nodejs_compat`), without importing `node:*`. */
-function processEnv(): Record<string, unknown> | undefined {
-  return (globalThis as { process?: { env?: Record<string, unknown> } }).process?.env;
-}
-
-function timeoutFromEnv(env: Record<string, unknown> | undefined): number | undefined {
-  const raw = env?.RPC_QUEUE_RESPONSE_TIMEOUT;
-  if (raw === undefined || raw === "") return undefined;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new ConfigError(
-      `RPC_QUEUE_RESPONSE_TIMEOUT must be a positive number of seconds, got "${String(raw)}"`,
-    );
-  }
-  return seconds;
-}
-
-/** `REPLY_TRANSPORT` from the Worker's env: `poll`, `subscribe`, or unset/empty. */
-function transportFromEnv(env: Record<string, unknown> | undefined): ReplyTransport | undefined {
-  const raw = env?.REPLY_TRANSPORT;
-  if (raw === undefined || raw === "") return undefined;
-  if (raw === "poll" || raw === "subscribe") return raw;
-  throw new ConfigError(`REPLY_TRANSPORT must be "poll" or "subscribe", got "${String(raw)}"`);
 }
 
 function positive(name: string, value: number): void {

@@ -6,8 +6,15 @@
  */
 import { ConfigError, TransportError } from "../core/errors.js";
 import { PendingRequests, systemClock, type Clock, type PendingCounters } from "../core/pending-requests.js";
-import { HookedBackend } from "./hooked-backend.js";
-import type { Backend, Connection, JsonObject, Logger, RpcRequest, RpcResponse } from "../core/types.js";
+import type {
+  ActionOptions,
+  Backend,
+  Connection,
+  JsonObject,
+  Logger,
+  RpcRequest,
+  RpcResponse,
+} from "../core/types.js";
 import {
   DEFAULT_CATEGORY,
   resolveConsumerGroupsOptions,
@@ -31,13 +38,8 @@ export interface ConsumerGroupsStats extends PendingCounters, ReplyReceiverStats
   invalid: number;
 }
 
-/** A backend that can drop the pending calls of a connection that closed (the Durable Object calls it). */
-export interface ConnectionAwareBackend extends Backend {
-  connectionClosed(connectionId: string): void;
-}
-
 /** The consumer-groups backend of one Durable Object incarnation. */
-export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAwareBackend {
+export class ConsumerGroupsBackend implements Backend {
   readonly options: ResolvedConsumerGroupsOptions;
   /** This incarnation's reply key: `<streamPrefix>wsp:reply:<objectId>:<random>`. */
   readonly whoami: string;
@@ -55,7 +57,6 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
   private readonly writesSinceLengthTrim = new Map<string, number>();
 
   constructor(options: ConsumerGroupsOptions) {
-    super();
     this.options = resolveConsumerGroupsOptions(options);
     const { streamPrefix, objectId, clock = systemClock } = this.options;
     this.logger = this.options.logger ?? console;
@@ -138,6 +139,11 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
     if (!this.options.queueSeparationEnabled || !category) return DEFAULT_CATEGORY;
     this.assertCategory(category);
     return category;
+  }
+
+  /** {@link Backend.checkAction}: an action's `category` must be configured (when queue separation is on). */
+  checkAction(action: ActionOptions): void {
+    if (action.category !== undefined) this.resolveCategory(action.category);
   }
 
   /** Throws {@link ConfigError} unless `category` is one of the configured `categories`. */

@@ -3,15 +3,11 @@
  */
 import { ConfigError } from "../core/errors.js";
 import type { Backend } from "../core/types.js";
-import { ConsumerGroupsBackend, type ConnectionAwareBackend } from "./consumer-groups.js";
+import { ConsumerGroupsBackend } from "./consumer-groups.js";
 import type { ConsumerGroupsOptions } from "./consumer-groups-options.js";
 import { JsonRpcBackend, type JsonRpcOptions } from "./jsonrpc.js";
 
-export {
-  ConsumerGroupsBackend,
-  type ConnectionAwareBackend,
-  type ConsumerGroupsStats,
-} from "./consumer-groups.js";
+export { ConsumerGroupsBackend, type ConsumerGroupsStats } from "./consumer-groups.js";
 export {
   DEFAULT_CATEGORY,
   DEFAULT_CONSUMER_GROUPS_OPTIONS,
@@ -58,9 +54,4 @@ export function createBackend(name: string, config: BackendConfig): Backend {
         )}`,
       );
   }
-}
-
-/** True for backends that want to hear about closed connections (to drop their pending calls). */
-export function isConnectionAware(backend: Backend): backend is ConnectionAwareBackend {
-  return typeof (backend as Partial<ConnectionAwareBackend>).connectionClosed === "function";
 }

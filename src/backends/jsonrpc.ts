@@ -3,7 +3,6 @@
  * default): each call is `POST <url><method>` with `{"id","method","params","jsonrpc":"2.0"}`.
  */
 import { ConfigError, RpcTimeoutError, TransportError } from "../core/errors.js";
-import { HookedBackend } from "./hooked-backend.js";
 import type { Backend, Connection, JsonObject, RpcRequest, RpcResponse } from "../core/types.js";
 
 /** Options of {@link JsonRpcBackend}. */
@@ -42,11 +41,10 @@ export function resolveJsonRpcOptions(options: JsonRpcOptions): ResolvedJsonRpcO
 }
 
 /** Calls a JSON-RPC 2.0 service over HTTP. */
-export class JsonRpcBackend extends HookedBackend implements Backend {
+export class JsonRpcBackend implements Backend {
   readonly options: ResolvedJsonRpcOptions;
 
   constructor(options: JsonRpcOptions) {
-    super();
     this.options = resolveJsonRpcOptions(options);
   }
 

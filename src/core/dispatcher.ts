@@ -53,10 +53,11 @@ export interface DispatcherDeps {
  * names a backend missing from `backends`.
  */
 export function createDispatcher(
-  options: GatewayOptions,
+  options: GatewayOptions | ResolvedGatewayOptions,
   backends: Readonly<Record<string, Backend>>,
   deps: DispatcherDeps = {},
 ): Dispatcher {
+  // Resolved options (the gateway's plan) are used as they are: no second resolution.
   const resolved = resolveGatewayOptions(options);
   assertBackendsExist(resolved, backends);
   return new GatewayDispatcher(resolved, backends, deps.logger ?? consoleLogger, deps.now ?? Date.now);
@@ -182,7 +183,9 @@ class GatewayDispatcher implements Dispatcher {
   ): Promise<JsonObject | undefined> {
     const req = buildRequest(name, action, message, this.options.defaultBackend, this.now());
     try {
-      const reply = await this.pipeline(conn, req);
+      const route = this.options.routes.get(name);
+      if (!route) throw new Error(`action "${name}" has no route`);
+      const reply = await this.pipeline(conn, req, route);
       if (!reply) return undefined;
       if (isJsonObject(reply)) return reply;
       this.logger.error(`a hook of "${req.name}" answered with a non-object reply`, reply);

@@ -15,12 +15,15 @@
  */
 import { clientError } from "./errors.js";
 import { hookList, runHook } from "./hooks.js";
-import type { ResolvedGatewayOptions } from "./options.js";
+import type { ActionRoute, ResolvedGatewayOptions } from "./options.js";
 import { callRpc } from "./rpc-call.js";
 import type { ActionOptions, Backend, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
 
-/** Answers one dispatched request: the reply to send, or undefined to send nothing. */
-export type ForwardPipeline = (conn: Connection, req: RpcRequest) => Promise<unknown>;
+/**
+ * Answers one dispatched request (`route`: its action's, from the resolved options): the reply to send,
+ * or undefined to send nothing.
+ */
+export type ForwardPipeline = (conn: Connection, req: RpcRequest, route: ActionRoute) => Promise<unknown>;
 
 /** Builds the pipeline for one gateway configuration. */
 export function createForwardPipeline(
@@ -37,6 +40,7 @@ export function createForwardPipeline(
       : Object.hasOwn(backends, req.backend)
         ? backends[req.backend]
         : undefined;
+    // The options were checked (`assertBackendsExist`), but a hook may have changed `req.backend`.
     if (!backend) {
       logger.error(
         `configuration error: action "${req.name}" uses backend "${req.backend}", which does not exist`,
@@ -52,16 +56,12 @@ export function createForwardPipeline(
     );
   };
 
-  return async (conn, req) => {
+  return async (conn, req, route) => {
     for (const hook of hookList(options.beforeForward, req.action.beforeForward)) {
       const early = await shortCircuit(runHook("beforeForward", timeoutMs, () => hook(conn, req)));
       if (early) return early;
     }
-    const instead =
-      req.action.insteadOfForward ??
-      req.action.instead_of_forward ??
-      options.insteadOfForward ??
-      options.instead_of_forward;
+    const instead = route.insteadOfForward;
     const reply = instead
       ? (await runHook("insteadOfForward", timeoutMs, () => instead(conn, req))) || undefined
       : await forward(conn, req);

@@ -9,6 +9,7 @@ import type {
   Connection,
   HookResult,
   JsonObject,
+  RequestHook,
   RpcHooks,
   RpcRequest,
 } from "./types.js";
@@ -129,24 +130,55 @@ export const DEFAULT_GATEWAY_OPTIONS = {
   abuseWindowMs: 10_000,
 } as const;
 
+/** How one action is served, decided once when the options are resolved. */
+export interface ActionRoute {
+  /** The action's options, custom keys included. */
+  options: ActionOptions;
+  /** The backend that serves it: its `backend`, else `defaultBackend`. */
+  backend: string;
+  /** `insteadOfForward` (or `instead_of_forward`): the action's, else the global one. */
+  insteadOfForward?: RequestHook;
+  /** True when no backend is called: `insteadOfForward` or `answerLocally` answers. */
+  answeredInPlace: boolean;
+}
+
+/** Marks options that went through {@link resolveGatewayOptions} (kept by a spread that adds hooks). */
+const RESOLVED: unique symbol = Symbol("resolved gateway options");
+
 /** {@link GatewayOptions} with every default filled in and the actions in a lookup table. */
 export type ResolvedGatewayOptions = GatewayOptions &
   Required<Pick<GatewayOptions, keyof typeof DEFAULT_GATEWAY_OPTIONS>> & {
     /** Action options by name, in registration order. */
     actionTable: Map<string, ActionOptions>;
+    /** Each action's backend and `insteadOfForward`, by name. */
+    routes: ReadonlyMap<string, ActionRoute>;
     /** `messageBurst`, or `maxMessagesPerSecond` when it was not set. */
     messageBurst: number;
+    readonly [RESOLVED]: true;
   };
 
-/** Fills in defaults and checks the options; throws a {@link ConfigError} that names the bad option. */
+/** True for options {@link resolveGatewayOptions} returned (possibly spread with more hooks). */
+export function isResolvedGatewayOptions(
+  options: GatewayOptions | ResolvedGatewayOptions,
+): options is ResolvedGatewayOptions {
+  return (options as Partial<ResolvedGatewayOptions>)[RESOLVED] === true;
+}
+
+/**
+ * Fills in defaults and checks the options; throws a {@link ConfigError} that names the bad option.
+ * Options that are already resolved are returned as they are.
+ */
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
+  if (isResolvedGatewayOptions(options)) return options;
   const actionTable = buildActionTable(options.actions);
   const merged = { ...DEFAULT_GATEWAY_OPTIONS, ...withoutUndefined(options) };
   const resolved: ResolvedGatewayOptions = {
     ...merged,
     actions: options.actions,
     actionTable,
+    routes: buildRoutes(actionTable, merged),
     messageBurst: merged.messageBurst ?? merged.maxMessagesPerSecond,
+    [RESOLVED]: true,
   };
   for (const key of ["maxMessageBytes", "maxResponseBytes", "hookTimeoutMs", "abuseWindowMs"] as const) {
     const value = resolved[key];
@@ -187,6 +219,28 @@ function buildActionTable(actions: unknown): Map<string, ActionOptions> {
     actionTable.set(name, (actionOptions ?? {}) as ActionOptions);
   }
   return actionTable;
+}
+
+/** Each action's route: its backend and its `insteadOfForward`, the action's winning over the global one. */
+function buildRoutes(
+  actionTable: ReadonlyMap<string, ActionOptions>,
+  global: RpcHooks & { defaultBackend: string },
+): Map<string, ActionRoute> {
+  const routes = new Map<string, ActionRoute>();
+  for (const [name, options] of actionTable) {
+    const insteadOfForward =
+      options.insteadOfForward ??
+      options.instead_of_forward ??
+      global.insteadOfForward ??
+      global.instead_of_forward;
+    routes.set(name, {
+      options,
+      backend: options.backend ?? global.defaultBackend,
+      ...(insteadOfForward ? { insteadOfForward } : {}),
+      answeredInPlace: Boolean(insteadOfForward ?? options.answerLocally),
+    });
+  }
+  return routes;
 }
 
 /** The per-connection limits: counts are whole numbers, the rate any finite number, 0 meaning off. */

@@ -44,17 +44,25 @@ export function buildRequest(
   return req;
 }
 
-/** Throws a {@link ConfigError} when an action names a backend that `backends` does not have. */
+/**
+ * Throws a {@link ConfigError} when an action's backend is not in `backends`: always for an action that
+ * names its `backend`; with `everyAction`, also for one that falls back on `defaultBackend` and is not
+ * answered in place (`insteadOfForward`, `answerLocally`). The one place this check is made.
+ */
 export function assertBackendsExist(
   options: ResolvedGatewayOptions,
   backends: Readonly<Record<string, Backend>>,
+  everyAction = false,
 ): void {
-  for (const [name, action] of options.actionTable) {
-    if (action.backend !== undefined && !Object.hasOwn(backends, action.backend)) {
-      const known = Object.keys(backends).join(", ") || "none";
-      throw new ConfigError(
-        `\`actions\`: "${name}" uses backend "${action.backend}", which is not in \`backends\` (known: ${known})`,
-      );
-    }
+  for (const [name, route] of options.routes) {
+    if (Object.hasOwn(backends, route.backend)) continue;
+    const named = route.options.backend !== undefined;
+    if (!named && (!everyAction || route.answeredInPlace)) continue;
+    const known = Object.keys(backends).join(", ") || "none";
+    throw new ConfigError(
+      `\`actions\`: "${name}" uses backend "${route.backend}", which is not in \`backends\` (known: ${known}${
+        named ? "" : "; set `defaultBackend`?"
+      })`,
+    );
   }
 }

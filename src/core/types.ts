@@ -95,6 +95,36 @@ export interface Backend {
   call(req: RpcRequest, params: JsonObject, conn: Connection): Promise<RpcResponse>;
   /** Releases timers and pending state (the object is going away). Pending calls reject. */
   close?(): void;
+  /** Optional: a connection closed; its pending calls may be dropped (their replies then count as late). */
+  connectionClosed?(connectionId: string): void;
+  /** Optional: counters for `/metrics`, logs and tests. */
+  stats?(): BackendStats;
+  /**
+   * Optional: checks, when the backend is built, that it can serve `action` (a configured `category`, say);
+   * throws an Error whose message says what is wrong. The gateway names the action around it.
+   */
+  checkAction?(action: ActionOptions): void;
+}
+
+/** Counters a backend reports through {@link Backend.stats}; a counter it does not keep is left out. */
+export interface BackendStats {
+  /** Calls waiting for their reply. */
+  pending?: number;
+  /** Calls that got no reply in time. */
+  timedOut?: number;
+  /** Reply polls, and those that found nothing. */
+  polls?: number;
+  emptyPolls?: number;
+  /** REST requests sent to Redis (a pipeline of several commands counts once). */
+  redisRequests?: number;
+  /** Commands waiting for a free connection to Redis. */
+  queuedCommands?: number;
+  /** Replies dropped: after their call ended, twice, for no known call, for another object, unparsable. */
+  late?: number;
+  duplicate?: number;
+  unknown?: number;
+  foreign?: number;
+  invalid?: number;
 }
 
 /** A hook result: a truthy value ends the pipeline (for `beforeForward`) and becomes the reply. */

@@ -1,17 +1,9 @@
 /**
- * `createGateway()` options and how they become backends, from wrangler vars and secrets.
+ * `createGateway()` options and the Worker's vars and secrets it reads. Their defaults are in
+ * `GATEWAY_DEFAULTS` and they are resolved, once, in `plan.ts`.
  */
-import {
-  ConsumerGroupsBackend,
-  createBackend,
-  createRedisClient,
-  DEFAULT_CONSUMER_GROUPS_OPTIONS,
-  type BackendConfig,
-  type RedisCommands,
-} from "../backends/index.js";
-import { ConfigError } from "../core/errors.js";
-import { resolveGatewayOptions, type GatewayOptions } from "../core/options.js";
-import type { Backend, Logger } from "../core/types.js";
+import type { BackendConfig } from "../backends/index.js";
+import type { GatewayOptions } from "../core/options.js";
 import type { LogLevel } from "./log.js";
 import type { PlaygroundOptions } from "./playground.js";
 
@@ -26,12 +18,12 @@ export interface GatewayEnv {
   UPSTASH_REDIS_REST_TOKEN?: string;
   /** Default reply wait in seconds. */
   RPC_QUEUE_RESPONSE_TIMEOUT?: string;
+  /** Reply transport of consumer-groups backends without `replyTransport`: `poll` or `subscribe`. */
+  REPLY_TRANSPORT?: string;
   /** Log level when the `logLevel` option is not set: `debug`, `info`, `warn` or `error`. */
   LOG_LEVEL?: string;
   [binding: string]: unknown;
 }
-
-type ConsumerGroupsConfig = BackendConfig & { type: "consumer_groups" };
 
 /** A backend entry: its configuration, or a function of the Worker's env that returns it. */
 export type BackendSetting = BackendConfig | ((env: GatewayEnv) => BackendConfig);
@@ -91,114 +83,4 @@ export interface CreateGatewayOptions extends GatewayOptions {
    * @default 2048
    */
   maxAttachmentBytes?: number;
-}
-
-/** The default of `maxConnectionsPerObject`. */
-export const DEFAULT_MAX_CONNECTIONS_PER_OBJECT = 10_000;
-
-/** What the Durable Object adds to its consumer-groups backends: a counting Redis wrapper and its logger. */
-export interface BackendInstrumentation {
-  wrapRedis?: (client: RedisCommands) => RedisCommands;
-  logger?: Logger;
-}
-
-/** A consumer-groups config with the object's Redis wrapper (around the client it would make) and logger. */
-function instrumented(
-  config: ConsumerGroupsConfig,
-  { wrapRedis, logger }: BackendInstrumentation,
-): ConsumerGroupsConfig {
-  const withLogger = logger && !config.logger ? { ...config, logger } : config;
-  if (!wrapRedis) return withLogger;
-  const client =
-    config.redis ??
-    createRedisClient({
-      url: config.redisUrl ?? "",
-      token: config.redisToken ?? "",
-      requestTimeoutMs: config.redisRequestTimeoutMs ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.redisRequestTimeoutMs,
-    });
-  return { ...withLogger, redis: wrapRedis(client) };
-}
-
-/** The default backends: one consumer-groups backend configured from the environment. */
-export const DEFAULT_BACKENDS: Record<string, BackendSetting> = { default: { type: "consumer_groups" } };
-
-/** Each backend's configuration for this env, environment defaults filled in; throws a ConfigError. */
-export function backendConfigs(
-  options: CreateGatewayOptions,
-  env: GatewayEnv,
-): Record<string, BackendConfig> {
-  const configs: Record<string, BackendConfig> = {};
-  for (const [name, setting] of Object.entries(options.backends ?? DEFAULT_BACKENDS)) {
-    const config = typeof setting === "function" ? setting(env) : setting;
-    configs[name] = config.type === "consumer_groups" ? withRedisEnv(config, env) : config;
-  }
-  return configs;
-}
-
-function withRedisEnv(config: BackendConfig & { type: "consumer_groups" }, env: GatewayEnv): BackendConfig {
-  if (config.redis) return { env, ...config };
-  const redisUrl = config.redisUrl ?? nonEmpty(env.UPSTASH_REDIS_REST_URL);
-  const redisToken = config.redisToken ?? nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
-  if (!redisUrl) {
-    throw new ConfigError(
-      "UPSTASH_REDIS_REST_URL is not set: run `wrangler secret put UPSTASH_REDIS_REST_URL` (or put it in .dev.vars, or give the backend `redisUrl`)",
-    );
-  }
-  if (!redisToken) {
-    throw new ConfigError(
-      "UPSTASH_REDIS_REST_TOKEN is not set: run `wrangler secret put UPSTASH_REDIS_REST_TOKEN` (or put it in .dev.vars)",
-    );
-  }
-  return { env, ...config, redisUrl, redisToken };
-}
-
-function nonEmpty(value: unknown): string | undefined {
-  return typeof value === "string" && value !== "" ? value : undefined;
-}
-
-/**
- * Builds this object incarnation's backends. `objectId` names the reply keys of consumer-groups backends.
- * Also checks that every action has its backend and that its `category` is configured there, so a typo
- * fails at start-up.
- */
-export function buildBackends(
-  options: CreateGatewayOptions,
-  env: GatewayEnv,
-  objectId: string,
-  instrument: BackendInstrumentation = {},
-): Record<string, Backend> {
-  const backends: Record<string, Backend> = {};
-  const resolved = resolveGatewayOptions(options);
-  // The gateway's reply size bounds a consumer-groups backend's LPOP batch (Upstash's 10 MB per response).
-  const { maxResponseBytes } = resolved;
-  for (const [name, config] of Object.entries(backendConfigs(options, env))) {
-    backends[name] = createBackend(
-      name,
-      config.type === "consumer_groups"
-        ? instrumented({ maxResponseBytes, ...config, objectId }, instrument)
-        : config,
-    );
-  }
-  for (const [action, actionOptions] of resolved.actionTable) {
-    const backendName = actionOptions.backend ?? resolved.defaultBackend;
-    const backend = Object.hasOwn(backends, backendName) ? backends[backendName] : undefined;
-    const answeredInPlace =
-      actionOptions.answerLocally ??
-      actionOptions.insteadOfForward ??
-      actionOptions.instead_of_forward ??
-      resolved.insteadOfForward ??
-      resolved.instead_of_forward;
-    if (!backend && !answeredInPlace) {
-      throw new ConfigError(
-        `\`actions\`: "${action}" uses backend "${backendName}", which is not in \`backends\` (set \`defaultBackend\`?)`,
-      );
-    }
-    if (!(backend instanceof ConsumerGroupsBackend) || actionOptions.category === undefined) continue;
-    try {
-      backend.resolveCategory(actionOptions.category);
-    } catch (error) {
-      throw new ConfigError(`\`actions\`: "${action}": ${(error as Error).message}`);
-    }
-  }
-  return backends;
 }

@@ -6,21 +6,14 @@
  * constructor again on the next event, so the backends, and with them the reply key, are built here.
  */
 import { DurableObject } from "cloudflare:workers";
-import { isConnectionAware, type ConsumerGroupsStats } from "../backends/index.js";
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
-import { ConfigError } from "../core/errors.js";
-import type { Backend } from "../core/types.js";
-import {
-  backendConfigs,
-  buildBackends,
-  DEFAULT_MAX_CONNECTIONS_PER_OBJECT,
-  type CreateGatewayOptions,
-  type GatewayEnv,
-} from "./config.js";
-import { DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_UPGRADE_HEADERS, SocketConnection } from "./connection.js";
-import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
+import type { Backend, BackendStats } from "../core/types.js";
+import type { GatewayEnv } from "./config.js";
+import { SocketConnection } from "./connection.js";
+import { localRedisRefusal } from "./local-redis.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { createObjectObservability, type ObjectObservability } from "./observability.js";
+import { buildBackends, gatewayPlan, type CompiledGateway } from "./plan.js";
 
 /** Close codes that only describe a close and must not be sent in a close frame. */
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
@@ -36,26 +29,24 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   /** Frames being handled now (a gauge of `/metrics`). */
   private framesInFlight = 0;
   /** Settings holding a local Redis URL, served only to requests on a loopback address. */
-  private readonly localRedis: string[] = [];
+  private readonly localRedis: readonly string[] = [];
   private localRedisLogged = false;
   private readonly maxAttachmentBytes: number;
 
   constructor(
     ctx: DurableObjectState,
     env: GatewayEnv,
-    private readonly options: CreateGatewayOptions,
+    private readonly gateway: CompiledGateway,
   ) {
     super(ctx, env);
-    this.maxAttachmentBytes = options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES;
+    this.maxAttachmentBytes = gateway.maxAttachmentBytes;
     try {
-      if (!Number.isInteger(this.maxAttachmentBytes) || this.maxAttachmentBytes <= 0) {
-        throw new ConfigError("`maxAttachmentBytes` must be a positive whole number of bytes");
-      }
+      const plan = gatewayPlan(gateway, env);
       const objectId = ctx.id.toString();
-      this.observability = createObjectObservability(options, env, ctx.id.name ?? objectId);
+      this.observability = createObjectObservability(plan, ctx.id.name ?? objectId);
       const { logger, instrumentation } = this.observability;
-      this.backends = buildBackends(options, env, objectId, instrumentation);
-      this.localRedis = localRedisSettings(backendConfigs(options, env), env);
+      this.backends = buildBackends(plan, objectId, instrumentation);
+      this.localRedis = plan.localRedis;
       this.dispatcher = createDispatcher(this.observability.options, this.backends, { logger });
     } catch (error) {
       // Kept, not thrown: every request then gets a clear 500 instead of an opaque constructor failure.
@@ -79,7 +70,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         return new Response("Upgrade Required", { status: 426, headers: { upgrade: "websocket" } });
       }
       const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-      const cap = this.options.maxConnectionsPerObject ?? DEFAULT_MAX_CONNECTIONS_PER_OBJECT;
+      const cap = this.gateway.maxConnectionsPerObject;
       if (cap > 0 && this.ctx.getWebSockets().length >= cap) {
         // Accepted and closed rather than refused with an HTTP status: a browser sees only the close code.
         server.accept();
@@ -91,7 +82,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       const conn = SocketConnection.attach(
         server,
         request,
-        this.options.upgradeHeaders ?? DEFAULT_UPGRADE_HEADERS,
+        this.gateway.upgradeHeaders,
         this.maxAttachmentBytes,
       );
       // Awaited so that `onOpen` has finished before the first frame can arrive.
@@ -151,12 +142,11 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
     }
   }
 
-  /** Counters of this incarnation's consumer-groups backends, by backend name (for tests and debugging). */
-  backendStats(): Record<string, ConsumerGroupsStats> {
-    const stats: Record<string, ConsumerGroupsStats> = {};
+  /** Counters of this incarnation's backends that keep them (`stats`), by backend name (for tests and debugging). */
+  backendStats(): Record<string, BackendStats> {
+    const stats: Record<string, BackendStats> = {};
     for (const [name, backend] of Object.entries(this.backends)) {
-      const withStats = backend as Backend & { stats?: () => ConsumerGroupsStats };
-      if (typeof withStats.stats === "function") stats[name] = withStats.stats();
+      if (backend.stats) stats[name] = backend.stats();
     }
     return stats;
   }
@@ -174,9 +164,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private async connectionGone(conn: SocketConnection, code: number, reason: string): Promise<void> {
     if (this.closeHandled.has(conn)) return;
     this.closeHandled.add(conn);
-    for (const backend of Object.values(this.backends)) {
-      if (isConnectionAware(backend)) backend.connectionClosed(conn.id);
-    }
+    for (const backend of Object.values(this.backends)) backend.connectionClosed?.(conn.id);
     await this.dispatcher?.handleClose(conn, code, reason);
   }
 }

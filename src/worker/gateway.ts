@@ -9,17 +9,17 @@
  * ```
  */
 import { Hono } from "hono";
-import { DEFAULT_GATEWAY_OPTIONS, resolveGatewayOptions } from "../core/options.js";
-import { ConfigError } from "../core/errors.js";
-import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
+import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
 import { GatewayDurableObject } from "./gateway-object.js";
 import { checkHealth } from "./health.js";
-import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
-import { assertObservabilityOptions, metricsObjectNames, mountMetrics } from "./observability.js";
+import { localRedisRefusal } from "./local-redis.js";
+import { mountMetrics } from "./observability.js";
+import { compileGateway, gatewayPlan } from "./plan.js";
 import { listActions, mountPlayground } from "./playground.js";
 import { originAllowed } from "./security.js";
 
 export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
+export { GATEWAY_DEFAULTS, randomShard } from "./plan.js";
 
 /** What {@link createGateway} returns. */
 export interface Gateway {
@@ -31,28 +31,11 @@ export interface Gateway {
   GatewayObject: new (ctx: DurableObjectState, env: GatewayEnv) => GatewayDurableObject;
 }
 
-/**
- * The default connection-to-object mapping: a random one of `shards` objects. Connections in one object
- * share its reply poller (fewer `LPOP`s per request under load, fewer awake objects); more shards spread
- * CPU (one object runs on one thread, about 3,000 requests/s) and shrink what one eviction disturbs.
- */
-export function randomShard(shards: number): (request: Request) => string {
-  return () => `shard-${Math.floor(Math.random() * shards)}`;
-}
-
 /** Builds the Worker and the Durable Object for `options`. Throws a ConfigError for invalid options. */
 export function createGateway(options: CreateGatewayOptions): Gateway {
-  // Fail at deploy/start-up for what does not depend on the env; env-dependent checks run per request.
-  const resolved = resolveGatewayOptions(options);
-  const basePath = resolved.basePath ?? DEFAULT_GATEWAY_OPTIONS.basePath;
-  const bindingName = options.binding ?? "GATEWAY";
-  const shards = options.objectShards ?? 4;
-  if (!Number.isInteger(shards) || shards < 1)
-    throw new ConfigError("`objectShards` must be a positive integer");
-  const cap = options.maxConnectionsPerObject;
-  if (cap !== undefined && (!Number.isInteger(cap) || cap < 0))
-    throw new ConfigError("`maxConnectionsPerObject` must be a non-negative integer (0 = no cap)");
-  const objectName = options.objectName ?? randomShard(shards);
+  // Fail at deploy/start-up for what does not depend on the env; the env's part is resolved once per env.
+  const gateway = compileGateway(options);
+  const { binding: bindingName, core } = gateway;
 
   const app = new Hono<{ Bindings: GatewayEnv }>();
 
@@ -61,7 +44,7 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
   const refuseLocalRedis = (request: Request, env: GatewayEnv): string | undefined => {
     let refusal;
     try {
-      refusal = localRedisRefusal(localRedisSettings(backendConfigs(options, env), env), request.url);
+      refusal = localRedisRefusal(gatewayPlan(gateway, env).localRedis, request.url);
     } catch {
       return undefined; // a missing variable: reported by the checks below
     }
@@ -74,28 +57,26 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
 
   app.get("/health", async (c) => {
     refuseLocalRedis(c.req.raw, c.env);
-    const report = await checkHealth(options, c.env, c.req.url);
+    const report = await checkHealth(gateway, c.env, c.req.url);
     return c.json(report, report.ok ? 200 : 503);
   });
-  assertObservabilityOptions(options);
-  if (options.metrics ?? true) {
+  if (gateway.metrics) {
     const namespaceOf = (env: GatewayEnv) => env[bindingName] as DurableObjectNamespace | undefined;
-    mountMetrics(app, metricsObjectNames(options, shards), namespaceOf);
+    mountMetrics(app, gateway.metricsObjects, namespaceOf);
   }
-  if (options.playground) {
-    const examples = options.playground === true ? undefined : options.playground.examples;
-    mountPlayground(app, listActions(resolved.actionTable, basePath, examples));
+  if (gateway.playground) {
+    mountPlayground(app, listActions(core.actionTable, core.basePath, gateway.playground.examples));
   }
 
-  app.all(basePath, async (c) => {
+  app.all(core.basePath, async (c) => {
     if (c.req.method !== "GET" || c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("Upgrade Required", 426, { upgrade: "websocket" });
     }
-    if (!originAllowed(options.allowedOrigins, c.req.header("origin") ?? null)) {
+    if (!originAllowed(gateway.allowedOrigins, c.req.header("origin") ?? null)) {
       return c.text("Forbidden: this origin may not connect", 403);
     }
     try {
-      backendConfigs(options, c.env);
+      gatewayPlan(gateway, c.env);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       console.error(`[wsproxy] gateway configuration error: ${message}`);
@@ -109,13 +90,13 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       console.error(`[wsproxy] ${message}`);
       return c.json({ error: message }, 500);
     }
-    const stub = namespace.get(namespace.idFromName(objectName(c.req.raw, c.env)));
+    const stub = namespace.get(namespace.idFromName(gateway.objectName(c.req.raw, c.env)));
     return stub.fetch(c.req.raw);
   });
 
   class GatewayObject extends GatewayDurableObject {
     constructor(ctx: DurableObjectState, env: GatewayEnv) {
-      super(ctx, env, options);
+      super(ctx, env, gateway);
     }
   }
 

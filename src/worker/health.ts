@@ -2,8 +2,9 @@
  * `GET /health`: is the gateway configured, and can it reach each Redis its backends use?
  */
 import { createRedisClient, type RedisCommands } from "../backends/index.js";
-import { backendConfigs, type CreateGatewayOptions, type GatewayEnv } from "./config.js";
-import { localRedisRefusal, localRedisSettings } from "./local-redis.js";
+import type { GatewayEnv } from "./config.js";
+import { localRedisRefusal } from "./local-redis.js";
+import { gatewayPlan, type CompiledGateway } from "./plan.js";
 
 /** The `/health` body. `ok` is false (HTTP 503) when the configuration is broken or a Redis is unreachable. */
 export interface HealthReport {
@@ -20,20 +21,20 @@ export interface HealthReport {
  * any `PING` is sent.
  */
 export async function checkHealth(
-  options: CreateGatewayOptions,
+  gateway: CompiledGateway,
   env: GatewayEnv,
   requestUrl?: string,
 ): Promise<HealthReport> {
-  let configs;
+  let plan;
   try {
-    configs = backendConfigs(options, env);
+    plan = gatewayPlan(gateway, env);
   } catch (error) {
     return { ok: false, error: error instanceof Error ? error.message : String(error), redis: {} };
   }
-  const refusal = requestUrl && localRedisRefusal(localRedisSettings(configs, env), requestUrl);
+  const refusal = requestUrl && localRedisRefusal(plan.localRedis, requestUrl);
   if (refusal) return { ok: false, error: refusal, redis: {} };
-  const timeoutMs = options.healthTimeoutMs ?? 1_000;
-  const checks = Object.entries(configs).flatMap(([name, config]) => {
+  const timeoutMs = plan.healthTimeoutMs;
+  const checks = Object.entries(plan.backends).flatMap(([name, config]) => {
     if (config.type !== "consumer_groups") return [];
     const client =
       config.redis ??

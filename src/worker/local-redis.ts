@@ -5,7 +5,6 @@
  * request to an address that cannot be the production database (or sending the token in clear text).
  */
 import type { BackendConfig } from "../backends/index.js";
-import type { GatewayEnv } from "./config.js";
 
 /** True for `localhost` (and `*.localhost`), 127.0.0.0/8 and `::1` (with or without brackets). */
 export function isLoopbackHost(hostname: string): boolean {
@@ -29,17 +28,18 @@ export function isLocalRedisUrl(url: string): boolean {
 }
 
 /**
- * The settings, by the name a user sets, whose Redis URL is local: `UPSTASH_REDIS_REST_URL` when the URL
- * comes from the environment, else the backend's `redisUrl` option. Never the URL itself.
+ * The settings, by the name a user sets, whose Redis URL is local: `UPSTASH_REDIS_REST_URL` (`envUrl`, its
+ * value) when the URL comes from the environment, else the backend's `redisUrl` option. Never the URL itself.
  */
-export function localRedisSettings(configs: Record<string, BackendConfig>, env: GatewayEnv): string[] {
+export function localRedisSettings(
+  configs: Readonly<Record<string, BackendConfig>>,
+  envUrl: string | undefined,
+): string[] {
   const names = new Set<string>();
   for (const [name, config] of Object.entries(configs)) {
     if (config.type !== "consumer_groups" || !config.redisUrl || !isLocalRedisUrl(config.redisUrl)) continue;
     names.add(
-      config.redisUrl === env.UPSTASH_REDIS_REST_URL
-        ? "UPSTASH_REDIS_REST_URL"
-        : `the \`redisUrl\` option of backend "${name}"`,
+      config.redisUrl === envUrl ? "UPSTASH_REDIS_REST_URL" : `the \`redisUrl\` option of backend "${name}"`,
     );
   }
   return [...names];
@@ -49,7 +49,7 @@ export function localRedisSettings(configs: Record<string, BackendConfig>, env: 
  * Why a request to `requestUrl` must be refused under these local settings, naming the setting (never
  * its value); undefined when the gateway is reached on a loopback address or no setting is local.
  */
-export function localRedisRefusal(settings: string[], requestUrl: string): string | undefined {
+export function localRedisRefusal(settings: readonly string[], requestUrl: string): string | undefined {
   if (settings.length === 0 || isLoopbackHost(new URL(requestUrl).hostname)) return undefined;
   return (
     `${settings.join(" and ")} is a plain-http or loopback address, accepted only while the gateway is ` +

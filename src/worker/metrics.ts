@@ -8,11 +8,18 @@
  * The figures live as long as the object's incarnation: an evicted (hibernated) or restarted object starts
  * again from zero.
  */
-import type { ConsumerGroupsStats, RedisCommands } from "../backends/index.js";
+import type { RedisCommands } from "../backends/index.js";
 import type { PipelineResult } from "../backends/redis-client.js";
 import { CLIENT_ERRORS } from "../core/errors.js";
 import { findAction } from "../core/request.js";
-import type { ActionOptions, ClientMessage, Connection, JsonObject, RpcRequest } from "../core/types.js";
+import type {
+  ActionOptions,
+  BackendStats,
+  ClientMessage,
+  Connection,
+  JsonObject,
+  RpcRequest,
+} from "../core/types.js";
 
 /** One sample: a metric name, its labels and a value. Samples with the same name and labels are summed. */
 export interface MetricSample {
@@ -153,7 +160,7 @@ export class MetricsRecorder {
   snapshot(gauges: {
     openConnections: number;
     framesInFlight: number;
-    backends: Record<string, ConsumerGroupsStats>;
+    backends: Record<string, BackendStats>;
   }): MetricsSnapshot {
     const samples: MetricSample[] = [];
     const add = (name: string, labels: Record<string, string>, value: number): void => {
@@ -171,14 +178,14 @@ export class MetricsRecorder {
     add("wsproxy_open_connections", {}, gauges.openConnections);
     add("wsproxy_frames_in_flight", {}, gauges.framesInFlight);
     for (const [backend, stats] of Object.entries(gauges.backends)) {
-      add("wsproxy_pending_requests", { backend }, stats.pending);
-      add("wsproxy_backend_timeouts_total", { backend }, stats.timedOut);
-      add("wsproxy_redis_requests_total", { backend }, stats.redisRequests);
-      add("wsproxy_redis_queued_commands", { backend }, stats.queuedCommands);
-      add("wsproxy_reply_polls_total", { backend }, stats.polls);
-      add("wsproxy_reply_polls_empty_total", { backend }, stats.emptyPolls);
+      add("wsproxy_pending_requests", { backend }, stats.pending ?? 0);
+      add("wsproxy_backend_timeouts_total", { backend }, stats.timedOut ?? 0);
+      add("wsproxy_redis_requests_total", { backend }, stats.redisRequests ?? 0);
+      add("wsproxy_redis_queued_commands", { backend }, stats.queuedCommands ?? 0);
+      add("wsproxy_reply_polls_total", { backend }, stats.polls ?? 0);
+      add("wsproxy_reply_polls_empty_total", { backend }, stats.emptyPolls ?? 0);
       for (const reason of ["late", "duplicate", "unknown", "foreign", "invalid"] as const) {
-        add("wsproxy_replies_dropped_total", { backend, reason }, stats[reason]);
+        add("wsproxy_replies_dropped_total", { backend, reason }, stats[reason] ?? 0);
       }
     }
     add("wsproxy_objects_reporting", {}, 1);

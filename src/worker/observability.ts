@@ -6,37 +6,31 @@
 import type { Hono } from "hono";
 import { ConfigError } from "../core/errors.js";
 import { hookList } from "../core/hooks.js";
-import { resolveGatewayOptions } from "../core/options.js";
-import type { BackendInstrumentation, CreateGatewayOptions, GatewayEnv } from "./config.js";
+import type { ResolvedGatewayOptions } from "../core/options.js";
+import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
 import { createJsonLogger, isLogLevel, type GatewayLogger } from "./log.js";
 import { MetricsRecorder, type MetricsSnapshot } from "./metrics.js";
+import type { BackendInstrumentation, GatewayPlan } from "./plan.js";
 import { mergeSnapshots, renderPrometheus } from "./prometheus.js";
 
 /** What one object incarnation uses to log and count. */
 export interface ObjectObservability {
   logger: GatewayLogger;
   recorder: MetricsRecorder;
-  /** The gateway options with the recorder's hooks added (first `beforeForward`, last `afterSentApiResponse`). */
-  options: CreateGatewayOptions;
+  /** The plan's core options with the recorder's hooks added (first `beforeForward`, last `afterSentApiResponse`). */
+  options: ResolvedGatewayOptions;
   /** For `buildBackends`: count Redis commands, log through the JSON logger. */
   instrumentation: BackendInstrumentation;
 }
 
-/** Sets up logging and metrics for one object. Throws a ConfigError for invalid options (as the dispatcher would). */
-export function createObjectObservability(
-  options: CreateGatewayOptions,
-  env: GatewayEnv,
-  objectId: string,
-): ObjectObservability {
-  const logger = createJsonLogger(
-    options.logLevel ?? (isLogLevel(env.LOG_LEVEL) ? env.LOG_LEVEL : "warn"),
-    // Redacted wherever it might surface (an SDK error quoting its request, say).
-    [env.UPSTASH_REDIS_REST_TOKEN],
-    { object: objectId },
-  );
+/** Sets up logging and metrics for one object, from the plan (its log level, the secrets to redact). */
+export function createObjectObservability(plan: GatewayPlan, objectId: string): ObjectObservability {
+  // Secrets redacted wherever they might surface (an SDK error quoting its request, say).
+  const logger = createJsonLogger(plan.logLevel, [...plan.secrets], { object: objectId });
   // Request lines are built only when they will be written: no per-request cost at the default level.
   const onAnswered = logger.enabled("info") ? logger.request : undefined;
-  const recorder = new MetricsRecorder(resolveGatewayOptions(options).actionTable, Date.now, onAnswered);
+  const options = plan.core;
+  const recorder = new MetricsRecorder(options.actionTable, Date.now, onAnswered);
   return {
     logger,
     recorder,

@@ -1,11 +1,12 @@
 /**
- * A backend driven directly with `callRpc` (Perl's `$backend->call_rpc`), as a hook or an embedding does:
- * the JSON-RPC backend against a real JSON-RPC server on 127.0.0.1, with every RPC hook applied.
+ * A backend driven directly with the core's `callRpc` (Perl's `$backend->call_rpc`), as a hook or an
+ * embedding does: the JSON-RPC backend against a real JSON-RPC server on 127.0.0.1, with every RPC hook
+ * applied.
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JsonRpcBackend } from "../../src/backends/jsonrpc.js";
-import { buildRequest, createMemoryConnection } from "../../src/core/index.js";
+import { buildRequest, callRpc, createMemoryConnection } from "../../src/core/index.js";
 
 let server: Server;
 let url = "";
@@ -31,7 +32,7 @@ beforeAll(async () => {
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-describe("a backend's callRpc", () => {
+describe("callRpc on a backend", () => {
   it("runs the action's hooks around the call and merges the stash", async () => {
     const backend = new JsonRpcBackend({ url });
     const conn = createMemoryConnection();
@@ -41,7 +42,7 @@ describe("a backend's callRpc", () => {
       success: () => void seen.push("success"),
     };
     const req = buildRequest("login", action, { login: "token", req_id: 4 }, "default", Date.now());
-    const reply = await backend.callRpc(conn, req);
+    const reply = await callRpc(conn, req, backend, { global: {}, action: req.action });
     expect(reply).toEqual({ msg_type: "login", login: { loginid: "CR1" } });
     expect(seen).toEqual(["beforeCall", "success"]);
     expect(conn.stash).toEqual({ loginid: "CR1" });
@@ -50,9 +51,11 @@ describe("a backend's callRpc", () => {
   it("turns a JSON-RPC error into CallError for the action", async () => {
     const backend = new JsonRpcBackend({ url });
     const req = buildRequest("missing", {}, { missing: 1 }, "default", Date.now());
-    expect(await backend.callRpc(createMemoryConnection(), req)).toEqual({
-      msg_type: "missing",
-      error: { code: "CallError", message: "Sorry, an error occurred while processing your request." },
-    });
+    expect(await callRpc(createMemoryConnection(), req, backend, { global: {}, action: req.action })).toEqual(
+      {
+        msg_type: "missing",
+        error: { code: "CallError", message: "Sorry, an error occurred while processing your request." },
+      },
+    );
   });
 });

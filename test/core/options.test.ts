@@ -18,6 +18,22 @@ describe("gateway options (PROTOCOL section 2)", () => {
     expect([...resolved.actionTable.keys()]).toEqual(["ping", "time"]);
   });
 
+  it("resolves each action once: its backend and insteadOfForward, the action's over the global one", () => {
+    const global = () => ({ msg_type: "global" });
+    const own = () => ({ msg_type: "own" });
+    const resolved = resolveGatewayOptions({
+      actions: [["ping"], ["time", { backend: "clock", instead_of_forward: own }]],
+      insteadOfForward: global,
+      defaultBackend: "main",
+    });
+    expect(resolved.routes.get("ping")).toMatchObject({ backend: "main", insteadOfForward: global });
+    expect(resolved.routes.get("time")).toMatchObject({ backend: "clock", insteadOfForward: own });
+    // Resolved options, even with hooks added by a spread, are not resolved again.
+    const withHook = { ...resolved, onOpen: () => undefined };
+    expect(resolveGatewayOptions(resolved)).toBe(resolved);
+    expect(resolveGatewayOptions(withHook)).toBe(withHook);
+  });
+
   it.each([
     [{ actions: "ping" }, "`actions`"],
     [{ actions: [[""]] }, "`actions`"],

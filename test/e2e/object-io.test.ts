@@ -67,7 +67,6 @@ function backend(options: Record<string, unknown> = {}): ConsumerGroupsBackend {
     objectId: "obj",
     logger: quietLogger,
     timeout: 10,
-    env: {},
     ...options,
   });
 }

@@ -211,13 +211,10 @@ describe("ConsumerGroupsBackend", () => {
 describe("resolveConsumerGroupsOptions", () => {
   const redis = new FakeRedis();
 
-  it("fills in the defaults, the timeout from RPC_QUEUE_RESPONSE_TIMEOUT", () => {
-    const resolved = resolveConsumerGroupsOptions({ redis, env: { RPC_QUEUE_RESPONSE_TIMEOUT: "12" } });
-    expect(resolved).toMatchObject({ timeout: 12, streamPrefix: "", streamMaxLen: 100_000 });
-    expect(resolveConsumerGroupsOptions({ redis, env: {} }).timeout).toBe(30);
-    expect(
-      resolveConsumerGroupsOptions({ redis, timeout: 3, env: { RPC_QUEUE_RESPONSE_TIMEOUT: "12" } }).timeout,
-    ).toBe(3);
+  it("fills in the defaults (the environment's timeout is the plan's: plan.test.ts)", () => {
+    const resolved = resolveConsumerGroupsOptions({ redis });
+    expect(resolved).toMatchObject({ timeout: 30, streamPrefix: "", streamMaxLen: 100_000 });
+    expect(resolveConsumerGroupsOptions({ redis, timeout: 3 }).timeout).toBe(3);
     expect([
       ...resolveConsumerGroupsOptions({ redis, categoryTimeoutConfig: { mt5: 9 } }).categories,
     ]).toEqual(["general", "mt5"]);
@@ -228,9 +225,7 @@ describe("resolveConsumerGroupsOptions", () => {
     expect(() => resolveConsumerGroupsOptions({ redisUrl: "http://x" })).toThrow(/redisToken/);
     expect(() => resolveConsumerGroupsOptions({ redis, pollMaxMs: 0 })).toThrow(/pollMaxMs/);
     expect(() => resolveConsumerGroupsOptions({ redis, pollMinMs: 9, pollMaxMs: 5 })).toThrow(/pollMinMs/);
-    expect(() =>
-      resolveConsumerGroupsOptions({ redis, env: { RPC_QUEUE_RESPONSE_TIMEOUT: "soon" } }),
-    ).toThrow(/RPC_QUEUE_RESPONSE_TIMEOUT/);
+    expect(() => resolveConsumerGroupsOptions({ redis, timeout: 0 })).toThrow(/`timeout`/);
     expect(() => resolveConsumerGroupsOptions({ redis, categoryTimeoutConfig: { mt5: -1 } })).toThrow(
       /categoryTimeoutConfig.mt5/,
     );

@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import type { ConsumerGroupsStats } from "../../src/backends/index.js";
 import type { GatewayDurableObject } from "../../src/worker/gateway-object.js";
 import { openSocket, uniqueObject } from "./helpers.js";
 import { fakeRedis } from "./test-worker.js";
@@ -32,7 +33,10 @@ describe("an object whose Redis calls all hang", () => {
     );
     for (const answer of answers) expect(answer).toMatchObject({ error: { code: "WrongResponse" } });
     const stub = namespace.get(namespace.idFromName(object));
-    const stats = await runInDurableObject(stub, (instance) => instance.backendStats().default);
+    const stats = await runInDurableObject(
+      stub,
+      (instance) => instance.backendStats().default as ConsumerGroupsStats,
+    );
     expect(stats).toMatchObject({ pending: 0, timedOut: 30, maxRedisInFlight: 6 });
     // The rest waited in the object's queue, and were dropped unsent once their request had ended.
     expect(stats?.maxQueuedCommands).toBeGreaterThanOrEqual(24);

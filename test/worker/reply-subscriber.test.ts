@@ -210,17 +210,15 @@ describe("reply transport options", () => {
   const redis = new FakeRedis();
   const base = { redis, redisUrl: "http://r", redisToken: "t" };
 
-  it("defaults to poll, reads REPLY_TRANSPORT, and names a bad value", () => {
-    expect(resolveConsumerGroupsOptions({ ...base, env: {} })).toMatchObject({
+  it("defaults to poll and names a bad value (REPLY_TRANSPORT is the plan's: plan.test.ts)", () => {
+    expect(resolveConsumerGroupsOptions(base)).toMatchObject({
       replyTransport: "poll",
       subscribeGraceMs: 2000,
       subscribeRetryMaxMs: 5000,
       replyListCheckMs: 1000,
     });
-    const fromEnv = resolveConsumerGroupsOptions({ ...base, env: { REPLY_TRANSPORT: "subscribe" } });
-    expect(fromEnv.replyTransport).toBe("subscribe");
-    expect(() => resolveConsumerGroupsOptions({ ...base, env: { REPLY_TRANSPORT: "push" } })).toThrow(
-      /REPLY_TRANSPORT/,
+    expect(resolveConsumerGroupsOptions({ ...base, replyTransport: "subscribe" }).replyTransport).toBe(
+      "subscribe",
     );
     expect(() => resolveConsumerGroupsOptions({ ...base, replyTransport: "push" as "poll" })).toThrow(
       /`replyTransport`/,

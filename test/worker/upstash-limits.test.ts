@@ -9,7 +9,7 @@ import {
   type RedisCommands,
 } from "../../src/backends/index.js";
 import type { Connection } from "../../src/core/types.js";
-import { buildBackends } from "../../src/worker/config.js";
+import { buildBackends, gatewayPlan } from "../../src/worker/plan.js";
 import { FakeRedis, replyPayload } from "./fake-redis.js";
 import { pingRequest } from "./helpers.js";
 
@@ -61,12 +61,14 @@ describe("LPOP batches within Upstash's 10 MB response", () => {
     expect(resolveConsumerGroupsOptions({ redis: new FakeRedis() }).pollBatchSize).toBe(13);
     const backends = (maxResponseBytes?: number) =>
       buildBackends(
-        {
-          actions: [["ping"]],
-          maxResponseBytes,
-          backends: { default: { type: "consumer_groups", redis: new FakeRedis() } },
-        },
-        {},
+        gatewayPlan(
+          {
+            actions: [["ping"]],
+            maxResponseBytes,
+            backends: { default: { type: "consumer_groups", redis: new FakeRedis() } },
+          },
+          {},
+        ),
         "object-1",
       ).default as ConsumerGroupsBackend;
     expect(backends().options.pollBatchSize).toBe(13);

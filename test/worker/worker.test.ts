@@ -67,20 +67,24 @@ describe("the Worker", () => {
   });
 
   it("refuses an action whose category or backend is not configured, at start-up", async () => {
-    const { buildBackends } = await import("../../src/worker/config.js");
+    const { buildBackends, gatewayPlan } = await import("../../src/worker/plan.js");
     const options = {
       actions: [["ticks", { category: "mt5" }]] as [string, { category: string }][],
       backends: {
         default: { type: "consumer_groups" as const, redis: fakeRedis, queueSeparationEnabled: true },
       },
     };
-    expect(() => buildBackends(options, {}, "object-1")).toThrow(/"ticks": category "mt5" is not configured/);
+    expect(() => buildBackends(gatewayPlan(options, {}), "object-1")).toThrow(
+      /"ticks": category "mt5" is not configured/,
+    );
     const configured = {
       ...options,
       backends: { default: { ...options.backends.default, categories: ["mt5"] } },
     };
-    expect(() => buildBackends(configured, {}, "object-1")).not.toThrow();
+    expect(() => buildBackends(gatewayPlan(configured, {}), "object-1")).not.toThrow();
     const noDefault = { actions: [["ping"]] as [string][], backends: { other: options.backends.default } };
-    expect(() => buildBackends(noDefault, {}, "object-1")).toThrow(/"ping" uses backend "default"/);
+    expect(() => buildBackends(gatewayPlan(noDefault, {}), "object-1")).toThrow(
+      /"ping" uses backend "default"/,
+    );
   });
 });

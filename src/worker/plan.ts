@@ -1,0 +1,302 @@
+/**
+ * The gateway's plan: `createGateway()`'s options and the Worker's env, resolved once.
+ *
+ * {@link compileGateway} checks and resolves what does not depend on the env, when `createGateway()` runs
+ * (a bad option fails at deploy or start-up). {@link gatewayPlan} adds what does, once per env object: the
+ * environment variables are read here and nowhere else, and each backend's configuration is completed
+ * (Redis URL and token, reply timeout, reply transport). Core and backends then receive plain, env-free
+ * options. Every default of `createGateway()` is in {@link GATEWAY_DEFAULTS}.
+ */
+import {
+  createBackend,
+  createRedisClient,
+  DEFAULT_CONSUMER_GROUPS_OPTIONS,
+  type BackendConfig,
+  type RedisCommands,
+  type ReplyTransport,
+} from "../backends/index.js";
+import { ConfigError } from "../core/errors.js";
+import {
+  DEFAULT_GATEWAY_OPTIONS,
+  resolveGatewayOptions,
+  type ResolvedGatewayOptions,
+} from "../core/options.js";
+import { assertBackendsExist } from "../core/request.js";
+import type { Backend, Logger } from "../core/types.js";
+import type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
+import { DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_UPGRADE_HEADERS } from "./connection.js";
+import { localRedisSettings } from "./local-redis.js";
+import { isLogLevel, type LogLevel } from "./log.js";
+import { assertObservabilityOptions, metricsObjectNames } from "./observability.js";
+import type { PlaygroundOptions } from "./playground.js";
+
+/** Every default of `createGateway()`: the core's ({@link DEFAULT_GATEWAY_OPTIONS}) and the platform's. */
+export const GATEWAY_DEFAULTS = Object.freeze({
+  ...DEFAULT_GATEWAY_OPTIONS,
+  /** One consumer-groups backend configured from the environment. */
+  backends: Object.freeze({ default: Object.freeze({ type: "consumer_groups" }) }) as Readonly<
+    Record<string, BackendSetting>
+  >,
+  binding: "GATEWAY",
+  objectShards: 4,
+  upgradeHeaders: DEFAULT_UPGRADE_HEADERS as readonly string[],
+  healthTimeoutMs: 1_000,
+  playground: false,
+  metrics: true,
+  /** Used when neither the `logLevel` option nor a valid `LOG_LEVEL` variable is set. */
+  logLevel: "warn" as LogLevel,
+  maxConnectionsPerObject: 10_000,
+  maxAttachmentBytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+  /** A consumer-groups backend's reply wait (seconds) without `timeout` or `RPC_QUEUE_RESPONSE_TIMEOUT`. */
+  timeout: DEFAULT_CONSUMER_GROUPS_OPTIONS.timeout,
+  /** A consumer-groups backend's reply transport without `replyTransport` or `REPLY_TRANSPORT`. */
+  replyTransport: DEFAULT_CONSUMER_GROUPS_OPTIONS.replyTransport,
+});
+
+/** What `createGateway()` resolves once, before any env is known. Frozen. */
+export interface CompiledGateway {
+  /** The options as given (hooks, `objectName`, backend settings). */
+  readonly options: CreateGatewayOptions;
+  /** The core's options, resolved (actions and their routes included). */
+  readonly core: ResolvedGatewayOptions;
+  readonly binding: string;
+  readonly objectShards: number;
+  /** Names the object that holds a new connection. */
+  readonly objectName: (request: Request, env: GatewayEnv) => string;
+  /** The objects `GET /metrics` asks. */
+  readonly metricsObjects: readonly string[];
+  readonly metrics: boolean;
+  /** Off, or the playground's options. */
+  readonly playground: false | PlaygroundOptions;
+  readonly upgradeHeaders: readonly string[];
+  readonly healthTimeoutMs: number;
+  /** 0 = no cap. */
+  readonly maxConnectionsPerObject: number;
+  readonly maxAttachmentBytes: number;
+  readonly allowedOrigins?: readonly string[];
+  /** The env plans made so far, one per env object. */
+  readonly plans: WeakMap<object, GatewayPlan | { error: unknown }>;
+}
+
+/** {@link CompiledGateway} plus what comes from one env. Frozen. */
+export interface GatewayPlan extends CompiledGateway {
+  /** The `logLevel` option, else `LOG_LEVEL`, else "warn". */
+  readonly logLevel: LogLevel;
+  /** Values redacted from log lines (the Redis token). */
+  readonly secrets: readonly (string | undefined)[];
+  /** Each backend's configuration, complete: no backend reads the environment. */
+  readonly backends: Readonly<Record<string, BackendConfig>>;
+  /** The settings that hold a local Redis URL (see `local-redis.ts`). */
+  readonly localRedis: readonly string[];
+}
+
+/**
+ * The default connection-to-object mapping: a random one of `shards` objects. Connections in one object
+ * share its reply poller (fewer `LPOP`s per request under load, fewer awake objects); more shards spread
+ * CPU (one object runs on one thread, about 3,000 requests/s) and shrink what one eviction disturbs.
+ */
+export function randomShard(shards: number): (request: Request) => string {
+  return () => `shard-${Math.floor(Math.random() * shards)}`;
+}
+
+/** Checks and resolves the options that do not depend on the env. Throws a ConfigError naming the option. */
+export function compileGateway(options: CreateGatewayOptions): CompiledGateway {
+  const core = resolveGatewayOptions(options);
+  const shards = options.objectShards ?? GATEWAY_DEFAULTS.objectShards;
+  if (!Number.isInteger(shards) || shards < 1)
+    throw new ConfigError("`objectShards` must be a positive integer");
+  const cap = options.maxConnectionsPerObject ?? GATEWAY_DEFAULTS.maxConnectionsPerObject;
+  if (!Number.isInteger(cap) || cap < 0)
+    throw new ConfigError("`maxConnectionsPerObject` must be a non-negative integer (0 = no cap)");
+  const attachment = options.maxAttachmentBytes ?? GATEWAY_DEFAULTS.maxAttachmentBytes;
+  if (!Number.isInteger(attachment) || attachment <= 0) {
+    throw new ConfigError("`maxAttachmentBytes` must be a positive whole number of bytes");
+  }
+  assertObservabilityOptions(options);
+  const playground = options.playground ?? GATEWAY_DEFAULTS.playground;
+  return Object.freeze({
+    options,
+    core,
+    binding: options.binding ?? GATEWAY_DEFAULTS.binding,
+    objectShards: shards,
+    objectName: options.objectName ?? randomShard(shards),
+    metricsObjects: Object.freeze(metricsObjectNames(options, shards)),
+    metrics: options.metrics ?? GATEWAY_DEFAULTS.metrics,
+    playground: playground === true ? {} : playground,
+    upgradeHeaders: options.upgradeHeaders ?? GATEWAY_DEFAULTS.upgradeHeaders,
+    healthTimeoutMs: options.healthTimeoutMs ?? GATEWAY_DEFAULTS.healthTimeoutMs,
+    maxConnectionsPerObject: cap,
+    maxAttachmentBytes: attachment,
+    ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    plans: new WeakMap(),
+  });
+}
+
+/**
+ * The plan for this env: the compiled gateway plus the environment variables and the backends'
+ * configurations. Made once per env object (the runtime hands the same one to every request of an
+ * isolate); a configuration error is kept too, and thrown again to every caller (a ConfigError naming
+ * the variable or option).
+ */
+export function gatewayPlan(gateway: CompiledGateway | CreateGatewayOptions, env: GatewayEnv): GatewayPlan {
+  const compiled = "plans" in gateway && "core" in gateway ? gateway : compileGateway(gateway);
+  const key: object = typeof env === "object" && env !== null ? env : {};
+  let plan = compiled.plans.get(key);
+  if (!plan) {
+    try {
+      plan = makePlan(compiled, key as GatewayEnv);
+    } catch (error) {
+      plan = { error };
+    }
+    compiled.plans.set(key, plan);
+  }
+  if ("error" in plan) throw plan.error;
+  return plan;
+}
+
+/** Reads the environment variables (here only) and completes each backend's configuration. */
+function makePlan(compiled: CompiledGateway, env: GatewayEnv): GatewayPlan {
+  const redisUrl = nonEmpty(env.UPSTASH_REDIS_REST_URL);
+  const redisToken = nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
+  const fromEnv: EnvDefaults = {
+    redisUrl,
+    redisToken,
+    timeout: () => timeoutFromEnv(env.RPC_QUEUE_RESPONSE_TIMEOUT),
+    replyTransport: () => transportFromEnv(env.REPLY_TRANSPORT),
+  };
+  const backends: Record<string, BackendConfig> = {};
+  const settings = compiled.options.backends ?? GATEWAY_DEFAULTS.backends;
+  for (const [name, setting] of Object.entries(settings)) {
+    const config = typeof setting === "function" ? setting(env) : setting;
+    backends[name] = Object.freeze(
+      config.type === "consumer_groups"
+        ? consumerGroupsConfig(config, fromEnv, compiled.core.maxResponseBytes)
+        : config,
+    );
+  }
+  const logLevel = compiled.options.logLevel ?? (isLogLevel(env.LOG_LEVEL) ? env.LOG_LEVEL : undefined);
+  return Object.freeze({
+    ...compiled,
+    logLevel: logLevel ?? GATEWAY_DEFAULTS.logLevel,
+    secrets: Object.freeze([redisToken]),
+    backends: Object.freeze(backends),
+    localRedis: Object.freeze(localRedisSettings(backends, redisUrl)),
+  });
+}
+
+/** What a consumer-groups backend takes from the environment when its own options do not say. */
+interface EnvDefaults {
+  redisUrl?: string;
+  redisToken?: string;
+  /** Read only for a backend without `timeout`: a malformed variable matters only then. */
+  timeout: () => number | undefined;
+  replyTransport: () => ReplyTransport | undefined;
+}
+
+type ConsumerGroupsConfig = BackendConfig & { type: "consumer_groups" };
+
+/**
+ * A consumer-groups configuration completed from the environment: Redis URL and token (unless it has a
+ * client), `timeout`, `replyTransport`, and the gateway's `maxResponseBytes` (which bounds its `LPOP`).
+ */
+function consumerGroupsConfig(
+  config: ConsumerGroupsConfig,
+  env: EnvDefaults,
+  maxResponseBytes: number,
+): ConsumerGroupsConfig {
+  const completed: ConsumerGroupsConfig = {
+    maxResponseBytes,
+    ...config,
+    timeout: config.timeout ?? env.timeout() ?? GATEWAY_DEFAULTS.timeout,
+    replyTransport: config.replyTransport ?? env.replyTransport() ?? GATEWAY_DEFAULTS.replyTransport,
+  };
+  if (config.redis) return completed;
+  const redisUrl = config.redisUrl ?? env.redisUrl;
+  const redisToken = config.redisToken ?? env.redisToken;
+  if (!redisUrl) {
+    throw new ConfigError(
+      "UPSTASH_REDIS_REST_URL is not set: run `wrangler secret put UPSTASH_REDIS_REST_URL` (or put it in .dev.vars, or give the backend `redisUrl`)",
+    );
+  }
+  if (!redisToken) {
+    throw new ConfigError(
+      "UPSTASH_REDIS_REST_TOKEN is not set: run `wrangler secret put UPSTASH_REDIS_REST_TOKEN` (or put it in .dev.vars)",
+    );
+  }
+  return { ...completed, redisUrl, redisToken };
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/** `RPC_QUEUE_RESPONSE_TIMEOUT`: seconds, or unset/empty. */
+function timeoutFromEnv(raw: unknown): number | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new ConfigError(
+      `RPC_QUEUE_RESPONSE_TIMEOUT must be a positive number of seconds, got "${String(raw)}"`,
+    );
+  }
+  return seconds;
+}
+
+/** `REPLY_TRANSPORT`: `poll`, `subscribe`, or unset/empty. */
+function transportFromEnv(raw: unknown): ReplyTransport | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (raw === "poll" || raw === "subscribe") return raw;
+  throw new ConfigError(`REPLY_TRANSPORT must be "poll" or "subscribe", got "${String(raw)}"`);
+}
+
+/** What the Durable Object adds to its consumer-groups backends: a counting Redis wrapper and its logger. */
+export interface BackendInstrumentation {
+  wrapRedis?: (client: RedisCommands) => RedisCommands;
+  logger?: Logger;
+}
+
+/** A consumer-groups config with the object's Redis wrapper (around the client it would make) and logger. */
+function instrumented(
+  config: ConsumerGroupsConfig,
+  { wrapRedis, logger }: BackendInstrumentation,
+): ConsumerGroupsConfig {
+  const withLogger = logger && !config.logger ? { ...config, logger } : config;
+  if (!wrapRedis) return withLogger;
+  const client =
+    config.redis ??
+    createRedisClient({
+      url: config.redisUrl ?? "",
+      token: config.redisToken ?? "",
+      requestTimeoutMs: config.redisRequestTimeoutMs ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.redisRequestTimeoutMs,
+    });
+  return { ...withLogger, redis: wrapRedis(client) };
+}
+
+/**
+ * Builds one object incarnation's backends from the plan. `objectId` names the reply keys of
+ * consumer-groups backends. Checks that every action has its backend and that the backend can serve it
+ * (`checkAction`: a configured `category`, say), so a typo fails at start-up.
+ */
+export function buildBackends(
+  plan: GatewayPlan,
+  objectId: string,
+  instrument: BackendInstrumentation = {},
+): Record<string, Backend> {
+  const backends: Record<string, Backend> = {};
+  for (const [name, config] of Object.entries(plan.backends)) {
+    backends[name] = createBackend(
+      name,
+      config.type === "consumer_groups" ? instrumented({ ...config, objectId }, instrument) : config,
+    );
+  }
+  assertBackendsExist(plan.core, backends, true);
+  for (const [action, route] of plan.core.routes) {
+    const backend = Object.hasOwn(backends, route.backend) ? backends[route.backend] : undefined;
+    try {
+      backend?.checkAction?.(route.options);
+    } catch (error) {
+      throw new ConfigError(`\`actions\`: "${action}": ${(error as Error).message}`);
+    }
+  }
+  return backends;
+}
