@@ -18,6 +18,8 @@ export {
   parseReply,
   parseSubscriptionEvent,
   ReplyFormatError,
+  SUBSCRIPTION_ID_PATTERN,
+  type ReplyExtra,
   type ReplyMessage,
   type ReplyResponse,
   type SubscriptionEvent,

@@ -14,12 +14,30 @@ import { ProtocolError } from "./protocol-error.js";
  *
  * A missing result (`undefined`) is sent as `null`; `timestamp` is epoch seconds with milliseconds.
  */
-export function buildReplyPayload(messageId: string, result: unknown, nowMs = Date.now()): string {
+export function buildReplyPayload(
+  messageId: string,
+  result: unknown,
+  nowMs = Date.now(),
+  extra: ReplyExtra = {},
+): string {
   return JSON.stringify({
     message_id: messageId,
     response: { result: result ?? null, timestamp: nowMs / 1000 },
+    ...(extra.subscriptionId === undefined ? {} : { subscription: { id: extra.subscriptionId } }),
   });
 }
+
+/** What a reply may carry besides its response. */
+export interface ReplyExtra {
+  /**
+   * The subscription the handler opened for a `"subscribe": 1` request: written as
+   * `"subscription": {"id": "<id>"}` next to `response`, where gateways that know no push ignore it.
+   */
+  subscriptionId?: string;
+}
+
+/** Subscription ids a gateway accepts from a service. */
+export const SUBSCRIPTION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A service's response as the gateway hands it to the core. */
 export type ReplyResponse =
@@ -33,6 +51,8 @@ export interface ReplyMessage {
   response: ReplyResponse;
   /** The `who` the service echoed, when it did (a reply that names another key is foreign). */
   who?: string;
+  /** The subscription the service opened (`subscription.id`), when it is a valid id. */
+  subscriptionId?: string;
 }
 
 /**
@@ -60,7 +80,12 @@ export function parseReply(raw: string): ReplyMessage {
   }
   const messageId = String(rawId);
   const who = typeof decoded.who === "string" ? decoded.who : undefined;
-  return { messageId, response: parseResponse(decoded.response, messageId), who };
+  const reply: ReplyMessage = { messageId, response: parseResponse(decoded.response, messageId), who };
+  const subscriptionId = isJsonObject(decoded.subscription) ? decoded.subscription.id : undefined;
+  if (typeof subscriptionId === "string" && SUBSCRIPTION_ID_PATTERN.test(subscriptionId)) {
+    reply.subscriptionId = subscriptionId;
+  }
+  return reply;
 }
 
 function parseResponse(response: unknown, messageId: string): ReplyResponse {

@@ -19,6 +19,12 @@ export interface StreamEntry {
   stashParams?: string[];
   /** Correlation id for the service's logs (`req_log_context`); left out when absent. */
   correlationId?: string;
+  /**
+   * The push URL of the calling connection (`connection`), `<origin>/connections/<ref>`: a capability a
+   * service uses to send the client more frames later. Left out when push is off; services written for the
+   * Perl system ignore it.
+   */
+  connection?: string;
 }
 
 /**
@@ -46,6 +52,7 @@ export function entryFields(entry: StreamEntry, messageId?: string): string[] {
   if (entry.correlationId) {
     fields.push("req_log_context", JSON.stringify({ correlation_id: entry.correlationId }));
   }
+  if (entry.connection) fields.push("connection", entry.connection);
   if (messageId !== undefined) fields.push("message_id", messageId);
   return fields;
 }
@@ -61,6 +68,8 @@ export interface RpcEntry {
   params: Record<string, unknown>;
   stashNames: string[];
   correlationId: string | undefined;
+  /** The push URL of the calling connection; undefined when the entry has none. */
+  connection: string | undefined;
 }
 
 /** An entry that cannot be served; `who`/`messageId` are set when a reply can still be sent. */
@@ -110,6 +119,7 @@ export function parseRpcEntry(fields: string[] | null): RpcEntry | MalformedEntr
     params,
     stashNames: stash.map(String),
     correlationId,
+    connection: raw.connection || undefined,
   };
 }
 

@@ -57,6 +57,13 @@ const request = fc.record({
   frame,
   stash,
   correlationId: fc.option(fc.uuid(), { nil: undefined }),
+  connection: fc.option(
+    fc
+      .string({ unit: fc.constantFrom(..."0123456789abcdef"), minLength: 32, maxLength: 32 })
+      .map((secret) => `https://gateway.example.com/connections/c2hhcmQtMA.conn1.${secret}`),
+    { nil: undefined },
+  ),
+  subscriptionId: fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), { nil: undefined }),
   messageId,
 });
 
@@ -76,6 +83,7 @@ describe("the wire contract between the gateway and a service", () => {
           args: { args: req.frame, ...req.stash },
           stashParams: Object.keys(req.stash),
           correlationId: req.correlationId,
+          connection: req.connection,
         };
         const fields = entryFields(entry, req.messageId);
         // The consumer-groups backend appends the id itself; both spellings must send the same XADD.
@@ -92,6 +100,7 @@ describe("the wire contract between the gateway and a service", () => {
           params: asJsonCarriesIt({ args: req.frame, ...req.stash }) as RpcEntry["params"],
           stashNames: Object.keys(req.stash),
           correlationId: req.correlationId,
+          connection: req.connection,
         } satisfies RpcEntry);
       }),
       { numRuns: 300 },
@@ -107,9 +116,11 @@ describe("the wire contract between the gateway and a service", () => {
         );
         const parsed = parseRpcEntry(fields) as RpcEntry;
 
-        const reply = parseReply(buildReplyPayload(parsed.messageId, handlerResult, nowMs));
+        const extra = { subscriptionId: req.subscriptionId };
+        const reply = parseReply(buildReplyPayload(parsed.messageId, handlerResult, nowMs, extra));
         expect(typeof reply.messageId).toBe("string");
         expect(reply.messageId).toBe(req.messageId);
+        expect(reply.subscriptionId).toBe(req.subscriptionId);
         expect(reply.response).toEqual({ result: asJsonCarriesIt(handlerResult), timestamp: nowMs / 1000 });
       }),
       { numRuns: 300 },
@@ -119,6 +130,13 @@ describe("the wire contract between the gateway and a service", () => {
   it("a handler that returns nothing replies null, and the gateway accepts it", () => {
     const reply = parseReply(buildReplyPayload("7", undefined, 1_700_000_000_000));
     expect(reply).toEqual({ messageId: "7", response: { result: null, timestamp: 1_700_000_000 } });
+  });
+
+  it("a subscription id that is not a short token is not taken from a reply", () => {
+    for (const id of ["", "a b", "x".repeat(65), "../x", 7]) {
+      const raw = JSON.stringify({ message_id: "7", response: { result: 1 }, subscription: { id } });
+      expect(parseReply(raw).subscriptionId).toBeUndefined();
+    }
   });
 
   it("a numeric message_id from an older service names the same request as its string", () => {
