@@ -43,9 +43,9 @@ export interface BridgeOptions {
   sseFraming?: SseFraming;
   /**
    * Most commands one `/pipeline` or `/multi-exec` request may carry; a longer list gets a 400 naming this
-   * limit and nothing of it runs. Upstash documents no such count, only a 10 MB request (its "Pricing &
-   * Billing" page); here a 10 MB body could hold a million commands that would hold the one shared Redis
-   * connection for many seconds. The gateway sends at most `pipelineBatchSize` (100) per request.
+   * limit and nothing of it runs. Upstash documents no such count, only a 10 MB request ("Pricing & Billing",
+   * https://upstash.com/docs/redis/overall/billing); here a 10 MB body could hold a million commands that would hold the one shared Redis
+   * connection for many seconds. The gateway sends at most `writeBatchSize` (100) per request.
    * @default 1000
    */
   maxCommandsPerRequest?: number;
