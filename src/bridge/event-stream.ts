@@ -4,10 +4,10 @@ import { BridgeHttpError } from "./errors.js";
 import type { PubSubHub, PubSubListener, PubSubMessage, PubSubTopic } from "./pubsub-hub.js";
 
 /**
- * A slow reader's unsent events are dropped with its stream past this many buffered bytes, as redis-server
- * itself disconnects a pub/sub client whose output buffer passes its hard limit (32 MB by default).
+ * How long a stream ended for a slow reader may take to hand over what it still holds before its connection
+ * is cut, so a reader that stopped for good cannot keep the buffer (or its place in the per-token count).
  */
-const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+const OVERFLOW_DRAIN_MS = 10_000;
 
 /**
  * How events are separated on the wire. `"upstash"`: one `data:` line per event and no blank line between
@@ -32,6 +32,14 @@ export interface EventStreamContext {
   headers(): Record<string, string>;
   /** Every open stream, so the bridge's `close()` can end them. */
   openStreams: Set<{ end(): void }>;
+  /** Most streams one token may hold at once (429 past it). */
+  maxStreamsPerToken: number;
+  /** Most channels or patterns in one stream's path (400 past it). */
+  maxChannelsPerStream: number;
+  /** Unsent bytes past which a stream is ended for its slow reader. */
+  maxBufferedBytes: number;
+  /** Streams held per token (keyed by the token's digest) until their connection is gone. */
+  streamsByToken: Map<string, number>;
 }
 
 /**
@@ -67,13 +75,16 @@ export function subscribeTopics(command: RedisCommand): PubSubTopic[] | undefine
  * sent once Redis has confirmed every subscription, so a 200 means "publish now and it arrives"; if Redis
  * cannot be reached the answer is a 503 JSON error as for other commands. The stream ends when the client
  * goes away (its subscriptions are released at once), when the subscriber connection to Redis is lost,
- * when the client stops reading, or when the bridge closes.
+ * when the client stops reading (past `maxBufferedBytes` unsent, with a last `: closed: ...` comment), or when
+ * the bridge closes. A token holds at most `maxStreamsPerToken` streams (429 past it) and a path names at most
+ * `maxChannelsPerStream` topics (400 past it).
  */
 export async function serveEventStream(
   request: IncomingMessage,
   response: ServerResponse,
   topics: PubSubTopic[],
   context: EventStreamContext,
+  tokenKey: string,
 ): Promise<void> {
   if (!/\btext\/event-stream\b/i.test(request.headers.accept ?? "")) {
     // Production only streams for this Accept header (its docs always send it); refusing here keeps a
@@ -83,6 +94,29 @@ export async function serveEventStream(
       "ERR subscribe streams server-sent events: send Accept: text/event-stream",
     );
   }
+  if (topics.length > context.maxChannelsPerStream) {
+    throw new BridgeHttpError(
+      400,
+      `ERR ${topics.length} channels in one subscribe stream is over the bridge's limit of ` +
+        `${context.maxChannelsPerStream} (option maxChannelsPerStream)`,
+    );
+  }
+  const held = context.streamsByToken.get(tokenKey) ?? 0;
+  if (held >= context.maxStreamsPerToken) {
+    throw new BridgeHttpError(
+      429,
+      `ERR this token already holds ${held} subscribe streams, the bridge's limit ` +
+        "(option maxStreamsPerToken); close one first",
+    );
+  }
+  context.streamsByToken.set(tokenKey, held + 1);
+  // Counted until the connection is gone, not merely until end(): a stream ended for a slow reader still
+  // holds its unsent bytes until they are read or the connection is cut.
+  response.once("close", () => {
+    const left = (context.streamsByToken.get(tokenKey) ?? 1) - 1;
+    if (left > 0) context.streamsByToken.set(tokenKey, left);
+    else context.streamsByToken.delete(tokenKey);
+  });
   let opened = false;
   let ended = false;
   let lost = false;
@@ -91,21 +125,39 @@ export async function serveEventStream(
   const eventEnd = context.framing === "upstash" ? "\n" : "\n\n";
 
   const stream = {
-    end(): void {
+    end(lastLine?: string): void {
       if (ended) return;
       ended = true;
       clearInterval(keepAliveTimer);
       context.openStreams.delete(stream);
       for (const topic of topics) context.hub.unsubscribe(topic, listener);
-      if (opened) response.end();
+      if (opened) response.end(lastLine);
     },
+  };
+  let queuedBytes = 0;
+  let overflowedBeforeOpen = false;
+  const dropForSlowReader = (): void => {
+    // A comment line: readers skip it, a person reading the stream sees why it ended.
+    stream.end(
+      `: closed: the reader fell behind by ${response.writableLength} unsent bytes, over the bridge's ` +
+        `limit of ${context.maxBufferedBytes} (option maxStreamBufferBytes); later messages are dropped${eventEnd}`,
+    );
+    const cut = setTimeout(() => response.destroy(), OVERFLOW_DRAIN_MS);
+    cut.unref();
+    response.once("close", () => clearTimeout(cut));
   };
   const send = (event: Buffer): void => {
     if (ended) return;
     if (!opened) {
+      // Messages that arrive while Redis confirms the other channels wait here, under the same bound.
+      if (queuedBytes >= context.maxBufferedBytes) {
+        overflowedBeforeOpen = true;
+        return;
+      }
       queued.push(event);
-    } else if (response.writableLength > MAX_BUFFERED_BYTES) {
-      stream.end();
+      queuedBytes += event.length;
+    } else if (response.writableLength >= context.maxBufferedBytes) {
+      dropForSlowReader();
     } else {
       response.write(event);
     }
@@ -143,6 +195,7 @@ export async function serveEventStream(
     response.write(`data: ${confirmation},${topic.name},${index + 1}${eventEnd}`);
   });
   for (const event of queued.splice(0)) send(event);
+  if (overflowedBeforeOpen) dropForSlowReader();
   if (context.keepAliveMs > 0) {
     // SSE comment lines: clients ignore them, but they keep idle proxies from cutting a quiet stream and
     // make a vanished client show up as a write error instead of a subscription held forever.

@@ -41,6 +41,28 @@ export interface BridgeOptions {
    * against both. @default "upstash"
    */
   sseFraming?: SseFraming;
+  /**
+   * Most commands one `/pipeline` or `/multi-exec` request may carry; a longer list gets a 400 naming this
+   * limit and nothing of it runs. Upstash documents no such count, only a 10 MB request ("Pricing & Billing",
+   * https://upstash.com/docs/redis/overall/billing); here a 10 MB body could hold a million commands that would hold the one shared Redis
+   * connection for many seconds. The gateway sends at most `writeBatchSize` (100) per request.
+   * @default 1000
+   */
+  maxCommandsPerRequest?: number;
+  /**
+   * Most `/subscribe` streams open at once per token; one more gets a 429 naming this limit until one closes.
+   * A stream counts until its connection is gone. The gateway holds one per awake object. @default 1000
+   */
+  maxStreamsPerToken?: number;
+  /** Most channels (or patterns) one `/subscribe` or `/psubscribe` path may name; more get a 400. @default 100 */
+  maxChannelsPerStream?: number;
+  /**
+   * Unsent bytes a `/subscribe` stream may hold for a reader that does not keep up. Past it the stream is
+   * ended with a last comment line (`: closed: ...` naming this limit) and its messages are dropped, as
+   * redis-server disconnects a pub/sub client past its `client-output-buffer-limit` (redis.conf). Each event
+   * is written while the stream holds less, so one larger message still goes out. @default 1 MB
+   */
+  maxStreamBufferBytes?: number;
 }
 
 /** A started bridge. */
@@ -62,6 +84,10 @@ export const DEFAULT_BRIDGE_OPTIONS = {
   maxBodyBytes: 10 * 1024 * 1024,
   sseKeepAliveMs: 15_000,
   sseFraming: "upstash" as SseFraming,
+  maxCommandsPerRequest: 1_000,
+  maxStreamsPerToken: 1_000,
+  maxChannelsPerStream: 100,
+  maxStreamBufferBytes: 1024 * 1024,
 };
 
 /** Applies the defaults and checks every option, throwing a message that names the bad one. */
@@ -81,6 +107,14 @@ export function resolveBridgeOptions(options: BridgeOptions): Required<BridgeOpt
   if (!Number.isInteger(resolved.sseKeepAliveMs) || resolved.sseKeepAliveMs < 0) {
     fail("sseKeepAliveMs", "a non-negative integer (0 turns keep-alive comments off)");
   }
+  for (const name of [
+    "maxCommandsPerRequest",
+    "maxStreamsPerToken",
+    "maxChannelsPerStream",
+    "maxStreamBufferBytes",
+  ] as const) {
+    if (!Number.isInteger(resolved[name]) || resolved[name] <= 0) fail(name, "a positive integer");
+  }
   if (!SSE_FRAMINGS.includes(resolved.sseFraming)) fail("sseFraming", `one of ${SSE_FRAMINGS.join(", ")}`);
   return resolved;
 }
@@ -96,8 +130,8 @@ const CLOSE_GRACE_MS = 1_000;
  * @example const bridge = await startBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev" });
  */
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
-  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs, sseFraming } =
-    resolveBridgeOptions(options);
+  const resolved = resolveBridgeOptions(options);
+  const { redisUrl, token, port, host, maxBodyBytes, sseKeepAliveMs, sseFraming } = resolved;
   const redis = await connectBridgeRedis(redisUrl);
   const syncTokens = new SyncTokenClock();
   const eventStreams: EventStreamContext = {
@@ -107,11 +141,16 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     unavailableError: (cause) => redis.unavailableError(cause),
     headers: () => ({ [SYNC_TOKEN_HEADER]: syncTokens.issue() }),
     openStreams: new Set(),
+    maxStreamsPerToken: resolved.maxStreamsPerToken,
+    maxChannelsPerStream: resolved.maxChannelsPerStream,
+    maxBufferedBytes: resolved.maxStreamBufferBytes,
+    streamsByToken: new Map(),
   };
   const context: RequestContext = {
     redis,
     tokenDigest: digest(token),
     maxBodyBytes,
+    maxCommandsPerRequest: resolved.maxCommandsPerRequest,
     syncTokens,
     eventStreams,
   };
@@ -165,6 +204,7 @@ interface RequestContext {
   redis: BridgeRedis;
   tokenDigest: Buffer;
   maxBodyBytes: number;
+  maxCommandsPerRequest: number;
   syncTokens: SyncTokenClock;
   eventStreams: EventStreamContext;
 }
@@ -190,7 +230,13 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
     const topics = pathCommand && subscribeTopics(pathCommand);
     if (topics) {
       // @upstash/redis POSTs "[]" here; like Upstash, the bridge ignores a body rather than subscribe to it.
-      await serveEventStream(request, response, topics, context.eventStreams);
+      await serveEventStream(
+        request,
+        response,
+        topics,
+        context.eventStreams,
+        context.tokenDigest.toString("hex"),
+      );
       return;
     }
     const result = pathCommand
@@ -221,6 +267,13 @@ async function routeJson(
   }
   const json = parseJsonBody(body);
   if (path === "/") return runOne(parseJsonCommand(json, "the command"), base64, context);
+  if (Array.isArray(json) && json.length > context.maxCommandsPerRequest) {
+    throw new BridgeHttpError(
+      400,
+      `ERR ${path} of ${json.length} commands is over the bridge's limit of ${context.maxCommandsPerRequest} ` +
+        "commands per request (option maxCommandsPerRequest); nothing ran, send it in smaller parts",
+    );
+  }
   const commands = parseJsonCommandList(json, path);
   const execute = path === "/pipeline" ? executePipeline : executeTransaction;
   return execute(context.redis, commands, base64);

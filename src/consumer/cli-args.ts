@@ -2,13 +2,15 @@
  * The command line of `npm run service`: flags and environment into {@link RpcServiceOptions} (minus the
  * handlers, which come from the module). Kept apart from `cli.ts` so it can be tested without a process.
  */
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { RpcServiceOptions } from "./options.js";
 
 /** One-line usage, printed with every flag error. */
 export const USAGE =
-  "usage: npm run service -- [--redis redis://host:6379 | --rest-url https://... --rest-token T] [--category general,...] " +
+  "usage: npm run service -- [--redis redis://host:6379 | --redis-url-file PATH | --rest-url https://... --rest-token-file PATH] " +
+  "(or REDIS_URL, UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN) [--category general,...] " +
   "[--reply-mode list|publish] [--module ./my-service.ts] [--concurrency N] [--claim-idle-ms MS] [--max-deliveries N] " +
   "[--consumer NAME] [--stream-prefix P] [--log-level debug|info|warn|error]";
 
@@ -24,6 +26,20 @@ export class UsageError extends Error {
 export interface CliConfig {
   options: Omit<RpcServiceOptions, "handlers">;
   modulePath: string;
+  /**
+   * The flags that carried a secret on the command line (`--rest-token`, a password in `--redis`), which
+   * every user of the machine can read with `ps`: the CLI warns once. Empty when secrets came from the
+   * environment or a file.
+   */
+  secretFlags: string[];
+}
+
+/** The warning the CLI prints once on stderr for {@link CliConfig.secretFlags}; never contains a secret. */
+export function secretFlagsWarning(secretFlags: string[]): string {
+  return (
+    `edge-wsproxy service: warning: ${secretFlags.join(" and ")} can be read by every user of this machine (ps); ` +
+    "set REDIS_URL / UPSTASH_REDIS_REST_TOKEN or use --redis-url-file / --rest-token-file instead"
+  );
 }
 
 /** Parses `argv` (without `node script`) with `env` fallbacks; throws {@link UsageError}. */
@@ -36,8 +52,10 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
       allowPositionals: false,
       options: {
         redis: { type: "string" },
+        "redis-url-file": { type: "string" },
         "rest-url": { type: "string" },
         "rest-token": { type: "string" },
+        "rest-token-file": { type: "string" },
         category: { type: "string", multiple: true },
         "reply-mode": { type: "string" },
         module: { type: "string" },
@@ -62,10 +80,27 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (logLevel !== undefined && !["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new UsageError("--log-level must be debug, info, warn or error");
   }
+  for (const [flag, fileFlag] of [
+    ["redis", "redis-url-file"],
+    ["rest-token", "rest-token-file"],
+  ] as const) {
+    if (values[flag] !== undefined && values[fileFlag] !== undefined) {
+      throw new UsageError(`give either --${flag} or --${fileFlag}, not both`);
+    }
+  }
+  const fromFiles = {
+    redis: values.redis ?? readSecretFile(values["redis-url-file"], "--redis-url-file"),
+    "rest-url": values["rest-url"],
+    "rest-token": values["rest-token"] ?? readSecretFile(values["rest-token-file"], "--rest-token-file"),
+  };
   return {
     modulePath: values.module ?? DEFAULT_MODULE,
+    secretFlags: [
+      ...(values["rest-token"] !== undefined ? ["--rest-token"] : []),
+      ...(values.redis !== undefined && hasPassword(values.redis) ? ["--redis (its password)"] : []),
+    ],
     options: {
-      redis: redisOption(values, env),
+      redis: redisOption(fromFiles, env),
       categories: values.category?.flatMap((value) => value.split(",")).filter(Boolean),
       replyMode,
       concurrency: integerFlag(values.concurrency, "--concurrency"),
@@ -78,6 +113,29 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   };
 }
 
+/** A secret kept in a file: its text without the final line break an editor adds. */
+function readSecretFile(path: string | undefined, flag: string): string | undefined {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read ${flag} ${path}: ${(error as Error).message}`);
+  }
+  const secret = text.replace(/\r?\n$/, "");
+  if (!secret) throw new UsageError(`${flag} ${path} is empty`);
+  return secret;
+}
+
+/** True for a Redis URL that carries a password (`redis://:pw@host`, `redis://user:pw@host`). */
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== "";
+  } catch {
+    return false;
+  }
+}
+
 function redisOption(
   values: { redis?: string; "rest-url"?: string; "rest-token"?: string },
   env: NodeJS.ProcessEnv,
@@ -86,11 +144,19 @@ function redisOption(
   const restUrl = values["rest-url"] ?? (values.redis ? undefined : env.UPSTASH_REDIS_REST_URL);
   if (values.redis === undefined && restUrl) {
     const restToken = values["rest-token"] ?? env.UPSTASH_REDIS_REST_TOKEN;
-    if (!restToken) throw new UsageError("--rest-url needs --rest-token (or UPSTASH_REDIS_REST_TOKEN)");
+    if (!restToken) {
+      throw new UsageError(
+        "--rest-url needs UPSTASH_REDIS_REST_TOKEN or --rest-token-file (or --rest-token)",
+      );
+    }
     return { restUrl, restToken };
   }
   const url = values.redis ?? env.REDIS_URL;
-  if (!url) throw new UsageError("say where Redis is: --redis <url>, --rest-url/--rest-token, or REDIS_URL");
+  if (!url) {
+    throw new UsageError(
+      "say where Redis is: REDIS_URL, --redis <url>, --redis-url-file <path>, or --rest-url with UPSTASH_REDIS_REST_TOKEN",
+    );
+  }
   if (!/^rediss?:\/\//.test(url)) throw new UsageError("--redis must be a redis:// or rediss:// URL");
   return url;
 }

@@ -2,13 +2,15 @@
 /**
  * `npm run service -- --redis redis://127.0.0.1:6379 [--module ./my-service.ts]`: runs a service module
  * (the example service by default) until SIGTERM or SIGINT, then closes gracefully and exits 0.
+ * Secrets (a REST token, a Redis URL with a password) come best from the environment or a file, as `ps`
+ * shows every argument; given as flags they work, with one warning on stderr.
  * Prints exactly one line on stdout, `edge-wsproxy service ready: ...`, once it is serving; logs go to stderr.
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../core/errors.js";
-import { DEFAULT_MODULE, USAGE, UsageError, parseCliArgs } from "./cli-args.js";
+import { DEFAULT_MODULE, USAGE, UsageError, parseCliArgs, secretFlagsWarning } from "./cli-args.js";
 import { createRpcService } from "./service.js";
 import type { RpcHandlers } from "./types.js";
 
@@ -18,6 +20,7 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE + "\n");
     return;
   }
+  if (config.secretFlags.length > 0) process.stderr.write(secretFlagsWarning(config.secretFlags) + "\n");
   const handlers = await loadHandlers(config.modulePath);
   const service = createRpcService({ ...config.options, handlers });
   let stopping = false;

@@ -1,8 +1,15 @@
-/** `npm run bridge`: flags and environment, the ready line, clean exit on SIGTERM, usage errors. */
+/**
+ * `npm run bridge`: flags, environment and secret files, the ready line, clean exit on SIGTERM, usage errors,
+ * and one warning when a secret is passed where `ps` shows it.
+ */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { Redis as IORedis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
 
 const CLI = fileURLToPath(new URL("../../src/bridge/cli.ts", import.meta.url));
@@ -53,6 +60,10 @@ it("starts from flags, prints one ready line without the token, serves, and exit
     const url = await readyUrl(run);
     expect(run.stdout()).toBe(`edge-wsproxy bridge listening on ${url} (redis ${redis.url})\n`);
     expect(run.stdout() + run.stderr()).not.toContain("cli-secret");
+    expect(run.stderr()).toBe(
+      "edge-wsproxy bridge: warning: --token can be read by every user of this machine (ps); " +
+        "set BRIDGE_TOKEN / REDIS_URL or use --token-file / --redis-url-file instead\n",
+    );
     const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer cli-secret" } });
     expect(await response.json()).toEqual({ result: "PONG" });
     run.child.kill("SIGTERM");
@@ -68,6 +79,7 @@ it("reads REDIS_URL, BRIDGE_PORT and BRIDGE_TOKEN from the environment, and exit
     const url = await readyUrl(run);
     const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer env-secret" } });
     expect(await response.json()).toEqual({ result: "PONG" });
+    expect(run.stderr()).toBe(""); // nothing on the command line, nothing to warn about
     run.child.kill("SIGINT");
     expect(await run.exited).toBe(0);
   } finally {
@@ -78,7 +90,9 @@ it("reads REDIS_URL, BRIDGE_PORT and BRIDGE_TOKEN from the environment, and exit
 it.each([
   [["--bogus"], /Unknown option '--bogus'/],
   [["--port", "http", "--token", "t"], /invalid port "http"/],
-  [["--port", "0"], /no token: pass --token <token> or set BRIDGE_TOKEN/],
+  [["--port", "0"], /no token: set BRIDGE_TOKEN or pass --token-file <path>/],
+  [["--token-file", "/nonexistent/token"], /cannot read --token-file \/nonexistent\/token: ENOENT/],
+  [["--token", "t", "--token-file", "/tmp/t"], /give either --token or --token-file, not both/],
   [["--redis", "localhost:6379", "--token", "t"], /invalid Redis URL/],
 ])("%j exits 2 with a one-line usage error", async (args, message) => {
   const run = runCli(args);
@@ -90,9 +104,67 @@ it.each([
 });
 
 it("exits 1 with one line naming the URL when Redis cannot be reached", async () => {
-  const run = runCli(["--redis", "redis://127.0.0.1:1", "--port", "0", "--token", "t"]);
+  const run = runCli(["--redis", "redis://127.0.0.1:1", "--port", "0"], { BRIDGE_TOKEN: "t" });
   expect(await run.exited).toBe(1);
   expect(run.stderr().trim()).toMatch(
     /^edge-wsproxy bridge: cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/,
   );
+});
+
+describe("secrets kept out of the process arguments", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bridge-cli-"));
+  const PASSWORD = "redis-pass-7f3a";
+  let locked: ManagedRedis;
+  let lockedUrl: string;
+  beforeAll(async () => {
+    locked = await startRedis();
+    const admin = new IORedis(locked.url);
+    await admin.config("SET", "requirepass", PASSWORD);
+    admin.disconnect();
+    lockedUrl = locked.url.replace("redis://", `redis://:${PASSWORD}@`);
+  });
+  afterAll(async () => {
+    await locked?.stop();
+  });
+
+  it("reads the token and a password-bearing Redis URL from files, and warns about nothing", async () => {
+    writeFileSync(join(dir, "token"), "file-secret\n");
+    writeFileSync(join(dir, "redis-url"), `${lockedUrl}\n`);
+    const run = runCli([
+      "--token-file",
+      join(dir, "token"),
+      "--redis-url-file",
+      join(dir, "redis-url"),
+      "--port",
+      "0",
+    ]);
+    try {
+      const url = await readyUrl(run);
+      const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer file-secret" } });
+      expect(await response.json()).toEqual({ result: "PONG" });
+      expect(run.stdout() + run.stderr()).not.toContain(PASSWORD);
+      expect(run.stdout() + run.stderr()).not.toContain("file-secret");
+      expect(run.stderr()).toBe("");
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  });
+
+  it("still takes --token and a password in --redis, with one warning naming both and neither secret", async () => {
+    const run = runCli(["--redis", lockedUrl, "--token", "argv-secret", "--port", "0"]);
+    try {
+      const url = await readyUrl(run);
+      const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer argv-secret" } });
+      expect(await response.json()).toEqual({ result: "PONG" });
+      expect(run.stderr().trim().split("\n")).toEqual([
+        expect.stringMatching(
+          /^edge-wsproxy bridge: warning: --token and --redis \(its password\) can be read by every user .*\(ps\); set BRIDGE_TOKEN \/ REDIS_URL or use --token-file \/ --redis-url-file instead$/,
+        ),
+      ]);
+      expect(run.stdout() + run.stderr()).not.toContain(PASSWORD);
+      expect(run.stdout() + run.stderr()).not.toContain("argv-secret");
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  });
 });

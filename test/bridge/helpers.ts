@@ -16,7 +16,7 @@ export interface BridgeFixture {
 
 /** Starts redis-server on a free port and the bridge in-process on another. */
 export async function startBridgeFixture(
-  options: Partial<Pick<BridgeOptions, "maxBodyBytes" | "sseKeepAliveMs" | "sseFraming">> = {},
+  options: Partial<Omit<BridgeOptions, "redisUrl" | "token" | "port">> = {},
 ): Promise<BridgeFixture> {
   const redis = await startRedis();
   let bridge: RunningBridge;

@@ -56,6 +56,10 @@ describe("resolveBridgeOptions", () => {
       maxBodyBytes: 10 * 1024 * 1024,
       sseKeepAliveMs: 15_000,
       sseFraming: "upstash",
+      maxCommandsPerRequest: 1_000,
+      maxStreamsPerToken: 1_000,
+      maxChannelsPerStream: 100,
+      maxStreamBufferBytes: 1024 * 1024,
     });
   });
   it.each([
@@ -64,6 +68,8 @@ describe("resolveBridgeOptions", () => {
     [{ port: 70000 }, /option `port` must be an integer from 0 to 65535/],
     [{ maxBodyBytes: 0 }, /option `maxBodyBytes` must be a positive integer/],
     [{ sseKeepAliveMs: -1 }, /option `sseKeepAliveMs` must be a non-negative integer/],
+    [{ maxCommandsPerRequest: 0 }, /option `maxCommandsPerRequest` must be a positive integer/],
+    [{ maxStreamBufferBytes: 1.5 }, /option `maxStreamBufferBytes` must be a positive integer/],
     [{ sseFraming: "crlf" as "upstash" }, /option `sseFraming` must be one of upstash, blank-line/],
   ])("rejects %j, naming the option", (override, message) => {
     expect(() => resolveBridgeOptions({ ...valid, ...override })).toThrow(message);

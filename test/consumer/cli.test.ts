@@ -4,7 +4,11 @@
  * process whose request another consumer completes after claimIdleMs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   FakeGateway,
@@ -14,6 +18,7 @@ import {
   waitFor,
   type TestRedis,
 } from "./helpers.js";
+import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
 
 const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
 const CLI = new URL("../../src/consumer/cli.ts", import.meta.url).pathname;
@@ -35,8 +40,12 @@ interface CliProcess {
   exited: Promise<number | string>;
 }
 
-function runCli(args: string[]): CliProcess {
-  const child = spawn(TSX, [CLI, ...args], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(TSX, [CLI, ...args], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   const stdout: string[] = [];
   const stderr: string[] = [];
   createInterface({ input: child.stdout! }).on("line", (line) => stdout.push(line));
@@ -122,4 +131,92 @@ describe("service CLI process handling", () => {
     expect(cli.stderr[0]).toMatch(/--reply-mode must be list or publish\. usage: npm run service/);
     expect(cli.stdout).toEqual([]);
   });
+});
+
+describe("service CLI secrets, kept out of the process arguments", () => {
+  const dir = mkdtempSync(join(tmpdir(), "service-cli-"));
+  const PASSWORD = "svc-redis-pass-91c2";
+  let locked: ManagedRedis;
+  let lockedUrl: string;
+  beforeAll(async () => {
+    locked = await startRedis();
+    const admin = new IORedis(locked.url);
+    await admin.config("SET", "requirepass", PASSWORD);
+    admin.disconnect();
+    lockedUrl = locked.url.replace("redis://", `redis://:${PASSWORD}@`);
+  });
+  afterAll(async () => {
+    await locked?.stop();
+  });
+
+  const warnings = (cli: CliProcess) => cli.stderr.filter((line) => line.includes("warning"));
+  const everything = (cli: CliProcess) => [...cli.stdout, ...cli.stderr].join("\n");
+
+  /** Runs the CLI until its ready line, then stops it; the process's output for the test to check. */
+  async function readyRun(args: string[], env: Record<string, string> = {}): Promise<CliProcess> {
+    const cli = runCli([...args, "--stream-prefix", `secrets-${Math.random()}:`], { REDIS_URL: "", ...env });
+    try {
+      await waitFor(() => cli.stdout.length > 0 || cli.child.exitCode !== null, 15_000);
+      expect(cli.stdout, cli.stderr.join("\n")).toEqual([
+        expect.stringMatching(/^edge-wsproxy service ready: /),
+      ]);
+      return cli;
+    } finally {
+      signalGroup(cli, "SIGTERM");
+      await cli.exited;
+    }
+  }
+
+  it("reads the REST token from --rest-token-file and a password-bearing URL from --redis-url-file, without a warning", async () => {
+    const rest = redis.redisOption("rest") as { restUrl: string; restToken: string };
+    writeFileSync(join(dir, "rest-token"), `${rest.restToken}\n`);
+    const viaRest = await readyRun([
+      "--rest-url",
+      rest.restUrl,
+      "--rest-token-file",
+      join(dir, "rest-token"),
+    ]);
+    expect(warnings(viaRest)).toEqual([]);
+    expect(everything(viaRest)).not.toContain(rest.restToken);
+
+    writeFileSync(join(dir, "redis-url"), `${lockedUrl}\n`);
+    const viaFile = await readyRun(["--redis-url-file", join(dir, "redis-url")]);
+    expect(warnings(viaFile)).toEqual([]);
+    expect(everything(viaFile)).not.toContain(PASSWORD);
+  });
+
+  it("reads them from the environment, without a warning", async () => {
+    const rest = redis.redisOption("rest") as { restUrl: string; restToken: string };
+    const viaEnv = await readyRun([], {
+      UPSTASH_REDIS_REST_URL: rest.restUrl,
+      UPSTASH_REDIS_REST_TOKEN: rest.restToken,
+    });
+    expect(warnings(viaEnv)).toEqual([]);
+    const viaRedisUrl = await readyRun([], { REDIS_URL: lockedUrl });
+    expect(warnings(viaRedisUrl)).toEqual([]);
+  });
+
+  it.each([
+    ["--rest-token", () => ["--rest-url", restOption().restUrl, "--rest-token", restOption().restToken]],
+    ["--redis (its password)", () => ["--redis", lockedUrl]],
+  ])(
+    "still takes %s on the command line, with one warning on stderr that names it and not the secret",
+    async (name, args) => {
+      const cli = await readyRun(args());
+      expect(warnings(cli)).toEqual([
+        `edge-wsproxy service: warning: ${name} can be read by every user of this machine (ps); ` +
+          "set REDIS_URL / UPSTASH_REDIS_REST_TOKEN or use --redis-url-file / --rest-token-file instead",
+      ]);
+      expect(everything(cli)).not.toContain(PASSWORD);
+      expect(everything(cli)).not.toContain(restOption().restToken);
+    },
+  );
+
+  it("exits 2 with one line when a secret file cannot be read", async () => {
+    const cli = runCli(["--redis-url-file", join(dir, "missing")]);
+    expect(await cli.exited).toBe(2);
+    expect(cli.stderr).toEqual([expect.stringMatching(/^cannot read --redis-url-file .*missing: ENOENT/)]);
+  });
+
+  const restOption = () => redis.redisOption("rest") as { restUrl: string; restToken: string };
 });
