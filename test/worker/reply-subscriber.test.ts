@@ -11,6 +11,7 @@ import type { Connection, RpcRequest } from "../../src/core/types.js";
 import { fakePubSub, servePublishing, type FakePubSub } from "./fake-pubsub.js";
 import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
 import { pingRequest, sleep } from "./helpers.js";
+import { manualClock } from "./manual-clock.js";
 
 const conn = { id: "conn-1" } as Connection;
 const TOKEN = "secret-token-123";
@@ -147,11 +148,14 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
   });
 
   it("holds a request that arrives during the back-off until the next attempt is confirmed", async () => {
+    // The back-off runs on a manual clock: on the real one its 40-60 ms window raced the test (a slow
+    // turn let the retry fire first, failing again or succeeding before the request arrived).
+    const clock = manualClock();
     const redis = new FakeRedis();
     const pubsub = fakePubSub();
     pubsub.failWithStatus = 503;
-    const { cg } = subscriber(redis, pubsub);
-    // Keeps the stream wanted; its own attempt fails, so the subscriber backs off (about 50 ms).
+    const { cg } = subscriber(redis, pubsub, { clock });
+    // Keeps the stream wanted; its own attempt fails, so the subscriber backs off (50 ms +-20%).
     const waiting = cg.call({ ...request(), method: "never" }, { args: {} }, conn);
     await waitFor(() => redis.count("XADD") === 1);
     pubsub.failWithStatus = 0;
@@ -162,7 +166,13 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
       streamUpAtXadd.push(pubsub.open() !== undefined);
       serve?.(entry);
     };
-    await expect(cg.call(request(), { args: {} }, conn)).resolves.toMatchObject({ result: "pong" });
+    const call = cg.call(request(), { args: {} }, conn);
+    // Time stands still, so the back-off cannot end: the request is held, no stream is attempted.
+    await sleep(50);
+    expect(redis.count("XADD")).toBe(1);
+    expect(cg.stats()).toMatchObject({ subscriptions: 1, subscribeFailures: 1 });
+    await clock.advance(60);
+    await expect(call).resolves.toMatchObject({ result: "pong" });
     expect(streamUpAtXadd).toEqual([true]);
     expect(cg.stats()).toMatchObject({ subscriptions: 2, subscribeFailures: 1, pushedReplies: 1 });
     cg.close();
