@@ -6,14 +6,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  FakeGateway,
-  ServiceHarness,
-  TRANSPORTS,
-  startTestRedis,
-  waitFor,
-  type TestRedis,
-} from "./helpers.js";
+import { FakeGateway, ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
 const CLI = new URL("../../src/consumer/cli.ts", import.meta.url).pathname;

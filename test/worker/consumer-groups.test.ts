@@ -7,7 +7,8 @@ import { ConsumerGroupsBackend, resolveConsumerGroupsOptions } from "../../src/b
 import { ConfigError, ProtocolError, RpcTimeoutError, TransportError } from "../../src/core/errors.js";
 import type { Connection } from "../../src/core/types.js";
 import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
-import { pingRequest, sleep } from "./helpers.js";
+import { pingRequest } from "./helpers.js";
+import { sleep } from "../support/wait.js";
 
 const conn = { id: "conn-1" } as Connection;
 const quietLogger = { warn: () => undefined, error: () => undefined };

@@ -10,8 +10,9 @@ import { ConfigError } from "../../src/core/errors.js";
 import type { Connection, RpcRequest } from "../../src/core/types.js";
 import { fakePubSub, servePublishing, type FakePubSub } from "./fake-pubsub.js";
 import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
-import { pingRequest, sleep } from "./helpers.js";
-import { manualClock } from "./manual-clock.js";
+import { pingRequest } from "./helpers.js";
+import { manualClock } from "../support/manual-clock.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 const conn = { id: "conn-1" } as Connection;
 const TOKEN = "secret-token-123";
@@ -33,14 +34,6 @@ function subscriber(redis: FakeRedis, pubsub: FakePubSub, options: Record<string
     ...options,
   });
   return { cg, logs };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await sleep(5);
-  }
 }
 
 describe("ReplySubscriber through the consumer-groups backend", () => {
