@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT, startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
 import { aliveServices, entryOf, holderOf, killConsumer, waitHealthy } from "./fault-helpers.js";
 import { connect, stackLog, startE2eWorker, waitForEntry, type Frame } from "./helpers.js";
-import { Ledger, type LedgerClient } from "./ledger.js";
+import { Ledger, type LedgerClient } from "../../bench/ledger.js";
 import { sleep } from "../support/wait.js";
 
 const FAULT_SERVICE = {
