@@ -39,4 +39,22 @@ export default tseslint.config(
       ],
     },
   })),
+  // Tools and the example deployment users run must work without the tests: none imports from test/.
+  {
+    files: ["scripts/**", "bench/**", "examples/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/test/*", "**/test/**"],
+              message:
+                "scripts, bench and examples may not import tests: move what they share to bench/ or src/devstack/",
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -1,13 +1,13 @@
 /**
  * `npx tsx scripts/load.ts --connections 1000 --requests 10`: the load run of `test/e2e/load.test.ts`, bigger and
- * on its own. Starts the local stack (the example deployment with queue separation, one service per
- * category), or drives a running gateway with `--url`, and prints
+ * on its own. Starts the local stack (the example deployment with queue separation, one example service
+ * per category), or drives a running gateway with `--url`, and prints
  * `sent N / answered N / lost N / misrouted N`. Exit code 1 when anything was lost or misrouted.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PROJECT_ROOT, startStack, type Stack } from "../src/devstack/stack.js";
-import { runLoad } from "../test/e2e/load-run.js";
+import { runLoad } from "../bench/load-run.js";
 
 const USAGE = `usage: npx tsx scripts/load.ts [--connections 1000] [--requests 10] [--gap-ms 3000] [--slow-max-ms 50]
   [--abandon 0.05] [--seed N] [--url ws://host/websockets/v3] [--log]
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const service = (category: string) => ({
-    args: ["--module", join(PROJECT_ROOT, "test/e2e/fault-service.ts"), "--category", category],
+    args: ["--module", join(PROJECT_ROOT, "examples/example-service.ts"), "--category", category],
   });
   let stack: Stack | undefined;
   try {

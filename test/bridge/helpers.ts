@@ -50,15 +50,6 @@ export async function startBridgeFixture(
   };
 }
 
-/** Polls `condition` every 20 ms until it holds; fails after `timeoutMs`. */
-export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** The client settings the conformance suite is run with. */
 export interface ClientSettings {
   responseEncoding: false | "base64";

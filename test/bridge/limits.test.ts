@@ -8,7 +8,8 @@ import { connect, type Socket } from "node:net";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openEventStream } from "./event-stream-reader.js";
-import { startBridgeFixture, TOKEN, waitFor, type BridgeFixture } from "./helpers.js";
+import { startBridgeFixture, TOKEN, type BridgeFixture } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let fixture: BridgeFixture;
 let publisher: IORedis;

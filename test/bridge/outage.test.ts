@@ -4,6 +4,7 @@ import { startBridge } from "../../src/bridge/server.js";
 import { ping } from "../../src/devstack/redis.js";
 import { freePort } from "../../src/devstack/processes.js";
 import { startBridgeFixture, TOKEN, upstashClient, type BridgeFixture } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let fixture: BridgeFixture;
 beforeAll(async () => {
@@ -12,14 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fixture?.stop();
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 it("answers 503 quickly while Redis is down, and serves again after it restarts", async () => {
   const redis = upstashClient(fixture.bridge, {

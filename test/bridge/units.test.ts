@@ -91,7 +91,8 @@ describe("SyncTokenClock", () => {
     for (const token of [undefined, "", "not-a-number", "AZ9=", "999", clock.current]) {
       await clock.waitFor(token, 5_000);
     }
-    expect(Date.now() - started).toBeLessThan(100);
+    // Six waits of up to 5 s each: at once means far below one of them (generous for a busy machine).
+    expect(Date.now() - started).toBeLessThan(2_500);
   });
 
   it("holds a request whose token is ahead until the clock reaches it, or until the wait runs out", async () => {

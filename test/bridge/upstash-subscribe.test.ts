@@ -5,7 +5,8 @@
 import { randomUUID } from "node:crypto";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBridgeFixture, upstashClient, waitFor, type BridgeFixture } from "./helpers.js";
+import { startBridgeFixture, upstashClient, type BridgeFixture } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let fixture: BridgeFixture;
 let native: IORedis;

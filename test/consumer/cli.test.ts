@@ -10,14 +10,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  FakeGateway,
-  ServiceHarness,
-  TRANSPORTS,
-  startTestRedis,
-  waitFor,
-  type TestRedis,
-} from "./helpers.js";
+import { FakeGateway, ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
 
 const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;

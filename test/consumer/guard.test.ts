@@ -5,14 +5,8 @@
  * count; sensitive values are masked in it. Every test runs on both transports against a real redis-server.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  ServiceHarness,
-  TRANSPORTS,
-  readDeadLetters,
-  startTestRedis,
-  waitFor,
-  type TestRedis,
-} from "./helpers.js";
+import { ServiceHarness, TRANSPORTS, readDeadLetters, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {

@@ -13,6 +13,7 @@ import {
   type RpcServiceOptions,
 } from "../../src/consumer/index.js";
 import { entryFields, parseReply, type StreamEntry } from "../../src/wire/index.js";
+import { waitFor } from "../support/wait.js";
 
 /** The transports every behaviour test runs against. */
 export const TRANSPORTS = ["native", "rest"] as const;
@@ -130,15 +131,6 @@ function readableByGateway(payload: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Polls `check` every 20 ms until it returns true; rejects after `timeoutMs`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

@@ -5,7 +5,8 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
-import { ServiceHarness, TRANSPORTS, startTestRedis, waitFor, type TestRedis } from "./helpers.js";
+import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {

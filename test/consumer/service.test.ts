@@ -7,7 +7,8 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import { INTERNAL_ERROR_RESULT, createRpcService } from "../../src/consumer/index.js";
-import { ServiceHarness, TRANSPORTS, startTestRedis, waitFor, type TestRedis } from "./helpers.js";
+import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {

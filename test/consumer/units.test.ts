@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { parseCliArgs } from "../../src/consumer/cli-args.js";
 import { buildReplyPayload, parseRpcEntry } from "../../src/wire/index.js";
-import { DEFAULT_RPC_SERVICE_OPTIONS, resolveRpcServiceOptions } from "../../src/consumer/index.js";
+import { resolveRpcServiceOptions } from "../../src/consumer/index.js";
 import { buildCommands } from "../../src/consumer/outbox.js";
 
 const handlers = { ping: () => "pong" };
@@ -16,8 +16,26 @@ describe("resolveRpcServiceOptions", () => {
       handlers,
       streamPrefix: "p:",
     });
+    // Literal values, as the docs state them: a changed default must change this test too.
     expect(resolved).toMatchObject({
-      ...DEFAULT_RPC_SERVICE_OPTIONS,
+      categories: ["general"],
+      concurrency: 16,
+      readCount: 32,
+      blockMs: 5000,
+      pollMinMs: 25,
+      pollMaxMs: 1000,
+      claimIdleMs: 60_000,
+      maxDeliveries: 5,
+      deadLetterMaxLen: 10_000,
+      deadLetterMaxAgeSeconds: 604_800,
+      sensitiveFields: ["password", "token"],
+      handlerGraceMs: 5000,
+      replyMode: "list",
+      replyTtlSeconds: 60,
+      closeTimeoutMs: 30_000,
+      retryMinMs: 100,
+      retryMaxMs: 5000,
+      logLevel: "info",
       streamPrefix: "p:",
       streams: ["p:general"],
       claimIntervalMs: 30_000,

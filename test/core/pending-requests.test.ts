@@ -1,33 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RpcTimeoutError, TransportError } from "../../src/core/errors.js";
-import { PendingRequests, type Clock } from "../../src/core/pending-requests.js";
-
-/** A clock that only moves when the test says so. */
-function manualClock(): Clock & { advance(ms: number): void; timers(): number } {
-  let now = 0;
-  const timers = new Map<number, { at: number; callback: () => void }>();
-  let nextId = 1;
-  return {
-    now: () => now,
-    setTimeout(callback, ms) {
-      const id = nextId++;
-      timers.set(id, { at: now + ms, callback });
-      return id;
-    },
-    clearTimeout(handle) {
-      timers.delete(handle as number);
-    },
-    advance(ms) {
-      now += ms;
-      for (const [id, timer] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
-        if (timer.at > now) continue;
-        timers.delete(id);
-        timer.callback();
-      }
-    },
-    timers: () => timers.size,
-  };
-}
+import { PendingRequests } from "../../src/core/pending-requests.js";
+import { manualClock } from "../support/manual-clock.js";
 
 describe("PendingRequests", () => {
   it("delivers a reply to its own request and clears the timer", async () => {
@@ -40,7 +14,7 @@ describe("PendingRequests", () => {
     await expect(first).resolves.toBe("reply-1");
     await expect(second).resolves.toBe("reply-2");
     expect(table.size).toBe(0);
-    expect(clock.timers()).toBe(0);
+    expect(clock.timerCount()).toBe(0);
     expect(table.counters).toMatchObject({ added: 2, delivered: 2, timedOut: 0 });
   });
 
@@ -48,9 +22,9 @@ describe("PendingRequests", () => {
     const clock = manualClock();
     const table = new PendingRequests<string>({ clock });
     const reply = table.add("1", { timeoutMs: 500, label: "slow" });
-    clock.advance(499);
+    await clock.advance(499);
     expect(table.has("1")).toBe(true);
-    clock.advance(1);
+    await clock.advance(1);
     await expect(reply).rejects.toBeInstanceOf(RpcTimeoutError);
     await expect(reply).rejects.toThrow(/"slow" within 500 ms/);
     expect(table.size).toBe(0);
@@ -61,7 +35,7 @@ describe("PendingRequests", () => {
     const clock = manualClock();
     const table = new PendingRequests<string>({ clock });
     const reply = table.add("7", { timeoutMs: 100, label: "slow" });
-    clock.advance(100);
+    await clock.advance(100);
     await expect(reply).rejects.toBeInstanceOf(RpcTimeoutError);
     expect(table.resolve("7", "too late")).toBe("late");
     expect(table.counters).toMatchObject({ late: 1, delivered: 0 });

@@ -4,7 +4,8 @@
  */
 import type { Redis } from "ioredis";
 import type { Stack } from "../../src/devstack/stack.js";
-import { sleep, type Frame, type StreamFields } from "./helpers.js";
+import { type Frame, type StreamFields } from "./helpers.js";
+import { sleep } from "../support/wait.js";
 
 /** Services of `stack` whose process is still running. */
 export function aliveServices(stack: Stack): Stack["services"] {

@@ -10,8 +10,9 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT, startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
 import { aliveServices, entryOf, holderOf, killConsumer, waitHealthy } from "./fault-helpers.js";
-import { connect, sleep, stackLog, startE2eWorker, waitForEntry, type Frame } from "./helpers.js";
-import { Ledger, type LedgerClient } from "./ledger.js";
+import { connect, stackLog, startE2eWorker, waitForEntry, type Frame } from "./helpers.js";
+import { Ledger, type LedgerClient } from "../../bench/ledger.js";
+import { sleep } from "../support/wait.js";
 
 const FAULT_SERVICE = {
   args: [
@@ -237,7 +238,7 @@ describe("fault matrix", () => {
     expect(await old.call({ login: "t" })).toMatchObject({ login: { loginid: "CR90000" } });
     const oldKey = String((await backendStats()).whoami);
     old.ws.send(JSON.stringify({ restart_object: 1 }));
-    expect(await old.closed).toBe(1006); // the runtime drops the sockets of a reset object
+    expect((await old.closed).code).toBe(1006); // the runtime drops the sockets of a reset object
     const ledger = new Ledger();
     const [client] = await openClients(ledger, 1);
     const newKey = String((await backendStats()).whoami);

@@ -6,15 +6,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, type Stack } from "../../src/devstack/stack.js";
-import {
-  connect,
-  E2E_SERVICE_MODULE,
-  readStream,
-  sleep,
-  stackLog,
-  waitForEntry,
-  type Client,
-} from "./helpers.js";
+import { connect, E2E_SERVICE_MODULE, readStream, stackLog, waitForEntry, type Client } from "./helpers.js";
+import { sleep } from "../support/wait.js";
 
 const service = { args: ["--module", E2E_SERVICE_MODULE] };
 let stack: Stack;

@@ -1,5 +1,5 @@
 /**
- * End-to-end helpers: a `ws` client that queues frames and waits with timeouts, native Redis access to
+ * End-to-end helpers: a `ws` client (test/support/socket.ts), native Redis access to
  * read stream entries and inject replies, and a `wrangler dev` of the e2e Worker (test/e2e/wrangler.toml).
  */
 import { join } from "node:path";
@@ -7,6 +7,8 @@ import { Redis } from "ioredis";
 import WebSocket from "ws";
 import type { LineSink } from "../../src/devstack/processes.js";
 import { PROJECT_ROOT, startWorker, type RunningWorker } from "../../src/devstack/stack.js";
+import { frameSocket, type TestSocket } from "../support/socket.js";
+import { sleep } from "../support/wait.js";
 
 /** The example service module (its `whoami` returns the stash params it was sent). */
 export const E2E_SERVICE_MODULE = join(PROJECT_ROOT, "examples/example-service.ts");
@@ -14,76 +16,19 @@ export const E2E_SERVICE_MODULE = join(PROJECT_ROOT, "examples/example-service.t
 /** Log sink for the stack: quiet unless `E2E_LOG=1`. */
 export const stackLog: LineSink | undefined = process.env.E2E_LOG ? (line) => console.log(line) : undefined;
 
-/** A frame as received. */
-export type Frame = Record<string, unknown>;
+export type { Frame } from "../support/socket.js";
 
-/** A connected client. */
-export interface Client {
-  ws: WebSocket;
-  /** The next frame; rejects after `timeoutMs`. */
-  next(timeoutMs?: number): Promise<Frame>;
-  /** Sends a frame and returns the next one. */
-  call(frame: Frame, timeoutMs?: number): Promise<Frame>;
-  /** Sends raw text. */
-  sendRaw(text: string): void;
-  /** Frames received and not taken yet. */
-  queued: Frame[];
-  /** The close code, once closed. */
-  closed: Promise<number>;
-  close(): Promise<void>;
-}
+/** A connected `ws` client (see test/support/socket.ts). */
+export type Client = TestSocket<WebSocket>;
 
 /** Opens a WebSocket to `url` (`options.headers` adds upgrade headers, e.g. `authorization`). */
 export async function connect(url: string, options?: WebSocket.ClientOptions): Promise<Client> {
   const ws = new WebSocket(url, options);
-  const queued: Frame[] = [];
-  const waiters: Array<(frame: Frame) => void> = [];
-  ws.on("message", (data) => {
-    const frame = JSON.parse(String(data)) as Frame;
-    const waiter = waiters.shift();
-    if (waiter) waiter(frame);
-    else queued.push(frame);
-  });
-  const closed = new Promise<number>((resolve) => ws.on("close", (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("error", reject);
   });
-  const next = (timeoutMs = 5000): Promise<Frame> => {
-    const frame = queued.shift();
-    if (frame) return Promise.resolve(frame);
-    return new Promise((resolve, reject) => {
-      const waiter = (received: Frame): void => {
-        clearTimeout(timer);
-        resolve(received);
-      };
-      const timer = setTimeout(() => {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        reject(new Error(`no frame within ${timeoutMs} ms`));
-      }, timeoutMs);
-      waiters.push(waiter);
-    });
-  };
-  return {
-    ws,
-    next,
-    call(frame, timeoutMs) {
-      ws.send(JSON.stringify(frame));
-      return next(timeoutMs);
-    },
-    sendRaw: (text) => ws.send(text),
-    queued,
-    closed,
-    async close() {
-      if (ws.readyState === WebSocket.OPEN) ws.close(1000, "test done");
-      await closed;
-    },
-  };
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return frameSocket(ws);
 }
 
 /** A stream entry read back with `XRANGE`, fields as an object. */

@@ -45,22 +45,21 @@ describe("gateway limits over the real stack", () => {
   it("closes with 1009 on a frame over maxMessageBytes (256 KiB)", async () => {
     const client = await connect(worker.wsUrl);
     client.sendRaw(JSON.stringify({ echo: "x".repeat(300 * 1024) }));
-    expect(await client.closed).toBe(1009);
+    expect((await client.closed).code).toBe(1009);
   });
 
-  it("answers a text frame that is not UTF-8 with BadRequest, or the runtime closes it with 1007", async () => {
+  it("answers a text frame that is not UTF-8 with BadRequest and keeps the connection", async () => {
     const client = await connect(worker.wsUrl);
     client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    // PROTOCOL.md 1.1 allows either a BadRequest reply or the runtime's 1007 close; workerd decodes the frame
+    // lossily, so `{\uFFFD\uFFFD}` reaches the gateway as invalid JSON and is answered. Should a runtime
+    // upgrade close with 1007 instead, this test fails and says so (decide then whether that is wanted).
     const outcome = await Promise.race([
       client.next().then((frame) => ({ frame })),
-      client.closed.then((code) => ({ code })),
+      client.closed.then(({ code }) => ({ code })),
     ]);
-    // What happens is the runtime's choice; each is correct per PROTOCOL.md 1.1. workerd (as of this
-    // writing) decodes the frame lossily, so `{\uFFFD\uFFFD}` reaches the gateway as invalid JSON.
-    if ("code" in outcome) expect(outcome.code).toBe(1007);
-    else expect(outcome.frame).toMatchObject({ error: { code: "BadRequest" } });
-    const details = "frame" in outcome ? JSON.stringify(outcome.frame.error) : `close ${outcome.code}`;
-    console.log(`invalid UTF-8 text frame: ${details}`);
+    expect(outcome).toMatchObject({ frame: { error: { code: "BadRequest" } } });
+    expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
     await client.close();
   });
 });

@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECT_ROOT, startStack, type Stack } from "../../src/devstack/stack.js";
 import { stackLog } from "./helpers.js";
-import { runLoad } from "./load-run.js";
+import { runLoad } from "../../bench/load-run.js";
 
 const CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 200);
 const REQUESTS = Number(process.env.LOAD_REQUESTS ?? 5);

@@ -133,7 +133,7 @@ describe("connection admission", () => {
     const reason = new Promise<string>((resolve) =>
       extra.ws.once("close", (_code, why) => resolve(String(why))),
     );
-    expect(await extra.closed).toBe(1013);
+    expect((await extra.closed).code).toBe(1013);
     expect(await reason).toBe("Try again later");
     for (const client of clients) expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
     await clients[0]?.close();

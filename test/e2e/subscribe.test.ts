@@ -10,7 +10,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
-import { connect, E2E_SERVICE_MODULE, sleep, stackLog, startE2eWorker, type Client } from "./helpers.js";
+import { connect, E2E_SERVICE_MODULE, stackLog, startE2eWorker, type Client } from "./helpers.js";
+import { sleep } from "../support/wait.js";
 
 type Transport = "poll" | "subscribe";
 const SERVICE_MODE: Record<Transport, string> = { poll: "list", subscribe: "publish" };

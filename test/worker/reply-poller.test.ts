@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ReplyPoller, type ReplyPollerOptions } from "../../src/backends/reply-poller.js";
-import { flush, manualClock } from "./manual-clock.js";
+import { flush, manualClock } from "../support/manual-clock.js";
 
 const options: ReplyPollerOptions = {
   pollInitialDelayMs: 4,

@@ -10,7 +10,9 @@ import { ConfigError } from "../../src/core/errors.js";
 import type { Connection, RpcRequest } from "../../src/core/types.js";
 import { fakePubSub, servePublishing, type FakePubSub } from "./fake-pubsub.js";
 import { FakeRedis, replyPayload, serveFake } from "./fake-redis.js";
-import { pingRequest, sleep } from "./helpers.js";
+import { pingRequest } from "./helpers.js";
+import { manualClock } from "../support/manual-clock.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 const conn = { id: "conn-1" } as Connection;
 const TOKEN = "secret-token-123";
@@ -32,14 +34,6 @@ function subscriber(redis: FakeRedis, pubsub: FakePubSub, options: Record<string
     ...options,
   });
   return { cg, logs };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await sleep(5);
-  }
 }
 
 describe("ReplySubscriber through the consumer-groups backend", () => {
@@ -149,11 +143,14 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
   });
 
   it("holds a request that arrives during the back-off until the next attempt is confirmed", async () => {
+    // The back-off runs on a manual clock: on the real one its 40-60 ms window raced the test (a slow
+    // turn let the retry fire first, failing again or succeeding before the request arrived).
+    const clock = manualClock();
     const redis = new FakeRedis();
     const pubsub = fakePubSub();
     pubsub.failWithStatus = 503;
-    const { cg } = subscriber(redis, pubsub);
-    // Keeps the stream wanted; its own attempt fails, so the subscriber backs off (about 50 ms).
+    const { cg } = subscriber(redis, pubsub, { clock });
+    // Keeps the stream wanted; its own attempt fails, so the subscriber backs off (50 ms +-20%).
     const waiting = cg.call({ ...request(), method: "never" }, { args: {} }, conn);
     await waitFor(() => redis.count("XADD") === 1);
     pubsub.failWithStatus = 0;
@@ -164,7 +161,13 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
       streamUpAtXadd.push(pubsub.open() !== undefined);
       serve?.(entry);
     };
-    await expect(cg.call(request(), { args: {} }, conn)).resolves.toMatchObject({ result: "pong" });
+    const call = cg.call(request(), { args: {} }, conn);
+    // Time stands still, so the back-off cannot end: the request is held, no stream is attempted.
+    await sleep(50);
+    expect(redis.count("XADD")).toBe(1);
+    expect(cg.stats()).toMatchObject({ subscriptions: 1, subscribeFailures: 1 });
+    await clock.advance(60);
+    await expect(call).resolves.toMatchObject({ result: "pong" });
     expect(streamUpAtXadd).toEqual([true]);
     expect(cg.stats()).toMatchObject({ subscriptions: 2, subscribeFailures: 1, pushedReplies: 1 });
     cg.close();

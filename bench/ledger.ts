@@ -1,5 +1,5 @@
 /**
- * A bookkeeping WebSocket client for the fault and load tests: every request gets a `req_id` unique across
+ * A bookkeeping WebSocket client for the load run (`scripts/load.ts`) and the fault and load tests: every request gets a `req_id` unique across
  * all clients of one {@link Ledger}, and every reply is checked against the request it names. A reply is
  * *answered* when it is the first one for a `req_id` this client sent and echoes that very request
  * (`echo_req`) and, for `echo` and `slow`, carries that request's own result (the service's `echo` returns
@@ -8,7 +8,9 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import WebSocket from "ws";
-import type { Frame } from "./helpers.js";
+
+/** A frame as sent or received (parsed JSON). */
+type Frame = Record<string, unknown>;
 
 /** Totals over the clients that stayed connected. */
 export interface LedgerCounts {

@@ -1,5 +1,5 @@
 /**
- * The load run shared by `test/e2e/load.test.ts` and `scripts/load.ts`: many connections, each sending
+ * The load run of `scripts/load.ts`, also run (smaller) by `test/e2e/load.test.ts`: many connections, each sending
  * requests with random actions (`ping`, `echo`, `slow` with a random delay, so random categories when queue
  * separation is on), a few connections closing mid-request, and a {@link Ledger} that checks every reply.
  */
