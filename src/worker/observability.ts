@@ -45,7 +45,7 @@ export function createObjectObservability(
       beforeForward: [recorder.noteRequest, ...hookList(options.beforeForward)],
       afterSentApiResponse: [...hookList(options.afterSentApiResponse), recorder.countReply],
     },
-    instrumentation: { wrapRedis: (client) => recorder.countingRedis(client), logger },
+    instrumentation: { redisObserver: recorder.redisObserver, logger },
   };
 }
 
