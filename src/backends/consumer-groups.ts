@@ -44,7 +44,7 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
   constructor(options: ConsumerGroupsOptions) {
     super();
     this.options = resolveConsumerGroupsOptions(options);
-    const o = this.options;
+    const o = this.options; // resolved: every default filled in
     this.clock = o.clock ?? systemClock;
     this.logger = o.logger ?? console;
     this.port = createRedisPort({
@@ -61,8 +61,17 @@ export class ConsumerGroupsBackend extends HookedBackend implements ConnectionAw
     });
     this.longestWaitMs =
       Math.max(...[...o.categories].map((category) => this.localWaitSeconds(category))) * 1000;
+    // Only what the inbox schedules by: the URL and token stay inside the port.
     this.inbox = new ReplyInbox(this.port, {
-      ...o,
+      pollInitialDelayMs: o.pollInitialDelayMs,
+      pollMinMs: o.pollMinMs,
+      pollMaxMs: o.pollMaxMs,
+      pollLateBackoffMs: o.pollLateBackoffMs,
+      pollBackoffFactor: o.pollBackoffFactor,
+      pollBatchSize: o.pollBatchSize,
+      subscribeGraceMs: o.subscribeGraceMs,
+      subscribeRetryMaxMs: o.subscribeRetryMaxMs,
+      replyListCheckMs: o.replyListCheckMs,
       keyPrefix: `${o.streamPrefix}wsp:reply:${o.objectId}:`,
       transport: o.replyTransport,
       connectTimeoutMs: o.redisRequestTimeoutMs,
