@@ -4,7 +4,7 @@
 import { ConfigError } from "../core/errors.js";
 import type { Clock } from "../core/pending-requests.js";
 import type { Logger } from "../core/types.js";
-import type { RedisCommands } from "./redis-client.js";
+import type { RedisCommands, RedisObserver } from "./redis-port.js";
 import type { ReplyPollerOptions } from "./reply-poller.js";
 
 /** The category every request goes to without queue separation. */
@@ -18,6 +18,8 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   redisUrl?: string;
   /** REST token (`UPSTASH_REDIS_REST_TOKEN`), used when `redis` is not given. */
   redisToken?: string;
+  /** Told about every command the backend sends (the object's metrics count them). */
+  redisObserver?: RedisObserver;
   /** Each REST call fails after this long (a failed `XADD` becomes WrongResponse). @default 5000 */
   redisRequestTimeoutMs?: number;
   /** Default wait for a reply, seconds. @default 30 (`createGateway`: env `RPC_QUEUE_RESPONSE_TIMEOUT`, else 30) */

@@ -21,7 +21,14 @@ export {
   resolveJsonRpcOptions,
   type JsonRpcOptions,
 } from "./jsonrpc.js";
-export { createRedisClient, type RedisCommands } from "./redis-client.js";
+export {
+  createRedisPort,
+  type RedisCommands,
+  type RedisObserver,
+  type RedisPort,
+  type RedisPortSettings,
+} from "./redis-port.js";
+export { ReplyInbox, type ReplyInboxStats } from "./reply-inbox.js";
 export { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
 export type { ReplyReceiver, ReplyReceiverStats, ReplySubscriptionStats } from "./reply-receiver.js";
 export { ReplySubscriber, type ReplySubscriberSettings } from "./reply-subscriber.js";

@@ -41,14 +41,14 @@ export interface ReplyPollerOptions {
   pollBatchSize: number;
 }
 
-/** The I/O and callbacks the poller needs. */
+/** What the poller drives: the clock, and the inbox's pop-and-deliver. */
 export interface ReplyPollerDeps {
-  /** `LPOP <who> <count>`: the popped payloads, oldest first (empty when the key is empty). */
-  popReplies(count: number): Promise<string[]>;
-  /** Handles one batch; calls {@link ReplyPoller.received} for each reply that found its request. */
-  onReplies(payloads: string[]): void;
-  /** A poll failed; the poller backs off and keeps going while requests wait. */
-  onError(error: unknown): void;
+  /**
+   * `LPOP <who> <count>` and hands the replies to their requests (calling {@link ReplyPoller.received} for
+   * each delivered one) before it resolves with the number popped (0: the key was empty). A rejection is a
+   * failed poll: counted, backed off from, reported by the inbox.
+   */
+  poll(count: number): Promise<number>;
   clock: Clock;
 }
 
@@ -139,7 +139,7 @@ export class ReplyPoller implements ReplyReceiver {
     else this.scheduleAt(dueAt);
   }
 
-  /** The reply of `messageId` was delivered (called from `onReplies`): learn whether its first poll was late enough. */
+  /** The reply of `messageId` was delivered (called while `poll` delivers): learn whether its first poll was late enough. */
   received(messageId: string): void {
     const waiting = this.waiting.get(messageId);
     if (!waiting) return;
@@ -200,26 +200,20 @@ export class ReplyPoller implements ReplyReceiver {
       this.stats.polls += 1;
       this.currentPoll = this.stats.polls;
       this.pollIssuedAt[this.currentPoll % POLL_HISTORY] = this.deps.clock.now();
-      let payloads: string[] | undefined;
+      let popped: number | undefined;
       try {
-        payloads = await this.deps.popReplies(this.options.pollBatchSize);
-      } catch (error) {
+        popped = await this.deps.poll(this.options.pollBatchSize);
+      } catch {
+        // Reported by the inbox; the poller backs off and keeps going while requests wait.
         this.stats.pollErrors += 1;
-        this.deps.onError(error);
       } finally {
         this.inFlight = false;
       }
-      if (payloads && payloads.length > 0) {
+      if (popped !== undefined && popped > 0) {
         this.backoffMs = this.options.pollMinMs;
-        try {
-          this.deps.onReplies(payloads);
-        } catch (error) {
-          // A bug in reply handling must not kill the loop that every waiting request depends on.
-          this.deps.onError(error);
-        }
         continue;
       }
-      if (payloads) this.stats.emptyPolls += 1;
+      if (popped !== undefined) this.stats.emptyPolls += 1;
       this.scheduleAfterEmptyPoll();
       return;
     }

@@ -1,8 +1,8 @@
 /**
- * The seam between the consumer-groups backend and the way replies reach it: the {@link ReplyPoller}
- * (`replyTransport: "poll"`, `LPOP` on the reply key) or the {@link ReplySubscriber}
- * (`replyTransport: "subscribe"`, `SUBSCRIBE` over server-sent events with polling as the fallback).
- * Both hand every payload to the same callback, so validation and dispatch are the backend's alone.
+ * The reply inbox's schedule: the {@link ReplyPoller} (`replyTransport: "poll"`, `LPOP` on the reply key)
+ * or the {@link ReplySubscriber} (`replyTransport: "subscribe"`, `SUBSCRIBE` over server-sent events with
+ * polling as the fallback). Either decides when to poll (or keep a stream), and hands what it gets to the
+ * inbox, which alone checks replies and settles requests (`reply-inbox.ts`).
  */
 import type { ReplyPollerStats } from "./reply-poller.js";
 
@@ -24,7 +24,7 @@ export interface ReplySubscriptionStats {
 export type ReplyReceiverStats = ReplyPollerStats & Partial<ReplySubscriptionStats>;
 
 /**
- * What the backend tells the receiver about each request, in order: `prepare` before its `XADD`,
+ * What the inbox tells the receiver about each request, in order: `prepare` before its `XADD`,
  * `sent` once the `XADD` is acknowledged, `received` when its reply was delivered, `forget` always last.
  */
 export interface ReplyReceiver {

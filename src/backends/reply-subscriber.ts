@@ -38,17 +38,17 @@ export interface ReplySubscriberSettings extends ReplyPollerOptions {
   connectTimeoutMs: number;
 }
 
-/** The I/O and callbacks the subscriber needs. */
+/** What the subscriber drives: the clock, the inbox's stream, pop-and-deliver and delivery. */
 export interface ReplySubscriberDeps {
   clock: Clock;
-  /** `fetch(<restUrl>/subscribe/<channel>)` with the token and `Accept: text/event-stream`. */
-  openStream(signal: AbortSignal): Promise<Response>;
-  /** `LPOP <who> <count>`, as for the poller. */
-  popReplies(count: number): Promise<string[]>;
-  /** Handles replies (pushed or popped); calls {@link ReplySubscriber.received} for each delivered one. */
-  onReplies(payloads: string[]): void;
-  /** A poll or a subscription failed; the subscriber carries on. */
-  onError(error: unknown, operation: "LPOP" | "SUBSCRIBE"): void;
+  /** Opens the stream (`POST <restUrl>/subscribe/<channel>`, `Accept: text/event-stream`). */
+  subscribe(signal: AbortSignal): Promise<Response>;
+  /** `LPOP <who> <count>` and delivery, as for the poller: the number of replies popped. */
+  poll(count: number): Promise<number>;
+  /** Hands pushed replies to their requests (calling {@link ReplySubscriber.received} for each delivered one). */
+  deliver(payloads: string[]): void;
+  /** A subscription failed or its stream broke; the subscriber carries on. */
+  onError(error: unknown): void;
   /** Something an operator should fix (a service in list mode behind a subscribing gateway). */
   onWarning(message: string): void;
   /** @default Math.random (the back-off jitter) */
@@ -94,12 +94,7 @@ export class ReplySubscriber implements ReplyReceiver {
     private readonly settings: ReplySubscriberSettings,
     private readonly deps: ReplySubscriberDeps,
   ) {
-    const pollDeps = {
-      clock: deps.clock,
-      popReplies: (count: number) => deps.popReplies(count),
-      onError: (error: unknown) => deps.onError(error, "LPOP"),
-    };
-    this.fallback = new ReplyPoller(settings, { ...pollDeps, onReplies: (p) => deps.onReplies(p) });
+    this.fallback = new ReplyPoller(settings, { clock: deps.clock, poll: (count) => deps.poll(count) });
     // After the first check, later ones back off to 8x: a slow request of a publishing service (the
     // supported pairing) then costs a few LPOPs over a 30 s wait, not one per second.
     const every = Math.max(settings.replyListCheckMs, 1);
@@ -111,7 +106,14 @@ export class ReplySubscriber implements ReplyReceiver {
         pollMaxMs: every * 8,
         pollBackoffFactor: 2,
       },
-      { ...pollDeps, onReplies: (payloads) => this.onListReplies(payloads) },
+      {
+        clock: deps.clock,
+        poll: async (count) => {
+          const popped = await deps.poll(count);
+          if (popped > 0) this.noteListReplies(popped);
+          return popped;
+        },
+      },
     );
   }
 
@@ -198,7 +200,7 @@ export class ReplySubscriber implements ReplyReceiver {
     );
     let failure: unknown;
     try {
-      const response = await this.deps.openStream(controller.signal);
+      const response = await this.deps.subscribe(controller.signal);
       if (!response.ok || !response.body) {
         const text = await response.text().catch(() => "");
         throw new TransportError(
@@ -240,7 +242,7 @@ export class ReplySubscriber implements ReplyReceiver {
     const wasOpen = this.state.kind === "open" ? this.state : undefined;
     if (wasOpen) this.counters.streamBreaks += 1;
     else this.counters.subscribeFailures += 1;
-    this.deps.onError(failure, "SUBSCRIBE");
+    this.deps.onError(failure);
     for (const [messageId, poller] of this.waiting) {
       if (poller === this.fallback) continue;
       poller.forget(messageId);
@@ -291,8 +293,8 @@ export class ReplySubscriber implements ReplyReceiver {
     this.graceTimer = undefined;
   }
 
-  private onListReplies(payloads: string[]): void {
-    this.counters.listRepliesWhileSubscribed += payloads.length;
+  private noteListReplies(count: number): void {
+    this.counters.listRepliesWhileSubscribed += count;
     if (!this.warnedListReplies) {
       this.warnedListReplies = true;
       this.deps.onWarning(
@@ -300,15 +302,14 @@ export class ReplySubscriber implements ReplyReceiver {
           `service with --reply-mode publish, or the gateway with replyTransport "poll" (list replies wait up to replyListCheckMs)`,
       );
     }
-    this.deliver(payloads);
   }
 
   private deliver(payloads: string[]): void {
     try {
-      this.deps.onReplies(payloads);
+      this.deps.deliver(payloads);
     } catch (error) {
       // A bug in reply handling must not end the stream every waiting request depends on.
-      this.deps.onError(error, "SUBSCRIBE");
+      this.deps.onError(error);
     }
   }
 }

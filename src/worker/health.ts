@@ -1,7 +1,7 @@
 /**
  * `GET /health`: is the gateway configured, and can it reach each Redis its backends use?
  */
-import { createRedisClient, type RedisCommands } from "../backends/index.js";
+import { createRedisPort, type RedisPort } from "../backends/index.js";
 import type { GatewayEnv } from "./config.js";
 import { localRedisRefusal } from "./local-redis.js";
 import { gatewayPlan, type CompiledGateway } from "./plan.js";
@@ -36,21 +36,21 @@ export async function checkHealth(
   const timeoutMs = plan.healthTimeoutMs;
   const checks = Object.entries(plan.backends).flatMap(([name, config]) => {
     if (config.type !== "consumer_groups") return [];
-    const client =
-      config.redis ??
-      createRedisClient({
-        url: config.redisUrl ?? "",
-        token: config.redisToken ?? "",
-        requestTimeoutMs: timeoutMs,
-      });
-    return [ping(client, timeoutMs).then((result) => [name, result] as const)];
+    const port = createRedisPort({
+      url: config.redisUrl,
+      token: config.redisToken,
+      client: config.redis,
+      requestTimeoutMs: timeoutMs,
+      maxConnections: 1,
+    });
+    return [ping(port, timeoutMs).then((result) => [name, result] as const)];
   });
   const redis = Object.fromEntries(await Promise.all(checks));
   return { ok: Object.values(redis).every((entry) => entry.reachable), redis };
 }
 
 async function ping(
-  client: RedisCommands,
+  port: RedisPort,
   timeoutMs: number,
 ): Promise<{ reachable: boolean; latencyMs?: number; error?: string }> {
   const started = Date.now();
@@ -59,7 +59,7 @@ async function ping(
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
-    const reply = client.exec(["PING"]);
+    const reply = port.exec(["PING"]);
     // If the timeout wins, the PING may still fail later; that failure is already reported as the timeout.
     reply.catch(() => undefined);
     await Promise.race([reply, timeout]);

@@ -1,15 +1,14 @@
 /**
  * The metrics one Durable Object keeps, in memory: requests by action and outcome, a latency histogram,
  * and the Redis commands its backends sent. The recorder plugs into the core through two ordinary hooks
- * (`beforeForward` to note the request, `afterSentApiResponse` to count the reply) and one Redis wrapper,
+ * (`beforeForward` to note the request, `afterSentApiResponse` to count the reply) and one Redis observer,
  * so the core needs no metrics code. `GET /metrics` asks every object for a {@link MetricsSnapshot},
  * sums them (`prometheus.ts`) and renders the Prometheus text format.
  *
  * The figures live as long as the object's incarnation: an evicted (hibernated) or restarted object starts
  * again from zero.
  */
-import type { RedisCommands } from "../backends/index.js";
-import type { PipelineResult } from "../backends/redis-client.js";
+import type { RedisObserver } from "../backends/index.js";
 import { CLIENT_ERRORS } from "../core/errors.js";
 import { findAction } from "../core/request.js";
 import type {
@@ -115,43 +114,13 @@ export class MetricsRecorder {
     this.connectionsOpened += 1;
   }
 
-  /** `client`, counting each command it sends (by name) and each that fails. */
-  countingRedis(client: RedisCommands): RedisCommands {
-    const bump = (counts: Map<string, number>, command: string): void => {
-      counts.set(command, (counts.get(command) ?? 0) + 1);
-    };
-    return {
-      exec: async <T>(command: [string, ...(string | number)[]]): Promise<T> => {
-        const name = command[0].toUpperCase();
-        bump(this.redisCommands, name);
-        try {
-          return await client.exec<T>(command);
-        } catch (error) {
-          bump(this.redisErrors, name);
-          throw error;
-        }
-      },
-      execPipeline: client.execPipeline
-        ? async (commands: [string, ...(string | number)[]][]): Promise<PipelineResult[]> => {
-            const names = commands.map((command) => command[0].toUpperCase());
-            for (const name of names) bump(this.redisCommands, name);
-            try {
-              const results = await (client.execPipeline as NonNullable<RedisCommands["execPipeline"]>)(
-                commands,
-              );
-              results.forEach((result, index) => {
-                if (result.error !== undefined && result.error !== null)
-                  bump(this.redisErrors, names[index] ?? "");
-              });
-              return results;
-            } catch (error) {
-              for (const name of names) bump(this.redisErrors, name);
-              throw error;
-            }
-          }
-        : undefined,
-    };
-  }
+  /** Given to the object's Redis ports: counts each command sent (by name) and each that failed. */
+  readonly redisObserver: RedisObserver = {
+    sent: (commands) => {
+      for (const command of commands) bump(this.redisCommands, command[0].toUpperCase());
+    },
+    failed: (command) => bump(this.redisErrors, command[0].toUpperCase()),
+  };
 
   /**
    * This object's figures. `gauges` are read at the time of the call: open sockets, frames being handled,
@@ -191,6 +160,10 @@ export class MetricsRecorder {
     add("wsproxy_objects_reporting", {}, 1);
     return { samples };
   }
+}
+
+function bump(counts: Map<string, number>, command: string): void {
+  counts.set(command, (counts.get(command) ?? 0) + 1);
 }
 
 /** `ok`, `app_error` (any code a service chose: unbounded, so not a label), or a gateway error code. */

@@ -39,7 +39,7 @@ export function createObjectObservability(plan: GatewayPlan, objectId: string): 
       beforeForward: [recorder.noteRequest, ...hookList(options.beforeForward)],
       afterSentApiResponse: [...hookList(options.afterSentApiResponse), recorder.countReply],
     },
-    instrumentation: { wrapRedis: (client) => recorder.countingRedis(client), logger },
+    instrumentation: { redisObserver: recorder.redisObserver, logger },
   };
 }
 

@@ -9,10 +9,9 @@
  */
 import {
   createBackend,
-  createRedisClient,
   DEFAULT_CONSUMER_GROUPS_OPTIONS,
   type BackendConfig,
-  type RedisCommands,
+  type RedisObserver,
   type ReplyTransport,
 } from "../backends/index.js";
 import { ConfigError } from "../core/errors.js";
@@ -249,27 +248,19 @@ function transportFromEnv(raw: unknown): ReplyTransport | undefined {
   throw new ConfigError(`REPLY_TRANSPORT must be "poll" or "subscribe", got "${String(raw)}"`);
 }
 
-/** What the Durable Object adds to its consumer-groups backends: a counting Redis wrapper and its logger. */
+/** What the Durable Object adds to its consumer-groups backends: an observer of their Redis ports and its logger. */
 export interface BackendInstrumentation {
-  wrapRedis?: (client: RedisCommands) => RedisCommands;
+  redisObserver?: RedisObserver;
   logger?: Logger;
 }
 
-/** A consumer-groups config with the object's Redis wrapper (around the client it would make) and logger. */
+/** A consumer-groups config with the object's Redis observer and logger. */
 function instrumented(
   config: ConsumerGroupsConfig,
-  { wrapRedis, logger }: BackendInstrumentation,
+  { redisObserver, logger }: BackendInstrumentation,
 ): ConsumerGroupsConfig {
   const withLogger = logger && !config.logger ? { ...config, logger } : config;
-  if (!wrapRedis) return withLogger;
-  const client =
-    config.redis ??
-    createRedisClient({
-      url: config.redisUrl ?? "",
-      token: config.redisToken ?? "",
-      requestTimeoutMs: config.redisRequestTimeoutMs ?? DEFAULT_CONSUMER_GROUPS_OPTIONS.redisRequestTimeoutMs,
-    });
-  return { ...withLogger, redis: wrapRedis(client) };
+  return redisObserver ? { ...withLogger, redisObserver } : withLogger;
 }
 
 /**

@@ -90,9 +90,10 @@ describe("ConsumerGroupsBackend", () => {
     expect(redis.entries[0]?.stream).toBe("p:mt5");
     expect(req.category).toBe("mt5");
 
-    const off = backend(new FakeRedis(), { ...options, queueSeparationEnabled: false });
+    const offRedis = new FakeRedis();
+    const off = backend(offRedis, { ...options, queueSeparationEnabled: false });
     const offReq = request({ action: { category: "mt5" }, category: "mt5" });
-    serveFake(off.redis as FakeRedis, { ping: () => "pong" });
+    serveFake(offRedis, { ping: () => "pong" });
     await off.call(offReq, { args: {} }, conn);
     expect(offReq.category).toBe("general");
   });

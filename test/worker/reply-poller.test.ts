@@ -26,18 +26,19 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
     { ...options, ...overrides },
     {
       clock,
-      async popReplies(count) {
+      // The inbox's pop-and-deliver: each popped payload is the id of the request it answers.
+      async poll(count) {
         pollTimes.push(clock.now());
         if (failNext > 0) {
           failNext -= 1;
-          throw new Error("redis down");
+          const error = new Error("redis down");
+          errors.push(error);
+          throw error;
         }
-        return queue.splice(0, count);
-      },
-      onReplies(payloads) {
+        const payloads = queue.splice(0, count);
         for (const id of payloads) poller.received(id);
+        return payloads.length;
       },
-      onError: (error) => errors.push(error),
     },
   );
   const start = clock.now();

@@ -1,0 +1,93 @@
+/**
+ * The gateway's one door to Redis (`createRedisPort`) against a real redis-server behind the bridge: a
+ * turn's commands share one REST request and keep their own results and errors, the observer (the
+ * object's metrics) sees each, a subscription holds one of the object's connections until it ends, and
+ * no other module of the gateway builds a Redis client or opens a subscription itself.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readEventData } from "../../src/backends/event-stream-reader.js";
+import { createRedisPort, type RedisCommand } from "../../src/backends/redis-port.js";
+import { startBridgeFixture, TOKEN, type BridgeFixture } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
+
+let fixture: BridgeFixture;
+beforeAll(async () => {
+  fixture = await startBridgeFixture();
+});
+afterAll(async () => {
+  await fixture?.stop();
+});
+
+const port = (maxConnections = 6) => {
+  const sent: string[] = [];
+  const failed: string[] = [];
+  const redis = createRedisPort({
+    url: fixture.bridge.url,
+    token: TOKEN,
+    requestTimeoutMs: 5_000,
+    maxConnections,
+    observer: {
+      sent: (commands: readonly RedisCommand[]) => sent.push(...commands.map((c) => c[0])),
+      failed: (command: RedisCommand) => failed.push(command[0]),
+    },
+  });
+  return { redis, sent, failed };
+};
+
+describe("the Redis port", () => {
+  it("sends a turn's commands in one request, each with its own result or error, all seen by the observer", async () => {
+    const { redis, sent, failed } = port();
+    const key = `port:${Date.now()}`;
+    const results = await Promise.allSettled([
+      redis.exec(["SET", key, "not a number"]),
+      redis.exec(["GET", key]),
+      redis.exec(["INCR", key]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
+    expect((results[1] as PromiseFulfilledResult<unknown>).value).toBe("not a number");
+    expect(redis.stats).toMatchObject({ redisRequests: 1, redisCommandsSent: 3, redisInFlight: 0 });
+    expect(sent).toEqual(["SET", "GET", "INCR"]);
+    expect(failed).toEqual(["INCR"]);
+    const piped = await redis.pipeline([
+      ["INCR", key],
+      ["DEL", key],
+    ]);
+    expect(piped[0]?.error).toMatch(/not an integer/);
+    expect(piped[1]?.result).toBe(1);
+  });
+
+  it("holds one of the object's connections while a subscription is open and gives it back when it ends", async () => {
+    const { redis } = port(1);
+    const controller = new AbortController();
+    const response = await redis.subscribe("port:channel", controller.signal);
+    expect(response.status).toBe(200);
+    const events = readEventData(response.body as ReadableStream<Uint8Array>);
+    expect((await events.next()).value).toBe("subscribe,port:channel,1");
+    // The only connection is the stream's: a command waits in the queue until the stream is closed.
+    const ping = redis.exec<string>(["PING"]);
+    await waitFor(() => redis.stats.queuedCommands === 1);
+    expect(redis.stats).toMatchObject({ redisInFlight: 1, redisCommandsSent: 0 });
+    controller.abort();
+    await expect(ping).resolves.toBe("PONG");
+    expect(redis.stats).toMatchObject({ redisRequests: 2, maxRedisInFlight: 1 });
+  });
+});
+
+describe("one door to Redis", () => {
+  it("no gateway module but the port builds a Redis client or opens a subscription", () => {
+    const src = join(import.meta.dirname, "../../src");
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? files(join(dir, entry.name)) : [join(dir, entry.name)],
+      );
+    const callers = files(src)
+      .filter((file) => /\.ts$/.test(file) && !/src\/(bridge|consumer|devstack)\//.test(file))
+      .filter((file) =>
+        /\b(createRedisClient|openSubscription)\(|new Redis\(/.test(readFileSync(file, "utf8")),
+      )
+      .map((file) => relative(src, file));
+    expect(callers.sort()).toEqual(["backends/redis-client.ts", "backends/redis-port.ts"]);
+  });
+});
