@@ -109,15 +109,23 @@ describe("buildCommands", () => {
     { stream: "other", entryId: "4-0", deadLetter: ["rpc", "x", "reason", "r"] },
   ];
 
-  it("sends one RPUSH and one EXPIRE per reply key and one XACK per stream, acks last", () => {
+  it("sends one RPUSH per reply key, EXPIRE only for the keys due, one XACK per stream, acks last", () => {
     const now = 1_700_000_000_000;
-    expect(buildCommands(batch, { ...settings, replyMode: "list" }, now, new Set(["other:dead"]))).toEqual([
+    const commands = buildCommands(
+      batch,
+      { ...settings, replyMode: "list" },
+      now,
+      new Set(["other:dead"]),
+      new Set(["k1", "k3"]),
+    );
+    expect(commands).toEqual([
       ["XADD", "other:dead", "MINID", "~", String(now - 60_000), "*", "rpc", "x", "reason", "r"],
       ["XTRIM", "other:dead", "MAXLEN", "~", "10"],
       ["RPUSH", "k1", "a", "c"],
       ["EXPIRE", "k1", "60"],
       ["RPUSH", "k2", "b"],
-      ["EXPIRE", "k2", "60"],
+      // k3 has no reply in this batch: an earlier push created it without a TTL.
+      ["EXPIRE", "k3", "60"],
       ["XACK", "general", "processors", "1-0", "2-0", "3-0"],
       ["XACK", "other", "processors", "4-0"],
     ]);
