@@ -110,15 +110,14 @@ export class Outbox {
     return keys;
   }
 
-  /** Owes an `EXPIRE` for every key an `RPUSH` of this round trip created without one (see `reply-ttl.ts`). */
+  /** Tells the TTL tracker what each `RPUSH` found; owes an `EXPIRE` for a key one created without it. */
   private noteCreatedKeys(commands: WriteCommand[], results: PipelineResult[], expired: Set<string>): void {
     commands.forEach(([name, key, ...values], index) => {
-      if (name !== "RPUSH" || expired.has(key)) return;
+      if (name !== "RPUSH") return;
       const result = results[index];
-      if (result && "result" in result && ReplyKeyTtl.created(result.result, values.length)) {
-        this.replyTtl.forget(key);
+      if (!result || !("result" in result)) return;
+      if (this.replyTtl.pushed(key, result.result, values.length, expired.has(key)))
         this.expiresOwed.add(key);
-      }
     });
   }
 

@@ -13,11 +13,20 @@
  *   Redis runs the command, so the real TTL ends later than this side assumes.
  * - A round trip that failed may have created the key without this side seeing the length: its keys are
  *   forgotten, so the retry carries their `EXPIRE`.
+ * - A key a push re-created without an `EXPIRE` (the gateway pops it empty between replies, as with one
+ *   client) gets its `EXPIRE` with every push until a push finds it holding replies, so a light load
+ *   costs no extra round trip; under load the list rarely runs empty and the `EXPIRE` is rarely sent.
  */
 
-/** Remembers when this service last sent `EXPIRE` for each reply key. */
+/** Remembers when this service last sent `EXPIRE` for each reply key, and which keys its pushes keep re-creating. */
 export class ReplyKeyTtl {
   private readonly expireSentAtMs = new Map<string, number>();
+  /**
+   * Keys a push re-created without an `EXPIRE` (the gateway pops them empty between replies, as with one
+   * client): until a push finds one holding replies, its pushes carry the `EXPIRE` in the same round trip
+   * rather than one round trip later.
+   */
+  private readonly recreated = new Set<string>();
   private readonly refreshAfterMs: number;
   private lastPruneMs = 0;
 
@@ -25,10 +34,10 @@ export class ReplyKeyTtl {
     this.refreshAfterMs = (ttlSeconds * 1000) / 3;
   }
 
-  /** True when a push to `key` at `nowMs` must carry an `EXPIRE` (never sent here, or sent too long ago). */
+  /** True when a push to `key` at `nowMs` must carry an `EXPIRE`. */
   isDue(key: string, nowMs: number): boolean {
     const sentAtMs = this.expireSentAtMs.get(key);
-    return sentAtMs === undefined || nowMs - sentAtMs >= this.refreshAfterMs;
+    return sentAtMs === undefined || this.recreated.has(key) || nowMs - sentAtMs >= this.refreshAfterMs;
   }
 
   /** Records an `EXPIRE` for `key` put in a batch at `nowMs`; drops entries too old to matter now and then. */
@@ -39,7 +48,9 @@ export class ReplyKeyTtl {
     // An entry older than the refresh interval answers the same as no entry: keys of objects gone away
     // leave the map after at most two intervals.
     for (const [other, sentAtMs] of this.expireSentAtMs) {
-      if (nowMs - sentAtMs >= this.refreshAfterMs) this.expireSentAtMs.delete(other);
+      if (nowMs - sentAtMs < this.refreshAfterMs) continue;
+      this.expireSentAtMs.delete(other);
+      this.recreated.delete(other);
     }
   }
 
@@ -49,10 +60,18 @@ export class ReplyKeyTtl {
   }
 
   /**
-   * True when an `RPUSH` of `pushed` values answered `length`, the list's new length, and so created the key
-   * without a TTL.
+   * Takes an `RPUSH` of `pushed` values to `key` that answered `length`, the list's new length. Returns true
+   * when the push created the key (so it has no TTL) and its round trip carried no `EXPIRE` for it: one is
+   * owed now.
    */
-  static created(length: unknown, pushed: number): boolean {
-    return length === pushed;
+  pushed(key: string, length: unknown, pushed: number, expireSent: boolean): boolean {
+    if (length !== pushed) {
+      this.recreated.delete(key);
+      return false;
+    }
+    if (expireSent) return false;
+    this.recreated.add(key);
+    this.forget(key);
+    return true;
   }
 }

@@ -6,6 +6,7 @@ import { parseCliArgs } from "../../src/consumer/cli-args.js";
 import { buildReplyPayload, parseRpcEntry } from "../../src/wire/index.js";
 import { DEFAULT_RPC_SERVICE_OPTIONS, resolveRpcServiceOptions } from "../../src/consumer/index.js";
 import { buildCommands } from "../../src/consumer/outbox.js";
+import { ReplyKeyTtl } from "../../src/consumer/reply-ttl.js";
 
 const handlers = { ping: () => "pong" };
 
@@ -138,6 +139,41 @@ describe("buildCommands", () => {
       ["PUBLISH", "k2", "b"],
       ["XACK", "general", "processors", "1-0", "2-0"],
     ]);
+  });
+});
+
+describe("ReplyKeyTtl", () => {
+  const t0 = 1_700_000_000_000;
+
+  it("asks for an EXPIRE on the first push and again once a third of the TTL has passed", () => {
+    const ttl = new ReplyKeyTtl(60);
+    expect(ttl.isDue("k", t0)).toBe(true);
+    ttl.sent("k", t0);
+    // The first push created the key, with its EXPIRE in the same round trip.
+    expect(ttl.pushed("k", 1, 1, true)).toBe(false);
+    expect(ttl.isDue("k", t0 + 19_999)).toBe(false);
+    expect(ttl.isDue("k", t0 + 20_000)).toBe(true);
+  });
+
+  it("owes an EXPIRE when a push without one re-created the key, then sends it with every push until the key holds replies", () => {
+    const ttl = new ReplyKeyTtl(60);
+    ttl.sent("k", t0);
+    // RPUSH of 2 values answered 2: the list was empty (popped) and the key had no TTL any more.
+    expect(ttl.pushed("k", 2, 2, false)).toBe(true);
+    expect(ttl.isDue("k", t0 + 1)).toBe(true);
+    ttl.sent("k", t0 + 1);
+    expect(ttl.pushed("k", 1, 1, true)).toBe(false);
+    expect(ttl.isDue("k", t0 + 2)).toBe(true);
+    ttl.sent("k", t0 + 2);
+    expect(ttl.pushed("k", 3, 1, true)).toBe(false);
+    expect(ttl.isDue("k", t0 + 3)).toBe(false);
+  });
+
+  it("asks again for a key it was told to forget (a round trip that failed)", () => {
+    const ttl = new ReplyKeyTtl(60);
+    ttl.sent("k", t0);
+    ttl.forget("k");
+    expect(ttl.isDue("k", t0 + 1)).toBe(true);
   });
 });
 
