@@ -72,7 +72,10 @@ export interface RpcServiceOptions {
   handlerGraceMs?: number;
   /** `list`: `RPUSH`+`EXPIRE` the reply key; `publish`: `PUBLISH` to it (the Perl proxy). @default "list" */
   replyMode?: "list" | "publish";
-  /** TTL set on the reply list with every reply. @default 60 */
+  /**
+   * TTL of the reply list: set by the first reply, by a reply that re-creates the key after the gateway
+   * popped it empty, and refreshed once a third of it has passed (not with every reply). @default 60
+   */
   replyTtlSeconds?: number;
   /** close() waits this long for running handlers, then abandons them (their entries get reclaimed). @default 30000 */
   closeTimeoutMs?: number;

@@ -2,14 +2,15 @@
  * The outbox: what handled entries still owe Redis (a reply, a dead letter, an ack), sent in batches.
  *
  * Everything that finishes while a batch is in flight joins the next one, so under load one round trip
- * carries many requests: one `RPUSH key v1..vn` + one `EXPIRE` per reply key, and one `XACK` per stream
- * with every id, after the replies in the same pipeline (reply, then ack). Fewer commands per request
- * matters because Upstash bills per command.
+ * carries many requests: one `RPUSH key v1..vn` per reply key, its `EXPIRE` only when due (see
+ * `reply-ttl.ts`), and one `XACK` per stream with every id, after the replies in the same pipeline (reply,
+ * then ack). Fewer commands per request matters because Upstash bills per command.
  */
 import { DEAD_LETTERS_PER_COUNT_TRIM, deadLetterMinId } from "./dead-letters.js";
+import { ReplyKeyTtl } from "./reply-ttl.js";
 import type { OutageTracker } from "./retry.js";
 import { backoffDelayMs, sleep } from "./retry.js";
-import type { ServiceTransport, WriteCommand } from "./transport.js";
+import type { PipelineResult, ServiceTransport, WriteCommand } from "./transport.js";
 import type { ServiceLogger } from "./types.js";
 
 /** What one handled entry owes Redis. */
@@ -40,6 +41,9 @@ export class Outbox {
   private abandonAt = Infinity;
   /** Dead letters sent per dead-letter stream since its last `XTRIM MAXLEN` (absent: never trimmed). */
   private readonly deadLettersSinceTrim = new Map<string, number>();
+  private readonly replyTtl: ReplyKeyTtl;
+  /** Reply keys a push created in a batch that carried no `EXPIRE` for them: the next batch sends it. */
+  private expiresOwed = new Set<string>();
 
   constructor(
     private readonly transport: ServiceTransport,
@@ -48,7 +52,9 @@ export class Outbox {
     private readonly logger: ServiceLogger,
     /** Called with the items whose commands Redis has run (their entries are no longer pending). */
     private readonly onSent: (items: OutboxItem[]) => void,
-  ) {}
+  ) {
+    this.replyTtl = new ReplyKeyTtl(settings.replyTtlSeconds);
+  }
 
   /** Queues an item; it is sent with whatever else is queued in the next batch. */
   push(item: OutboxItem): void {
@@ -65,13 +71,17 @@ export class Outbox {
   private async flushLoop(): Promise<void> {
     // Yield once so handlers finishing in the same turn share the batch.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.queue.length > 0) {
+    while (this.hasWork()) {
       const batch = this.queue;
       this.queue = [];
       if (!(await this.sendWithRetry(batch))) break;
     }
     this.flushing = undefined;
-    if (this.queue.length > 0) this.flushing = this.flushLoop();
+    if (this.hasWork()) this.flushing = this.flushLoop();
+  }
+
+  private hasWork(): boolean {
+    return this.queue.length > 0 || this.expiresOwed.size > 0;
   }
 
   /** The dead-letter streams whose count bound is due with this batch; counts the batch's dead letters. */
@@ -88,10 +98,38 @@ export class Outbox {
     return due;
   }
 
+  /** The reply keys whose `EXPIRE` goes with this batch (owed ones, and pushed ones that are due). */
+  private expiresDue(batch: OutboxItem[], owed: ReadonlySet<string>, nowMs: number): Set<string> {
+    const keys = new Set<string>();
+    if (this.settings.replyMode !== "list") return keys;
+    for (const key of owed) keys.add(key);
+    for (const item of batch) {
+      if (item.reply && this.replyTtl.isDue(item.reply.who, nowMs)) keys.add(item.reply.who);
+    }
+    for (const key of keys) this.replyTtl.sent(key, nowMs);
+    return keys;
+  }
+
+  /** Tells the TTL tracker what each `RPUSH` found; owes an `EXPIRE` for a key one created without it. */
+  private noteCreatedKeys(commands: WriteCommand[], results: PipelineResult[], expired: Set<string>): void {
+    commands.forEach(([name, key, ...values], index) => {
+      if (name !== "RPUSH") return;
+      const result = results[index];
+      if (!result || !("result" in result)) return;
+      if (this.replyTtl.pushed(key, result.result, values.length, expired.has(key)))
+        this.expiresOwed.add(key);
+    });
+  }
+
   private async sendWithRetry(batch: OutboxItem[]): Promise<boolean> {
-    const commands = buildCommands(batch, this.settings, Date.now(), this.countTrimsDue(batch));
+    const countTrims = this.countTrimsDue(batch);
+    const owed = this.expiresOwed;
+    this.expiresOwed = new Set();
     const never = new AbortController().signal;
     for (;;) {
+      const nowMs = Date.now();
+      const expires = this.expiresDue(batch, owed, nowMs);
+      const commands = buildCommands(batch, this.settings, nowMs, countTrims, expires);
       try {
         const results = await this.transport.pipeline(commands);
         this.outage.succeeded();
@@ -106,9 +144,13 @@ export class Outbox {
             });
           }
         });
+        this.noteCreatedKeys(commands, results, expires);
         this.onSent(batch);
         return true;
       } catch (error) {
+        // The pushes may have run and created their keys unseen: the retry carries their EXPIRE.
+        for (const key of expires) this.replyTtl.forget(key);
+        for (const item of batch) if (item.reply) this.replyTtl.forget(item.reply.who);
         const attempt = this.outage.failed(error, "reply batch");
         if (Date.now() >= this.abandonAt) {
           // Closing and Redis is still away: the entries stay pending and another consumer reclaims them.
@@ -118,6 +160,7 @@ export class Outbox {
             entries: batch.length + this.queue.length,
           });
           this.queue = [];
+          this.expiresOwed.clear();
           return false;
         }
         await sleep(backoffDelayMs(attempt, this.settings.retryMinMs, this.settings.retryMaxMs), never);
@@ -127,14 +170,16 @@ export class Outbox {
 }
 
 /**
- * Builds the pipeline for a batch: replies grouped per key, dead letters (each trimming its stream by age),
- * an `XTRIM MAXLEN ~` for each stream of `countTrims`, then one XACK per stream.
+ * Builds the pipeline for a batch: dead letters (each trimming its stream by age), an `XTRIM MAXLEN ~` for
+ * each stream of `countTrims`, replies grouped per key (each followed by its `EXPIRE` when the key is in
+ * `expireKeys`; a key of `expireKeys` with no reply gets its `EXPIRE` alone), then one XACK per stream.
  */
 export function buildCommands(
   batch: OutboxItem[],
   settings: OutboxSettings,
   nowMs: number,
   countTrims: ReadonlySet<string> = new Set(),
+  expireKeys: ReadonlySet<string> = new Set(),
 ): WriteCommand[] {
   const minId = deadLetterMinId(nowMs, settings.deadLetterMaxAgeSeconds);
   const commands: WriteCommand[] = [];
@@ -153,9 +198,12 @@ export function buildCommands(
   for (const deadStream of countTrims) {
     commands.push(["XTRIM", deadStream, "MAXLEN", "~", String(settings.deadLetterMaxLen)]);
   }
+  const ttl = String(settings.replyTtlSeconds);
   for (const [key, payloads] of repliesByKey) {
-    commands.push(["RPUSH", key, ...payloads], ["EXPIRE", key, String(settings.replyTtlSeconds)]);
+    commands.push(["RPUSH", key, ...payloads]);
+    if (expireKeys.has(key)) commands.push(["EXPIRE", key, ttl]);
   }
+  for (const key of expireKeys) if (!repliesByKey.has(key)) commands.push(["EXPIRE", key, ttl]);
   for (const [stream, ids] of idsByStream) commands.push(["XACK", stream, settings.group, ...ids]);
   return commands;
 }

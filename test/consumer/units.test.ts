@@ -6,6 +6,7 @@ import { parseCliArgs } from "../../src/consumer/cli-args.js";
 import { buildReplyPayload, parseRpcEntry } from "../../src/wire/index.js";
 import { resolveRpcServiceOptions } from "../../src/consumer/index.js";
 import { buildCommands } from "../../src/consumer/outbox.js";
+import { ReplyKeyTtl } from "../../src/consumer/reply-ttl.js";
 
 const handlers = { ping: () => "pong" };
 
@@ -127,15 +128,23 @@ describe("buildCommands", () => {
     { stream: "other", entryId: "4-0", deadLetter: ["rpc", "x", "reason", "r"] },
   ];
 
-  it("sends one RPUSH and one EXPIRE per reply key and one XACK per stream, acks last", () => {
+  it("sends one RPUSH per reply key, EXPIRE only for the keys due, one XACK per stream, acks last", () => {
     const now = 1_700_000_000_000;
-    expect(buildCommands(batch, { ...settings, replyMode: "list" }, now, new Set(["other:dead"]))).toEqual([
+    const commands = buildCommands(
+      batch,
+      { ...settings, replyMode: "list" },
+      now,
+      new Set(["other:dead"]),
+      new Set(["k1", "k3"]),
+    );
+    expect(commands).toEqual([
       ["XADD", "other:dead", "MINID", "~", String(now - 60_000), "*", "rpc", "x", "reason", "r"],
       ["XTRIM", "other:dead", "MAXLEN", "~", "10"],
       ["RPUSH", "k1", "a", "c"],
       ["EXPIRE", "k1", "60"],
       ["RPUSH", "k2", "b"],
-      ["EXPIRE", "k2", "60"],
+      // k3 has no reply in this batch: an earlier push created it without a TTL.
+      ["EXPIRE", "k3", "60"],
       ["XACK", "general", "processors", "1-0", "2-0", "3-0"],
       ["XACK", "other", "processors", "4-0"],
     ]);
@@ -148,6 +157,41 @@ describe("buildCommands", () => {
       ["PUBLISH", "k2", "b"],
       ["XACK", "general", "processors", "1-0", "2-0"],
     ]);
+  });
+});
+
+describe("ReplyKeyTtl", () => {
+  const t0 = 1_700_000_000_000;
+
+  it("asks for an EXPIRE on the first push and again once a third of the TTL has passed", () => {
+    const ttl = new ReplyKeyTtl(60);
+    expect(ttl.isDue("k", t0)).toBe(true);
+    ttl.sent("k", t0);
+    // The first push created the key, with its EXPIRE in the same round trip.
+    expect(ttl.pushed("k", 1, 1, true)).toBe(false);
+    expect(ttl.isDue("k", t0 + 19_999)).toBe(false);
+    expect(ttl.isDue("k", t0 + 20_000)).toBe(true);
+  });
+
+  it("owes an EXPIRE when a push without one re-created the key, then sends it with every push until the key holds replies", () => {
+    const ttl = new ReplyKeyTtl(60);
+    ttl.sent("k", t0);
+    // RPUSH of 2 values answered 2: the list was empty (popped) and the key had no TTL any more.
+    expect(ttl.pushed("k", 2, 2, false)).toBe(true);
+    expect(ttl.isDue("k", t0 + 1)).toBe(true);
+    ttl.sent("k", t0 + 1);
+    expect(ttl.pushed("k", 1, 1, true)).toBe(false);
+    expect(ttl.isDue("k", t0 + 2)).toBe(true);
+    ttl.sent("k", t0 + 2);
+    expect(ttl.pushed("k", 3, 1, true)).toBe(false);
+    expect(ttl.isDue("k", t0 + 3)).toBe(false);
+  });
+
+  it("asks again for a key it was told to forget (a round trip that failed)", () => {
+    const ttl = new ReplyKeyTtl(60);
+    ttl.sent("k", t0);
+    ttl.forget("k");
+    expect(ttl.isDue("k", t0 + 1)).toBe(true);
   });
 });
 

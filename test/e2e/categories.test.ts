@@ -45,6 +45,30 @@ describe("category routing", () => {
     await client.close();
   });
 
+  it("takes the category from the action, never from the frame", async () => {
+    const client = await connect(stack.worker?.wsUrl ?? "");
+    const generalBefore = (await readStream(redis, "general")).length;
+    const slowBefore = (await readStream(redis, "slow")).length;
+    // `ping` is an action of category general; the frame asks for another stream, a known one and an unknown one.
+    expect(await client.call({ ping: 1, category: "slow", req_id: 1 })).toMatchObject({
+      ping: "pong",
+      req_id: 1,
+    });
+    expect(await client.call({ ping: 1, category: "no-such-category", req_id: 2 })).toMatchObject({
+      ping: "pong",
+      req_id: 2,
+    });
+
+    const general = (await readStream(redis, "general")).slice(generalBefore);
+    expect(general.map((entry) => [entry.rpc, JSON.parse(entry.args ?? "{}").args?.category])).toEqual([
+      ["ping", "slow"],
+      ["ping", "no-such-category"],
+    ]);
+    expect(await readStream(redis, "slow")).toHaveLength(slowBefore);
+    expect(await redis.exists("no-such-category")).toBe(0);
+    await client.close();
+  });
+
   it("waits for a reply as long as the category's timeout, not the default one", async () => {
     const client = await connect(stack.worker?.wsUrl ?? "");
     // No consumer on `slow` any more: the call waits out the category's 1 s, not general's 5 s.
