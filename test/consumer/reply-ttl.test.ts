@@ -3,7 +3,8 @@
  * command), and set again whenever a reply re-creates a key the gateway popped empty. Both transports.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ServiceHarness, TRANSPORTS, startTestRedis, waitFor, type TestRedis } from "./helpers.js";
+import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor, sleep } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {
