@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
-import { waitFor, sleep } from "../support/wait.js";
+import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {
