@@ -93,6 +93,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         request,
         this.options.upgradeHeaders ?? DEFAULT_UPGRADE_HEADERS,
         this.maxAttachmentBytes,
+        this.options.credentialParams,
       );
       // Awaited so that `onOpen` has finished before the first frame can arrive.
       await this.dispatcher.handleOpen(conn);
@@ -168,6 +169,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       openConnections: this.ctx.getWebSockets().length,
       framesInFlight: this.framesInFlight,
       backends: this.backendStats(),
+      dispatcher: this.dispatcher?.counters,
     });
   }
 

@@ -37,6 +37,7 @@ describe("a backend's callRpc", () => {
     const conn = createMemoryConnection();
     const seen: string[] = [];
     const action = {
+      stashWrites: ["loginid"],
       beforeCall: () => void seen.push("beforeCall"),
       success: () => void seen.push("success"),
     };

@@ -12,7 +12,7 @@ describe("gateway options (PROTOCOL section 2)", () => {
   it("fills in the documented defaults", () => {
     const resolved = resolveGatewayOptions({ actions: [["ping"], ["time", { msgType: "t" }]] });
     expect(resolved).toMatchObject(DEFAULT_GATEWAY_OPTIONS);
-    expect(resolved.maxMessageBytes).toBe(262_144);
+    expect(resolved.maxMessageBytes).toBe(65_536);
     expect(resolved.maxResponseBytes).toBe(600_000);
     expect(resolved.hookTimeoutMs).toBe(15_000);
     expect([...resolved.actionTable.keys()]).toEqual(["ping", "time"]);

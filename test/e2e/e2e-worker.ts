@@ -23,7 +23,7 @@ const gateway = createGateway({
     ["ping"],
     ["echo"],
     ["slow"],
-    ["login"],
+    ["login", { stashWrites: ["loginid", "token", "scopes"] }],
     ["whoami", { stashParams: ["loginid"] }],
     // A beforeForward hook slower than hookTimeoutMs: the client gets Timeout.
     ["stall", { beforeForward: () => new Promise((resolve) => setTimeout(() => resolve(undefined), 2_000)) }],
@@ -56,7 +56,12 @@ const gateway = createGateway({
 const secure = createGateway({
   basePath: "/secure/websockets/v3",
   binding: "SECURE",
-  actions: [["ping"], ["login"], ["echo"], ["whoami", { stashParams: ["loginid"] }]],
+  actions: [
+    ["ping"],
+    ["login", { stashWrites: ["loginid", "token", "scopes"] }],
+    ["echo"],
+    ["whoami", { stashParams: ["loginid"] }],
+  ],
   beforeForward: requireAuth({
     verify: (token) => (token === "good-token" ? "CR-TOKEN" : undefined),
     stashKey: "loginid",
