@@ -31,6 +31,8 @@ const gateway = createGateway({
     ["hold", { backend: "patient" }],
     ["crash", { backend: "patient" }],
     ["stubborn"],
+    // Returns the frame, `stash` included (test/e2e/abuse.test.ts): no stashWrites, so it writes nothing.
+    ["reflect"],
     // This incarnation's backend counters (late, duplicate, foreign replies...) and reply keys.
     [
       "backend_stats",
@@ -51,6 +53,7 @@ const gateway = createGateway({
   hookTimeoutMs: 300,
   maxResponseBytes: 4_000,
   objectName: () => "e2e",
+  metricsObjects: ["e2e"],
 });
 
 const secure = createGateway({
