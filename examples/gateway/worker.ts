@@ -21,7 +21,8 @@ const gateway = createGateway({
     ["slow", { category: "slow" }],
     ["fail"],
     ["app_error"],
-    ["login"],
+    // The stash keys the service's `login` result may write; no other action writes any.
+    ["login", { stashWrites: ["loginid", "token", "scopes"] }],
     // Sends the stash values `login` stored; the service sees them next to `args`.
     ["whoami", { stashParams: ["loginid", "scopes"] }],
   ],

@@ -1,6 +1,8 @@
 /**
  * Strict decoding of inbound text frames (PROTOCOL.md 1.1.1): UTF-8, one leading BOM stripped, JSON, and
- * the value must be an object.
+ * the value must be an object. Keys named `__proto__` are dropped at any depth: `JSON.parse` makes them
+ * own properties, and a service or hook that copies the frame with a merge helper (`target[key] = value`)
+ * would then replace the target's prototype.
  */
 import { clientError, type ErrorReply } from "./errors.js";
 import { isJsonObject } from "./safe-object.js";
@@ -45,7 +47,8 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array): DecodeResu
   if (text === undefined) return invalid("INVALID_UTF8");
   let value: unknown;
   try {
-    value = JSON.parse(stripBom(text));
+    const json = stripBom(text);
+    value = mayHoldProtoKey(json) ? JSON.parse(json, dropProtoKeys) : JSON.parse(json);
   } catch {
     // A SyntaxError is the expected outcome for a malformed frame; the client is told, nothing is lost.
     return invalid("INVALID_JSON");
@@ -82,6 +85,19 @@ function nestingExceeds(text: string, max: number): boolean {
     } else if (char === 0x7d || char === 0x5d) depth--;
   }
   return false;
+}
+
+/**
+ * True when `json` may have a `__proto__` key: the name written out, or any `\u` escape (which can spell
+ * it, `"\u005f_proto__"`). The reviver is only paid for such frames.
+ */
+function mayHoldProtoKey(json: string): boolean {
+  return json.includes("__proto__") || json.includes("\\u");
+}
+
+/** A `JSON.parse` reviver: returning undefined deletes the property, so `__proto__` keys never appear. */
+function dropProtoKeys(key: string, value: unknown): unknown {
+  return key === "__proto__" ? undefined : value;
 }
 
 /** Removes exactly one leading byte order mark. */

@@ -14,7 +14,12 @@ import { clientError, errorToReply } from "./errors.js";
 import { decodeFrame, utf8ByteLength } from "./decode.js";
 import { createForwardPipeline, type ForwardPipeline } from "./forward-pipeline.js";
 import { consoleLogger, hookList, runHook } from "./hooks.js";
-import { createConnectionLimits, POLICY_VIOLATION_CLOSE, type ConnectionLimits } from "./limits.js";
+import {
+  createConnectionLimits,
+  POLICY_VIOLATION_CLOSE,
+  type ConnectionLimits,
+  type LimitUsage,
+} from "./limits.js";
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from "./options.js";
 import { createReplySender, type SendReply } from "./reply-sender.js";
 import { assertBackendsExist, buildRequest, findAction } from "./request.js";
@@ -38,6 +43,14 @@ export interface Dispatcher {
   handleClose(conn: Connection, code: number, reason: string): Promise<void>;
   /** Connections the per-connection limits hold counters for (0 once every connection closed). */
   readonly limitedConnections: number;
+  /** Counters for `/metrics`: bytes in flight, budget rejections, abuse closes, stash writes dropped. */
+  readonly counters: DispatcherCounters;
+}
+
+/** What the dispatcher counts for `/metrics`, for one object. */
+export interface DispatcherCounters extends LimitUsage {
+  /** Stash keys a reply tried to write that its action's `stashWrites` does not list (dropped). */
+  stashWritesDropped: number;
 }
 
 /** What the dispatcher takes from its environment, swappable in tests. */
@@ -68,6 +81,7 @@ class GatewayDispatcher implements Dispatcher {
   private readonly checkSanity: (message: ClientMessage) => SanityFailure | undefined;
   private readonly pipeline: ForwardPipeline;
   private readonly limits: ConnectionLimits;
+  private stashWritesDropped = 0;
 
   constructor(
     private readonly options: ResolvedGatewayOptions,
@@ -77,7 +91,9 @@ class GatewayDispatcher implements Dispatcher {
   ) {
     this.send = createReplySender(options, logger);
     this.checkSanity = options.sanityCheck ? createSanityCheck(options.skipSanityCheck) : () => undefined;
-    this.pipeline = createForwardPipeline(options, backends, logger);
+    this.pipeline = createForwardPipeline(options, backends, logger, (count) => {
+      this.stashWritesDropped += count;
+    });
     this.limits = createConnectionLimits(options, now);
   }
 
@@ -85,16 +101,21 @@ class GatewayDispatcher implements Dispatcher {
     return this.limits.size;
   }
 
+  get counters(): DispatcherCounters {
+    return { ...this.limits.usage, stashWritesDropped: this.stashWritesDropped };
+  }
+
   async handleFrame(conn: Connection, data: string | ArrayBuffer | Uint8Array, frame: FrameInfo = {}) {
     try {
-      if (byteLength(data) > this.options.maxMessageBytes) {
+      const bytes = byteLength(data);
+      if (bytes > this.options.maxMessageBytes) {
         conn.close(1009, "Message too big");
         return;
       }
       const binary = frame.binary ?? typeof data !== "string";
       if (!this.limits.admitFrame(conn)) await this.refuseFrame(conn, binary ? undefined : data);
       else if (binary) await this.handleBinary(conn, toBytes(data));
-      else await this.handleText(conn, data);
+      else await this.handleText(conn, data, bytes);
     } catch (error) {
       // Only a bug gets here (every step handles its own failures); the socket stays usable.
       this.logger.error(`unexpected failure handling a frame on connection ${conn.id}`, error);
@@ -114,18 +135,22 @@ class GatewayDispatcher implements Dispatcher {
     return this.notify("onClose", hookList(this.options.onClose), conn, code, reason);
   }
 
-  private async handleText(conn: Connection, data: string | ArrayBuffer | Uint8Array): Promise<void> {
+  private async handleText(
+    conn: Connection,
+    data: string | ArrayBuffer | Uint8Array,
+    bytes: number,
+  ): Promise<void> {
     const decoded = decodeFrame(data);
     let message: ClientMessage | undefined;
     if (decoded.ok) {
       message = decoded.message;
-      await this.handleMessage(conn, message);
+      await this.handleMessage(conn, message, bytes);
     } else {
       if (decoded.errorCode) {
-        const info = { errorCode: decoded.errorCode, bytes: byteLength(data) };
+        const info = { errorCode: decoded.errorCode, bytes };
         await this.notify("onEncodingError", hookList(this.options.onEncodingError), conn, info);
       }
-      await this.send(conn, undefined, decoded.reply);
+      await this.reject(conn, undefined, decoded.reply);
     }
     await this.notify("afterDispatch", hookList(this.options.afterDispatch), conn, message);
   }
@@ -146,32 +171,44 @@ class GatewayDispatcher implements Dispatcher {
     this.noteRejection(conn);
   }
 
-  /** Closes the connection with 1008 when this RateLimit rejection makes the abuse sustained. */
+  /**
+   * Sends a gateway error reply (BadRequest, SanityCheckFailed, UnrecognisedRequest, RateLimit), which
+   * counts toward the abuse close.
+   */
+  private async reject(conn: Connection, message: ClientMessage | undefined, reply: JsonObject) {
+    await this.send(conn, message, reply);
+    this.noteRejection(conn);
+  }
+
+  /** Closes the connection with 1008 when this error reply makes the abuse sustained. */
   private noteRejection(conn: Connection): void {
     if (!this.limits.recordRejection(conn)) return;
-    this.logger.warn(`connection ${conn.id} closed: sustained RateLimit rejections`);
+    this.logger.warn(`connection ${conn.id} closed: sustained error replies`);
     conn.close(POLICY_VIOLATION_CLOSE.code, POLICY_VIOLATION_CLOSE.reason);
   }
 
-  /** Answers a decoded message; a request counts as in flight from dispatch until its reply is sent. */
-  private async handleMessage(conn: Connection, message: ClientMessage): Promise<void> {
+  /**
+   * Answers a decoded message; a request counts as in flight, with its frame's `bytes`, from dispatch
+   * until its reply is sent.
+   */
+  private async handleMessage(conn: Connection, message: ClientMessage, bytes: number): Promise<void> {
     const failure = this.checkSanity(message);
     if (failure) this.logger.debug?.(`sanity check failed on key "${failure.key}"`);
     const match = failure ? undefined : findAction(this.options.actionTable, message);
     if (!match) {
-      await this.send(conn, message, clientError(failure ? "SanityCheckFailed" : "UnrecognisedRequest"));
+      await this.reject(conn, message, clientError(failure ? "SanityCheckFailed" : "UnrecognisedRequest"));
       return;
     }
-    if (!this.limits.beginRequest(conn)) {
-      await this.send(conn, message, clientError("RateLimit"));
-      this.noteRejection(conn);
+    const endRequest = this.limits.beginRequest(conn, bytes);
+    if (!endRequest) {
+      await this.reject(conn, message, clientError("RateLimit"));
       return;
     }
     try {
       const reply = await this.answer(conn, match, message);
       if (reply) await this.send(conn, message, reply);
     } finally {
-      this.limits.endRequest(conn);
+      endRequest();
     }
   }
 

@@ -25,11 +25,12 @@ import type { ActionOptions, Backend, Connection, JsonObject, Logger, RpcRequest
  */
 export type ForwardPipeline = (conn: Connection, req: RpcRequest, route: ActionRoute) => Promise<unknown>;
 
-/** Builds the pipeline for one gateway configuration. */
+/** Builds the pipeline for one gateway configuration; `onStashDropped` counts refused stash writes. */
 export function createForwardPipeline(
   options: ResolvedGatewayOptions,
   backends: Readonly<Record<string, Backend>>,
   logger: Logger,
+  onStashDropped?: (count: number) => void,
 ): ForwardPipeline {
   const timeoutMs = options.hookTimeoutMs;
 
@@ -52,7 +53,7 @@ export function createForwardPipeline(
       req,
       backend,
       { global: options, action: req.action },
-      { hookTimeoutMs: timeoutMs, logger },
+      { hookTimeoutMs: timeoutMs, logger, onStashDropped },
     );
   };
 

@@ -3,8 +3,20 @@
  * orchestration shared by every backend, reply building and the per-connection limits. Imports nothing
  * platform-specific.
  */
-export { createDispatcher, type Dispatcher, type DispatcherDeps, type FrameInfo } from "./dispatcher.js";
-export { callRpc, buildCallParams, type CallRpcOptions, type RpcHookSet } from "./rpc-call.js";
+export {
+  createDispatcher,
+  type Dispatcher,
+  type DispatcherCounters,
+  type DispatcherDeps,
+  type FrameInfo,
+} from "./dispatcher.js";
+export {
+  callRpc,
+  buildCallParams,
+  splitStashWrites,
+  type CallRpcOptions,
+  type RpcHookSet,
+} from "./rpc-call.js";
 export {
   buildApplicationErrorReply,
   buildSuccessReply,
@@ -35,6 +47,7 @@ export {
   POLICY_VIOLATION_CLOSE,
   type ConnectionLimits,
   type ConnectionLimitSettings,
+  type LimitUsage,
 } from "./limits.js";
 export * from "./errors.js";
 export * from "./options.js";

@@ -1,6 +1,7 @@
 /**
- * Per-connection limits (issue 6): requests in flight, frames per second (a token bucket), and the close
- * with 1008 when a client keeps running into them.
+ * Per-connection limits: requests in flight (by count and by bytes), frames per second (a token bucket),
+ * the bytes of requests in flight on the whole object (one dispatcher), and the close with 1008 when a
+ * client keeps getting error replies.
  *
  * The state is one small record per connection, kept in memory by `conn.id` and dropped when the
  * connection closes. It deliberately does not survive hibernation: a Durable Object only hibernates when
@@ -15,6 +16,8 @@ export const POLICY_VIOLATION_CLOSE = { code: 1008, reason: "Policy violation" }
 /** The settings the limiter reads; 0 turns a limit off. See `GatewayOptions` for their meaning. */
 export interface ConnectionLimitSettings {
   maxPendingPerConnection: number;
+  maxPendingBytesPerConnection: number;
+  maxPendingBytesPerObject: number;
   maxMessagesPerSecond: number;
   messageBurst: number;
   abuseCloseAfterRejections: number;
@@ -25,20 +28,38 @@ export interface ConnectionLimitSettings {
 export interface ConnectionLimits {
   /** Takes a token for one inbound frame; false when the connection is over `maxMessagesPerSecond`. */
   admitFrame(conn: Connection): boolean;
-  /** Counts a request as in flight; false (and nothing counted) when `maxPendingPerConnection` is reached. */
-  beginRequest(conn: Connection): boolean;
-  /** The request admitted by {@link beginRequest} got its reply (or none will come). */
-  endRequest(conn: Connection): void;
-  /** Records one RateLimit rejection; true when this one makes the abuse sustained (close 1008). */
+  /**
+   * Counts a request of `bytes` (its frame's size) as in flight and returns the function that ends it
+   * (call it once the reply went out, or none will come); undefined, and nothing counted, when the
+   * connection is at `maxPendingPerConnection`, or the bytes would pass `maxPendingBytesPerConnection` or
+   * the object's `maxPendingBytesPerObject`.
+   */
+  beginRequest(conn: Connection, bytes?: number): (() => void) | undefined;
+  /** Records one error reply; true when this one makes the abuse sustained (close 1008). */
   recordRejection(conn: Connection): boolean;
+  /** Bytes of requests in flight on this object now, and the rejections each budget caused so far. */
+  readonly usage: LimitUsage;
   /** Drops everything kept for a connection that is gone. Safe to call more than once. */
   forget(connectionId: string): void;
   /** How many connections have state right now (0 once every connection closed). */
   readonly size: number;
 }
 
+/** What the limiter reports to `/metrics`. */
+export interface LimitUsage {
+  /** Bytes of the frames of every request in flight on this object. */
+  pendingBytes: number;
+  /** Requests refused with RateLimit because the connection's bytes in flight were at their budget. */
+  connectionByteRejections: number;
+  /** Requests refused with RateLimit because the object's bytes in flight were at their budget. */
+  objectByteRejections: number;
+  /** Connections closed with 1008 for sustained error replies. */
+  abuseCloses: number;
+}
+
 interface ConnectionState {
   pending: number;
+  pendingBytes: number;
   tokens: number;
   refilledAtMs: number;
   rejections: number;
@@ -51,6 +72,12 @@ export function createConnectionLimits(
   now: () => number,
 ): ConnectionLimits {
   const states = new Map<string, ConnectionState>();
+  const usage: LimitUsage = {
+    pendingBytes: 0,
+    connectionByteRejections: 0,
+    objectByteRejections: 0,
+    abuseCloses: 0,
+  };
 
   // A closed connection gets no state: nothing can be sent to it, and an entry created now would only
   // leak if its close has already been handled.
@@ -60,6 +87,7 @@ export function createConnectionLimits(
     if (!state) {
       state = {
         pending: 0,
+        pendingBytes: 0,
         tokens: settings.messageBurst,
         refilledAtMs: now(),
         rejections: 0,
@@ -76,26 +104,53 @@ export function createConnectionLimits(
       const state = stateOf(conn);
       return state ? takeToken(state, settings, now()) : true;
     },
-    beginRequest(conn) {
-      if (settings.maxPendingPerConnection <= 0) return true;
-      const state = stateOf(conn);
-      if (!state) return true;
-      if (state.pending >= settings.maxPendingPerConnection) return false;
-      state.pending += 1;
-      return true;
-    },
-    endRequest(conn) {
-      // No state means the connection closed (and was forgotten) while the request was in flight.
-      const state = states.get(conn.id);
-      if (state && state.pending > 0) state.pending -= 1;
+    beginRequest(conn, bytes = 0) {
+      const { maxPendingPerConnection: maxCount, maxPendingBytesPerConnection: maxBytes } = settings;
+      // Per-connection state only when a per-connection limit is on (no counters kept for nothing).
+      const state = maxCount > 0 || maxBytes > 0 ? stateOf(conn) : undefined;
+      if (!conn.isOpen) return () => undefined;
+      if (state && maxCount > 0 && state.pending >= maxCount) return undefined;
+      // Each budget admits one request on its own, so a frame within maxMessageBytes always gets through
+      // once the earlier requests are answered.
+      if (state && maxBytes > 0 && state.pending > 0 && state.pendingBytes + bytes > maxBytes) {
+        usage.connectionByteRejections += 1;
+        return undefined;
+      }
+      const maxObjectBytes = settings.maxPendingBytesPerObject;
+      if (maxObjectBytes > 0 && usage.pendingBytes > 0 && usage.pendingBytes + bytes > maxObjectBytes) {
+        usage.objectByteRejections += 1;
+        return undefined;
+      }
+      if (state) {
+        state.pending += 1;
+        state.pendingBytes += bytes;
+      }
+      usage.pendingBytes += bytes;
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        // The object's total counts the bytes until the request ends, even if its connection closed first:
+        // the call holds the request's frame until then.
+        usage.pendingBytes -= bytes;
+        if (state) {
+          state.pending = Math.max(0, state.pending - 1);
+          state.pendingBytes = Math.max(0, state.pendingBytes - bytes);
+        }
+      };
     },
     recordRejection(conn) {
       if (settings.abuseCloseAfterRejections <= 0) return false;
       const state = stateOf(conn);
-      return state ? countRejection(state, settings, now()) : false;
+      const sustained = state ? countRejection(state, settings, now()) : false;
+      if (sustained) usage.abuseCloses += 1;
+      return sustained;
     },
     forget(connectionId) {
       states.delete(connectionId);
+    },
+    get usage() {
+      return { ...usage };
     },
     get size() {
       return states.size;

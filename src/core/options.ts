@@ -70,7 +70,13 @@ export interface GatewayOptions extends GatewayHooks {
   defaultBackend?: string;
   /** Path of the WebSocket endpoint. @default "/websockets/v3" */
   basePath?: string;
-  /** Larger frames close the connection with 1009. @default 262144 (256 KiB) */
+  /**
+   * Larger frames close the connection with 1009. A client request of a trading API is small: a few
+   * hundred bytes for a call, a few KiB for the largest forms (settings, an advert's description, a
+   * contract's parameters), so 64 KiB leaves them more than ten times the room while keeping what one
+   * frame costs the object (parsed, it takes several times its size) small. Replies are bounded by
+   * `maxResponseBytes`, not by this. @default 65536 (64 KiB)
+   */
   maxMessageBytes?: number;
   /** Larger replies become ResponseTooLarge. @default 600000 */
   maxResponseBytes?: number;
@@ -91,6 +97,22 @@ export interface GatewayOptions extends GatewayHooks {
    */
   maxPendingPerConnection?: number;
   /**
+   * Bytes of the frames of one connection's requests in flight (the UTF-8 size of each frame); a request
+   * that would pass it gets RateLimit and is not forwarded. A request on its own is always admitted, so
+   * any frame within `maxMessageBytes` goes through once the earlier ones are answered. Counted in
+   * `/metrics` as `wsproxy_byte_budget_rejections_total{scope="connection"}`. 0 turns it off.
+   * @default 1048576 (1 MiB: 16 frames of the largest size, hundreds of ordinary calls)
+   */
+  maxPendingBytesPerConnection?: number;
+  /**
+   * Bytes of the frames of every request in flight on one Durable Object, all its connections together;
+   * a request that would pass it gets RateLimit. A Durable Object has 128 MB of memory and a frame takes
+   * several times its size once parsed and forwarded, so the default keeps requests in flight to a
+   * fraction of it. Counted in `/metrics` as `wsproxy_byte_budget_rejections_total{scope="object"}`.
+   * 0 turns it off. @default 16777216 (16 MiB)
+   */
+  maxPendingBytesPerObject?: number;
+  /**
    * Frames per second one connection may send, refilled continuously (a token bucket); every frame within
    * `maxMessageBytes` takes a token, text or binary, valid or not. A text frame over the rate gets only
    * RateLimit; a binary one is dropped. May be fractional (`0.5` = one frame every 2 s). 0 turns it off.
@@ -100,8 +122,9 @@ export interface GatewayOptions extends GatewayHooks {
   /** Frames a connection may send at once after a quiet spell. @default maxMessagesPerSecond */
   messageBurst?: number;
   /**
-   * Sustained abuse: this many RateLimit rejections (either limit) within one `abuseWindowMs` window,
-   * which opens at the first rejection, close the connection with 1008 "Policy violation". 0 never closes.
+   * Sustained abuse: this many error replies of the gateway (`RateLimit` from any limit, `BadRequest`,
+   * `SanityCheckFailed`, `UnrecognisedRequest`) within one `abuseWindowMs` window, which opens at the
+   * first one, close the connection with 1008 "Policy violation". 0 never closes.
    * @default 500
    */
   abuseCloseAfterRejections?: number;
@@ -113,7 +136,7 @@ export interface GatewayOptions extends GatewayHooks {
 export const DEFAULT_GATEWAY_OPTIONS = {
   defaultBackend: "default",
   basePath: "/websockets/v3",
-  maxMessageBytes: 256 * 1024,
+  maxMessageBytes: 64 * 1024,
   maxResponseBytes: 600_000,
   sanityCheck: true,
   hookTimeoutMs: 15_000,
@@ -125,6 +148,13 @@ export const DEFAULT_GATEWAY_OPTIONS = {
   // them, while a flooding socket is refused within a second and closed after ~500 refusals.
   // Public deployments should tighten the rate to their product (deriv's API allows ~80 calls/s).
   maxPendingPerConnection: 100,
+  // Byte budgets: Workers limits apply to Durable Objects ("Durable Objects limits",
+  // https://developers.cloudflare.com/durable-objects/platform/limits/), memory 128 MB per isolate
+  // ("Workers limits", https://developers.cloudflare.com/workers/platform/limits/), and a parked frame costs about
+  // three times its size in the runtime (measured: 240 MB of frames in flight grew workerd by 745 MB).
+  // 16 MiB per object keeps requests in flight near 50 MB; 1 MiB per connection lets 16 sockets fill it.
+  maxPendingBytesPerConnection: 1024 * 1024,
+  maxPendingBytesPerObject: 16 * 1024 * 1024,
   maxMessagesPerSecond: 2000,
   abuseCloseAfterRejections: 500,
   abuseWindowMs: 10_000,
@@ -216,6 +246,13 @@ function buildActionTable(actions: unknown): Map<string, ActionOptions> {
     if (actionOptions !== undefined && (typeof actionOptions !== "object" || actionOptions === null)) {
       throw new ConfigError(`\`actions\`: the options of "${name}" must be an object`);
     }
+    const { stashWrites } = (actionOptions ?? {}) as ActionOptions;
+    if (
+      stashWrites !== undefined &&
+      (!Array.isArray(stashWrites) || stashWrites.some((key) => typeof key !== "string"))
+    ) {
+      throw new ConfigError(`\`actions\`: the stashWrites of "${name}" must be an array of stash keys`);
+    }
     actionTable.set(name, (actionOptions ?? {}) as ActionOptions);
   }
   return actionTable;
@@ -245,7 +282,12 @@ function buildRoutes(
 
 /** The per-connection limits: counts are whole numbers, the rate any finite number, 0 meaning off. */
 function assertLimits(options: ResolvedGatewayOptions): void {
-  for (const key of ["maxPendingPerConnection", "abuseCloseAfterRejections"] as const) {
+  for (const key of [
+    "maxPendingPerConnection",
+    "maxPendingBytesPerConnection",
+    "maxPendingBytesPerObject",
+    "abuseCloseAfterRejections",
+  ] as const) {
     if (!Number.isInteger(options[key]) || options[key] < 0) {
       throw new ConfigError(`\`${key}\` must be a whole number, 0 to turn it off`);
     }

@@ -10,7 +10,7 @@
  * | 3    | `beforeGetRpcResponse`        | the response arrived (not on failure)                       |
  * | 4    | `afterGotRpcResponse`         | the response arrived, before the reply is built             |
  * | 5a   | `rpcResponseCb`               | `{result}`: replaces 5b-5d and the stash merge (action's, else global) |
- * | 5b   | `success`                     | `{result}` that is not an application error; stash merged first |
+ * | 5b   | `success`                     | `{result}` that is not an application error; stash merged first (only the action's `stashWrites` keys) |
  * | 5c   | `error`                       | `{result: {error: {code, message_to_client}}}`              |
  * | 5d   | `response`                    | after 5b or 5c; a truthy return replaces the reply          |
  * | 6    | `rpcFailureCb`                | the call threw, the response was unusable, or it was `{error}` (CallError) |
@@ -46,6 +46,8 @@ export interface CallRpcOptions {
   hookTimeoutMs?: number;
   /** @default the console */
   logger?: Logger;
+  /** Told how many keys of a result's `stash` were dropped because the action may not write them. */
+  onStashDropped?: (count: number) => void;
 }
 
 /** Runs the global then the action hooks of one kind, each bounded by the hook timeout. */
@@ -89,7 +91,11 @@ export async function callRpc(
     hook(conn, req, response),
   );
   try {
-    return await replyFor(conn, req, response, hooks, run, { timeoutMs, logger });
+    return await replyFor(conn, req, response, hooks, run, {
+      timeoutMs,
+      logger,
+      onStashDropped: options.onStashDropped,
+    });
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
     return fail(conn, req, hooks, run, logger, failureOf(error), response);
@@ -114,7 +120,11 @@ async function replyFor(
   response: RpcResponse,
   hooks: RpcHookSet,
   run: Run,
-  { timeoutMs, logger }: { timeoutMs: number; logger: Logger },
+  {
+    timeoutMs,
+    logger,
+    onStashDropped,
+  }: { timeoutMs: number; logger: Logger; onStashDropped?: (count: number) => void },
 ): Promise<JsonObject | undefined> {
   if (!isJsonObject(response)) throw new ProtocolError("the backend response is not an object");
   if (Object.hasOwn(response, "error")) return callError(conn, req, response, hooks, run, logger);
@@ -131,7 +141,16 @@ async function replyFor(
     await run("error", global.error, action.error, (hook) => hook(conn, req, reply, result));
   } else {
     const success = buildSuccessReply(req.msgType, result);
-    if (success.stash) conn.updateStash(success.stash);
+    if (success.stash) {
+      const { allowed, dropped } = splitStashWrites(success.stash, req.action.stashWrites);
+      if (dropped.length > 0) {
+        logger.warn(
+          `"${req.name}" (${req.correlationId}) tried to write stash keys its stashWrites does not list; dropped: ${dropped.join(", ")}`,
+        );
+        onStashDropped?.(dropped.length);
+      }
+      if (Object.keys(allowed).length > 0) conn.updateStash(allowed);
+    }
     reply = success.reply;
     await run("success", global.success, action.success, (hook) => hook(conn, req, reply, result));
   }
@@ -180,6 +199,25 @@ async function fail(
     logger.error("rpcFailureCb failed", error),
   );
   return isBlocked(hooks) || !conn.isOpen ? undefined : clientError("WrongResponse", req.msgType);
+}
+
+/**
+ * The keys of a result's `stash` the action may write (its `stashWrites`), and the names of the others.
+ * Nothing is allowed by default: the stash decides who a connection is, and a result is only as
+ * trustworthy as the service's handling of the client's input.
+ */
+export function splitStashWrites(
+  stash: Readonly<JsonObject>,
+  stashWrites: readonly string[] | undefined,
+): { allowed: JsonObject; dropped: string[] } {
+  const writable = new Set(Array.isArray(stashWrites) ? stashWrites : []);
+  const allowed: JsonObject = {};
+  const dropped: string[] = [];
+  for (const [key, value] of Object.entries(stash)) {
+    if (writable.has(key)) setOwn(allowed, key, value);
+    else dropped.push(key);
+  }
+  return { allowed, dropped };
 }
 
 function failureOf(error: unknown): RpcFailure {

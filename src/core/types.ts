@@ -42,9 +42,15 @@ export interface Connection {
 
 /** What the gateway kept of the HTTP upgrade request. */
 export interface UpgradeInfo {
+  /** The upgrade URL, without the query parameters that carry credentials (see `credentials`). */
   url: string;
   /** Lower-case header names. */
   headers: Record<string, string>;
+  /**
+   * Query parameters that carry credentials (the Worker's `credentialParams`, e.g. `token`), taken out of
+   * `url` so that a hook logging the URL does not log a secret. For authentication hooks only.
+   */
+  credentials?: Record<string, string>;
 }
 
 /**
@@ -204,6 +210,13 @@ export interface ActionOptions extends RpcHooks {
   backend?: string;
   /** Stash values sent with each call, by name. @default [] */
   stashParams?: string[];
+  /**
+   * Stash keys a successful result of this action may write (`result.stash`), e.g.
+   * `["loginid", "scopes"]` on `login`. Any other key of `result.stash` is dropped, logged and counted
+   * (`wsproxy_stash_writes_dropped_total`), so a service that reflects its input cannot let a client set
+   * its own stash. @default [] (the action writes nothing)
+   */
+  stashWrites?: string[];
   /**
    * Answers the action inside the gateway, with no backend call and no Redis command: the return value
    * (or what its promise resolves to) is the action's `result`, and the reply is built from it as from a

@@ -47,6 +47,12 @@ export interface CreateGatewayOptions extends GatewayOptions {
   objectShards?: number;
   /** Upgrade request headers kept for hooks in `conn.upgrade.headers`. @default DEFAULT_UPGRADE_HEADERS */
   upgradeHeaders?: string[];
+  /**
+   * Query parameters of the upgrade URL that carry credentials: removed from `conn.upgrade.url` (kept with
+   * the socket and shown to hooks) and handed to authentication in `conn.upgrade.credentials`.
+   * @default ["token"]
+   */
+  credentialParams?: string[];
   /** Timeout of the Redis `PING` of `GET /health`. @default 1000 */
   healthTimeoutMs?: number;
   /**

@@ -26,6 +26,9 @@ export const DEFAULT_UPGRADE_HEADERS = [
   "sec-websocket-protocol",
 ];
 
+/** Query parameters taken out of the kept upgrade URL as credentials (`credentialParams`). */
+export const DEFAULT_CREDENTIAL_PARAMS = ["token"];
+
 /**
  * Cloudflare limits a socket attachment to 2,048 bytes and `serializeAttachment` throws above it
  * ("Durable Objects: Use WebSockets", https://developers.cloudflare.com/durable-objects/best-practices/websockets/).
@@ -56,22 +59,21 @@ export class SocketConnection implements Connection {
     request: Request,
     keepHeaders: readonly string[],
     maxAttachmentBytes = DEFAULT_MAX_ATTACHMENT_BYTES,
+    credentialParams: readonly string[] = DEFAULT_CREDENTIAL_PARAMS,
   ): SocketConnection {
     const headers: Record<string, string> = {};
     for (const name of keepHeaders) {
       const value = request.headers.get(name);
       if (value !== null) headers[name] = value;
     }
-    const attachment: SocketAttachment = {
-      id: crypto.randomUUID(),
-      upgrade: { url: request.url, headers },
-      stash: {},
-    };
+    const { url, credentials } = withoutCredentials(request.url, credentialParams);
+    const upgrade: UpgradeInfo = credentials ? { url, headers, credentials } : { url, headers };
+    const attachment: SocketAttachment = { id: crypto.randomUUID(), upgrade, stash: {} };
     if (attachmentBytes(attachment) > maxAttachmentBytes) {
       console.error(
         `[wsproxy] the upgrade headers of connection ${attachment.id} do not fit in maxAttachmentBytes (${maxAttachmentBytes}): not kept`,
       );
-      attachment.upgrade = { url: request.url, headers: {} };
+      attachment.upgrade = credentials ? { url, headers: {}, credentials } : { url, headers: {} };
     }
     const conn = new SocketConnection(socket, attachment, maxAttachmentBytes);
     conn.persist();
@@ -159,6 +161,27 @@ export class SocketConnection implements Connection {
       console.error(`[wsproxy] could not store the stash of connection ${this.id}: ${String(error)}`);
     }
   }
+}
+
+/** `url` without the query parameters in `names`, and their values (undefined when there were none). */
+function withoutCredentials(
+  url: string,
+  names: readonly string[],
+): { url: string; credentials?: Record<string, string> } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url };
+  }
+  const credentials: Record<string, string> = {};
+  for (const name of names) {
+    const value = parsed.searchParams.get(name);
+    if (value === null) continue;
+    credentials[name] = value;
+    parsed.searchParams.delete(name);
+  }
+  return Object.keys(credentials).length > 0 ? { url: parsed.toString(), credentials } : { url };
 }
 
 /**

@@ -84,6 +84,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         request,
         this.gateway.upgradeHeaders,
         this.maxAttachmentBytes,
+        this.gateway.credentialParams,
       );
       // Awaited so that `onOpen` has finished before the first frame can arrive.
       await this.dispatcher.handleOpen(conn);
@@ -158,6 +159,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       openConnections: this.ctx.getWebSockets().length,
       framesInFlight: this.framesInFlight,
       backends: this.backendStats(),
+      dispatcher: this.dispatcher?.counters,
     });
   }
 

@@ -9,6 +9,7 @@
  * again from zero.
  */
 import type { RedisObserver } from "../backends/index.js";
+import type { DispatcherCounters } from "../core/dispatcher.js";
 import { CLIENT_ERRORS } from "../core/errors.js";
 import { findAction } from "../core/request.js";
 import type {
@@ -130,6 +131,8 @@ export class MetricsRecorder {
     openConnections: number;
     framesInFlight: number;
     backends: Record<string, BackendStats>;
+    /** The dispatcher's limit and stash counters. */
+    dispatcher?: DispatcherCounters;
   }): MetricsSnapshot {
     const samples: MetricSample[] = [];
     const add = (name: string, labels: Record<string, string>, value: number): void => {
@@ -156,6 +159,14 @@ export class MetricsRecorder {
       for (const reason of ["late", "duplicate", "unknown", "foreign", "invalid"] as const) {
         add("wsproxy_replies_dropped_total", { backend, reason }, stats[reason] ?? 0);
       }
+    }
+    if (gauges.dispatcher) {
+      const counters = gauges.dispatcher;
+      add("wsproxy_pending_request_bytes", {}, counters.pendingBytes);
+      add("wsproxy_byte_budget_rejections_total", { scope: "connection" }, counters.connectionByteRejections);
+      add("wsproxy_byte_budget_rejections_total", { scope: "object" }, counters.objectByteRejections);
+      add("wsproxy_abuse_closes_total", {}, counters.abuseCloses);
+      add("wsproxy_stash_writes_dropped_total", {}, counters.stashWritesDropped);
     }
     add("wsproxy_objects_reporting", {}, 1);
     return { samples };

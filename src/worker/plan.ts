@@ -23,7 +23,11 @@ import {
 import { assertBackendsExist } from "../core/request.js";
 import type { Backend, Logger } from "../core/types.js";
 import type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
-import { DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_UPGRADE_HEADERS } from "./connection.js";
+import {
+  DEFAULT_CREDENTIAL_PARAMS,
+  DEFAULT_MAX_ATTACHMENT_BYTES,
+  DEFAULT_UPGRADE_HEADERS,
+} from "./connection.js";
 import { localRedisSettings } from "./local-redis.js";
 import { isLogLevel, type LogLevel } from "./log.js";
 import { assertObservabilityOptions, metricsObjectNames } from "./observability.js";
@@ -39,6 +43,7 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   binding: "GATEWAY",
   objectShards: 4,
   upgradeHeaders: DEFAULT_UPGRADE_HEADERS as readonly string[],
+  credentialParams: DEFAULT_CREDENTIAL_PARAMS as readonly string[],
   healthTimeoutMs: 1_000,
   playground: false,
   metrics: true,
@@ -68,6 +73,8 @@ export interface CompiledGateway {
   /** Off, or the playground's options. */
   readonly playground: false | PlaygroundOptions;
   readonly upgradeHeaders: readonly string[];
+  /** Query parameters taken out of the kept upgrade URL as credentials. */
+  readonly credentialParams: readonly string[];
   readonly healthTimeoutMs: number;
   /** 0 = no cap. */
   readonly maxConnectionsPerObject: number;
@@ -123,6 +130,7 @@ export function compileGateway(options: CreateGatewayOptions): CompiledGateway {
     metrics: options.metrics ?? GATEWAY_DEFAULTS.metrics,
     playground: playground === true ? {} : playground,
     upgradeHeaders: options.upgradeHeaders ?? GATEWAY_DEFAULTS.upgradeHeaders,
+    credentialParams: options.credentialParams ?? GATEWAY_DEFAULTS.credentialParams,
     healthTimeoutMs: options.healthTimeoutMs ?? GATEWAY_DEFAULTS.healthTimeoutMs,
     maxConnectionsPerObject: cap,
     maxAttachmentBytes: attachment,

@@ -36,6 +36,22 @@ export const METRIC_FAMILIES: Record<string, { type: "counter" | "gauge" | "hist
   },
   wsproxy_reply_polls_total: { type: "counter", help: "LPOPs of the reply key." },
   wsproxy_reply_polls_empty_total: { type: "counter", help: "LPOPs of the reply key that found nothing." },
+  wsproxy_pending_request_bytes: {
+    type: "gauge",
+    help: "Bytes of the client frames of requests in flight (maxPendingBytesPerObject bounds each object).",
+  },
+  wsproxy_byte_budget_rejections_total: {
+    type: "counter",
+    help: "Requests refused with RateLimit by a byte budget, by scope (connection, object).",
+  },
+  wsproxy_abuse_closes_total: {
+    type: "counter",
+    help: "Connections closed with 1008 after abuseCloseAfterRejections error replies.",
+  },
+  wsproxy_stash_writes_dropped_total: {
+    type: "counter",
+    help: "Stash keys a reply tried to write that its action's stashWrites does not list (dropped).",
+  },
   wsproxy_objects_reporting: { type: "gauge", help: "Durable Objects that answered this scrape." },
   wsproxy_objects_failed: {
     type: "gauge",

@@ -14,6 +14,7 @@
  * });
  * ```
  */
+import { getOwn } from "../core/safe-object.js";
 import type { Connection, HookResult, RequestHook, RpcRequest } from "../core/types.js";
 
 /** Options of {@link requireAuth}. */
@@ -27,7 +28,12 @@ export interface RequireAuthOptions {
   stashKey?: string;
   /** Actions served without authentication (e.g. `["ping", "login"]`, where `login` authenticates with the first message). @default [] */
   unauthenticatedActions?: string[];
-  /** Query parameter of the WebSocket URL that carries a token (`wss://host/websockets/v3?token=...`). @default "token" */
+  /**
+   * Query parameter of the WebSocket URL that carries a token (`wss://host/websockets/v3?token=...`). The
+   * gateway removes the parameters listed in its `credentialParams` (default `["token"]`) from the URL
+   * it keeps and hands them over in `conn.upgrade.credentials`; list a custom name there too.
+   * @default "token"
+   */
   queryParam?: string;
   /**
    * Upgrade header that carries a token (`Authorization: Bearer ...`). It must also be listed in the
@@ -43,23 +49,40 @@ export function authorizationRequired(req: RpcRequest, message = "Please log in.
 
 /**
  * A `beforeForward` hook that lets a request through only when the connection is authenticated: its stash
- * holds `stashKey`, or the upgrade request carried a token that `verify` accepts (the identity is then
- * stored, so `verify` runs once per connection). Actions in `unauthenticatedActions` always pass; any
- * other gets `AuthorizationRequired` and is never forwarded. The stash lives on the server only: a client
- * field named like `stashKey` changes nothing.
+ * holds `stashKey` (an own value: `constructor` or `__proto__` never come from the prototype), or the
+ * upgrade request carried a token that `verify` accepts (the identity is then stored). `verify` runs once
+ * per connection, whatever its answer: a refused token is remembered, so frames sent with it cost no
+ * further checks (once more after the object was evicted; a `verify` that throws is asked again next
+ * time). Actions in `unauthenticatedActions` always pass; any other gets `AuthorizationRequired` and is
+ * never forwarded. The stash lives on the server only: a client field named like `stashKey` changes nothing.
  */
 export function requireAuth(options: RequireAuthOptions): RequestHook {
   const stashKey = options.stashKey ?? "auth";
   const open = new Set(options.unauthenticatedActions ?? []);
   const queryParam = options.queryParam ?? "token";
   const header = (options.header ?? "authorization").toLowerCase();
+  // One verification per connection, shared by the frames that arrive while it runs.
+  const verdicts = new WeakMap<Connection, Promise<unknown>>();
+  const verifyOnce = (conn: Connection, token: string): Promise<unknown> => {
+    let verdict = verdicts.get(conn);
+    if (!verdict) {
+      verdict = Promise.resolve()
+        .then(() => options.verify(token, conn))
+        .catch((error: unknown) => {
+          verdicts.delete(conn);
+          throw error;
+        });
+      verdicts.set(conn, verdict);
+    }
+    return verdict;
+  };
   return async (conn, req) => {
-    if (conn.stash[stashKey]) return undefined;
+    if (getOwn(conn.stash, stashKey)) return undefined;
     const token = upgradeToken(conn, header, queryParam);
     if (token !== undefined) {
-      const identity: unknown = await options.verify(token, conn);
+      const identity = await verifyOnce(conn, token);
       if (identity) {
-        conn.updateStash({ [stashKey]: identity });
+        if (!getOwn(conn.stash, stashKey)) conn.updateStash({ [stashKey]: identity });
         return undefined;
       }
       if (!open.has(req.name)) return authorizationRequired(req, "The token is not valid.");
@@ -68,10 +91,16 @@ export function requireAuth(options: RequireAuthOptions): RequestHook {
   };
 }
 
-/** The token of the upgrade request: `<header>: Bearer <token>` (or the bare value), else `?<queryParam>=`. */
+/**
+ * The token of the upgrade request: `<header>: Bearer <token>` (or the bare value), else `?<queryParam>=`
+ * (from `conn.upgrade.credentials`, where the gateway moves it out of the URL, else from the URL).
+ */
 function upgradeToken(conn: Connection, header: string, queryParam: string): string | undefined {
-  const fromHeader = conn.upgrade.headers[header]?.replace(/^Bearer\s+/i, "").trim();
-  if (fromHeader) return fromHeader;
+  const fromHeader = getOwn(conn.upgrade.headers, header);
+  const headerToken = typeof fromHeader === "string" ? fromHeader.replace(/^Bearer\s+/i, "").trim() : "";
+  if (headerToken) return headerToken;
+  const credential = conn.upgrade.credentials && getOwn(conn.upgrade.credentials, queryParam);
+  if (typeof credential === "string" && credential !== "") return credential;
   try {
     return new URL(conn.upgrade.url).searchParams.get(queryParam) || undefined;
   } catch {

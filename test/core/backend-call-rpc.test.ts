@@ -38,6 +38,7 @@ describe("callRpc on a backend", () => {
     const conn = createMemoryConnection();
     const seen: string[] = [];
     const action = {
+      stashWrites: ["loginid"],
       beforeCall: () => void seen.push("beforeCall"),
       success: () => void seen.push("success"),
     };

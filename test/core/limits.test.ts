@@ -98,6 +98,65 @@ describe("maxPendingPerConnection", () => {
   });
 });
 
+describe("byte budgets of requests in flight", () => {
+  const frameOf = (reqId: number, bytes: number) => {
+    const head = JSON.stringify({ ping: 1, req_id: reqId, pad: [[""]] });
+    return JSON.stringify({ ping: 1, req_id: reqId, pad: [["x".repeat(bytes - head.length)]] });
+  };
+
+  it("maxPendingBytesPerConnection: RateLimit once a connection's frames in flight reach it, then recovers", async () => {
+    const { backend, held, releaseAll } = heldBackend();
+    const { send, dispatcher } = limited({ maxPendingBytesPerConnection: 10_000 }, backend);
+    const conn = createMemoryConnection();
+    const other = createMemoryConnection();
+    const inFlight = [send(conn, frameOf(1, 4_000)), send(conn, frameOf(2, 4_000))];
+    await send(conn, frameOf(3, 4_000)); // 12,000 bytes would pass the budget
+    expect(conn.sent).toHaveLength(1);
+    expect(conn.sent[0]).toMatchObject({ ...RATE_LIMIT, req_id: 3 });
+    expect(held).toHaveLength(2);
+    expect(dispatcher.counters).toMatchObject({ pendingBytes: 8_000, connectionByteRejections: 1 });
+    // Another connection has its own budget; a frame alone always fits its own budget.
+    const alone = send(other, frameOf(4, 20_000));
+    await settle();
+    expect(held).toHaveLength(3);
+    releaseAll();
+    await Promise.all([...inFlight, alone]);
+    expect(dispatcher.counters.pendingBytes).toBe(0);
+    const again = send(conn, frameOf(5, 4_000));
+    await settle();
+    releaseAll();
+    await again;
+    expect(conn.sent.at(-1)).toMatchObject({ msg_type: "ping", req_id: 5 });
+  });
+
+  it("maxPendingBytesPerObject: RateLimit for every connection once the object's frames in flight reach it", async () => {
+    const { backend, held, releaseAll } = heldBackend();
+    const { send, dispatcher } = limited({ maxPendingBytesPerObject: 10_000 }, backend);
+    const conns = [createMemoryConnection(), createMemoryConnection(), createMemoryConnection()];
+    const inFlight = [send(conns[0]!, frameOf(1, 4_000)), send(conns[1]!, frameOf(2, 4_000))];
+    await send(conns[2]!, frameOf(3, 4_000));
+    expect(conns[2]!.sent).toHaveLength(1);
+    expect(conns[2]!.sent[0]).toMatchObject({ ...RATE_LIMIT, req_id: 3 });
+    expect(held).toHaveLength(2);
+    expect(dispatcher.counters).toMatchObject({ pendingBytes: 8_000, objectByteRejections: 1 });
+    // A connection that closes does not free its bytes until its request ends: the call still holds them.
+    conns[0]!.close(1000, "gone");
+    await dispatcher.handleClose(conns[0]!, 1000, "gone");
+    expect(dispatcher.counters.pendingBytes).toBe(8_000);
+    releaseAll();
+    await Promise.all(inFlight);
+    expect(dispatcher.counters.pendingBytes).toBe(0);
+  });
+
+  it("defaults to 1 MiB per connection and 16 MiB per object, with 64 KiB frames at most", () => {
+    expect(resolveGatewayOptions({ actions: [] })).toMatchObject({
+      maxMessageBytes: 65_536,
+      maxPendingBytesPerConnection: 1_048_576,
+      maxPendingBytesPerObject: 16_777_216,
+    });
+  });
+});
+
 describe("maxMessagesPerSecond", () => {
   it("refuses frames over the bucket with RateLimit and refills with time", async () => {
     const { send, clock, backend } = limited({ maxMessagesPerSecond: 2, messageBurst: 3 });
@@ -183,6 +242,19 @@ describe("sustained abuse", () => {
     expect(conn.sent.filter((frame) => frame.msg_type === "error").length).toBeGreaterThan(3);
   });
 
+  it("counts every error reply: 3,000 malformed frames end with close 1008, not 3,000 answers", async () => {
+    const { send, dispatcher } = limited({});
+    const conn = createMemoryConnection();
+    const bad = ["not json", '{"nothing":1}', '{"ping":"\uE000"}', "[1]"];
+    for (let i = 0; i < 3000 && !conn.closed; i++) await send(conn, bad[i % bad.length]!);
+    expect(conn.closed).toEqual({ code: 1008, reason: "Policy violation" });
+    expect(conn.sent).toHaveLength(500);
+    expect(new Set(conn.sent.map((frame) => (frame.error as JsonObject).code))).toEqual(
+      new Set(["BadRequest", "UnrecognisedRequest", "SanityCheckFailed"]),
+    );
+    expect(dispatcher.counters.abuseCloses).toBe(1);
+  });
+
   it("counts RateLimit rejections from maxPendingPerConnection too", async () => {
     const { backend, releaseAll } = heldBackend();
     const { send } = limited({ maxPendingPerConnection: 1, abuseCloseAfterRejections: 2 }, backend);
@@ -251,7 +323,13 @@ describe("isolation and cleanup", () => {
 
   it("turns each limit off with 0", async () => {
     const { backend, held, releaseAll } = heldBackend();
-    const off = { maxPendingPerConnection: 0, maxMessagesPerSecond: 0, abuseCloseAfterRejections: 0 };
+    const off = {
+      maxPendingPerConnection: 0,
+      maxPendingBytesPerConnection: 0,
+      maxPendingBytesPerObject: 0,
+      maxMessagesPerSecond: 0,
+      abuseCloseAfterRejections: 0,
+    };
     const { send, dispatcher } = limited(off, backend);
     const conn = createMemoryConnection();
     const all = Array.from({ length: 1000 }, () => send(conn, { ping: 1 }));

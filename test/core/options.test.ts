@@ -14,7 +14,7 @@ describe("gateway options (PROTOCOL section 2)", () => {
     expect(resolved).toMatchObject({
       defaultBackend: "default",
       basePath: "/websockets/v3",
-      maxMessageBytes: 262_144,
+      maxMessageBytes: 65_536,
       maxResponseBytes: 600_000,
       sanityCheck: true,
       hookTimeoutMs: 15_000,

@@ -193,11 +193,27 @@ describe("the connection stash", () => {
   it("merges a result's stash into the connection and removes it from the reply", async () => {
     const { conn, send } = answering(
       { result: { stash: { token: "secret", loginid: "CR1" }, balance: 5 } },
-      { requestData: false },
+      { requestData: false, actions: [["ping", { stashWrites: ["token", "loginid"] }]] },
     );
     await send({ ping: 1 });
     expect(conn.sent).toEqual([{ msg_type: "ping", ping: { balance: 5 } }]);
     expect(conn.stash).toEqual({ token: "secret", loginid: "CR1" });
+  });
+
+  it("writes only the keys the action's stashWrites lists; nothing by default; counts what it drops", async () => {
+    // A service that reflects its input: the client's `stash` field comes back as the result's stash.
+    const reflecting = fakeBackend((_req, params) => ({ result: params.args }));
+    const { conn, send, dispatcher } = gateway(
+      { actions: [["echo"], ["login", { stashWrites: ["loginid"] }]] },
+      { default: reflecting },
+      { stash: { loginid: "CR-REAL" } },
+    );
+    await send({ echo: 1, stash: { loginid: "CR9", scopes: ["admin"] } });
+    expect(conn.stash).toEqual({ loginid: "CR-REAL" });
+    expect(conn.sent[0]).toMatchObject({ msg_type: "echo", echo: { echo: 1 } });
+    await send({ login: 1, stash: { loginid: "CR2", scopes: ["admin"] } });
+    expect(conn.stash).toEqual({ loginid: "CR2" });
+    expect(dispatcher.counters.stashWritesDropped).toBe(3);
   });
 
   it("sends stashParams from the stash only, never from client fields of the same name", async () => {

@@ -70,6 +70,41 @@ describe("requireAuth", () => {
   });
 });
 
+describe("requireAuth against a hostile client", () => {
+  it("verifies a refused token once per connection, however many frames carry it", async () => {
+    const { conn, send, verified, backend } = securedGateway("http://h/?token=stolen");
+    await Promise.all(Array.from({ length: 5 }, () => send({ balance: 1 })));
+    for (let i = 0; i < 5; i++) await send({ balance: 1 });
+    expect(verified).toEqual(["stolen"]);
+    expect(conn.sent).toHaveLength(10);
+    expect(backend.calls).toEqual([]);
+  });
+
+  it("reads the stash's own values only: a stashKey named like a prototype member authenticates no one", async () => {
+    for (const stashKey of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const { conn, send, backend } = securedGateway("http://h/", {}, { stashKey });
+      await send({ balance: 1 });
+      expect(conn.sent[0]).toMatchObject({ error: { code: "AuthorizationRequired" } });
+      expect(backend.calls).toEqual([]);
+    }
+  });
+
+  it("takes the query token from conn.upgrade.credentials, where the gateway moves it out of the URL", async () => {
+    const verified: string[] = [];
+    const { conn, send } = gateway(
+      {
+        actions: [["balance"]],
+        beforeForward: requireAuth({ verify: (token) => (verified.push(token), token === "good" && "CR1") }),
+      },
+      { default: fakeBackend() },
+      { upgrade: { url: "http://h/websockets/v3", headers: {}, credentials: { token: "good" } } },
+    );
+    await send({ balance: 1 });
+    expect(verified).toEqual(["good"]);
+    expect(conn.stash).toEqual({ auth: "CR1" });
+  });
+});
+
 describe("originAllowed", () => {
   it.each([
     [undefined, "https://evil.example", true],

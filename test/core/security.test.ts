@@ -17,7 +17,7 @@ describe("prototype pollution", () => {
     expect(pollution()).toEqual([undefined, undefined, undefined, false]);
   });
 
-  it("keeps __proto__, constructor and prototype keys of a frame as plain data", async () => {
+  it("drops __proto__ keys of a frame at any depth, keeps constructor and prototype keys as plain data", async () => {
     const backend = fakeBackend();
     const { conn, send } = gateway(
       { actions: [["ping", { stashParams: ["token"] }]], sensitiveFields: ["secret"] },
@@ -30,10 +30,25 @@ describe("prototype pollution", () => {
     const reply = conn.sent[0]!;
     expect(reply.msg_type).toBe("ping");
     expect(Object.getPrototypeOf(reply.echo_req)).toBe(Object.prototype);
-    expect(Object.keys(reply.echo_req as object)).toContain("__proto__");
+    expect(reply.echo_req).toEqual({
+      ping: 1,
+      req_id: 1,
+      constructor: { prototype: { isAdmin: true } },
+      passthrough: {},
+      nested: {},
+    });
     const params = backend.calls[0]!.params;
     expect(Object.getPrototypeOf(params)).toBe(Object.prototype);
     expect(params.token).toBeNull(); // not read through the prototype chain of the stash
+    // What the service receives, as it would parse it: no `__proto__` anywhere.
+    expect(JSON.stringify(params)).not.toContain("__proto__");
+  });
+
+  it("drops a __proto__ key spelt with escapes, inside arrays too", async () => {
+    const backend = fakeBackend();
+    const { send } = gateway({}, { default: backend });
+    await send(String.raw`{"ping":1,"__proto__":{"a":1},"list":[{"__proto__":{"b":2},"c":3}]}`);
+    expect(backend.calls[0]!.params.args).toEqual({ ping: 1, list: [{ c: 3 }] });
   });
 
   it("does not let a result's stash change the stash's prototype or add constructor keys", async () => {
@@ -42,7 +57,10 @@ describe("prototype pollution", () => {
         '{"result":{"stash":{"__proto__":{"token":"forged"},"constructor":1,"loginid":"CR1"},"status":1}}',
       ),
     );
-    const { conn, send } = gateway({}, { default: backend });
+    const { conn, send } = gateway(
+      { actions: [["ping", { stashWrites: ["__proto__", "constructor", "loginid"] }]] },
+      { default: backend },
+    );
     await send({ ping: 1 });
     expect(conn.stash).toEqual({ loginid: "CR1" });
     expect(Object.getPrototypeOf(conn.stash)).toBe(Object.prototype);

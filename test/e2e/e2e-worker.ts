@@ -23,7 +23,7 @@ const gateway = createGateway({
     ["ping"],
     ["echo"],
     ["slow"],
-    ["login"],
+    ["login", { stashWrites: ["loginid", "token", "scopes"] }],
     ["whoami", { stashParams: ["loginid"] }],
     // A beforeForward hook slower than hookTimeoutMs: the client gets Timeout.
     ["stall", { beforeForward: () => new Promise((resolve) => setTimeout(() => resolve(undefined), 2_000)) }],
@@ -31,6 +31,8 @@ const gateway = createGateway({
     ["hold", { backend: "patient" }],
     ["crash", { backend: "patient" }],
     ["stubborn"],
+    // Returns the frame, `stash` included (test/e2e/abuse.test.ts): no stashWrites, so it writes nothing.
+    ["reflect"],
     // This incarnation's backend counters (late, duplicate, foreign replies...) and reply keys.
     [
       "backend_stats",
@@ -51,12 +53,18 @@ const gateway = createGateway({
   hookTimeoutMs: 300,
   maxResponseBytes: 4_000,
   objectName: () => "e2e",
+  metricsObjects: ["e2e"],
 });
 
 const secure = createGateway({
   basePath: "/secure/websockets/v3",
   binding: "SECURE",
-  actions: [["ping"], ["login"], ["echo"], ["whoami", { stashParams: ["loginid"] }]],
+  actions: [
+    ["ping"],
+    ["login", { stashWrites: ["loginid", "token", "scopes"] }],
+    ["echo"],
+    ["whoami", { stashParams: ["loginid"] }],
+  ],
   beforeForward: requireAuth({
     verify: (token) => (token === "good-token" ? "CR-TOKEN" : undefined),
     stashKey: "loginid",

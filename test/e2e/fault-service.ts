@@ -11,7 +11,7 @@ function msOf(params: Record<string, unknown>): number {
   return Math.min(Math.max(Number(args.ms) || 0, 0), 60_000);
 }
 
-/** The example handlers, plus `hold`, `stubborn` and `crash`. */
+/** The example handlers, plus `hold`, `stubborn`, `reflect` and `crash`. */
 export const handlers: RpcHandlers = {
   ...exampleHandlers,
   /** The example `slow` under another name, for an action on a backend with a longer timeout. */
@@ -22,6 +22,8 @@ export const handlers: RpcHandlers = {
     await new Promise((resolve) => setTimeout(resolve, ms));
     return { slept_ms: ms };
   },
+  /** Returns the client's frame as it came, `stash` included: a service that reflects its input. */
+  reflect: (params) => params.args,
   /** Kills the service process on every delivery: a poison entry. */
   crash: () => process.exit(1),
 };

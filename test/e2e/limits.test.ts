@@ -42,9 +42,12 @@ describe("gateway limits over the real stack", () => {
     await client.close();
   });
 
-  it("closes with 1009 on a frame over maxMessageBytes (256 KiB)", async () => {
+  it("closes with 1009 on a frame over maxMessageBytes (64 KiB by default), answers one below it", async () => {
     const client = await connect(worker.wsUrl);
-    client.sendRaw(JSON.stringify({ echo: "x".repeat(300 * 1024) }));
+    // Nested below what the sanity check reads; its echo_req makes the reply too large for this Worker.
+    const below = await client.call({ ping: 1, req_id: 1, pad: [["x".repeat(60 * 1024)]] });
+    expect(below).toMatchObject({ req_id: 1, error: { code: "ResponseTooLarge" } });
+    client.sendRaw(JSON.stringify({ ping: 1, pad: [["x".repeat(70 * 1024)]] }));
     expect((await client.closed).code).toBe(1009);
   });
 

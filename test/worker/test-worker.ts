@@ -43,7 +43,7 @@ async function jsonRpcService(request: Request): Promise<Response> {
 const gateway = createGateway({
   actions: [
     ["ping"],
-    ["login"],
+    ["login", { stashWrites: ["loginid", "scopes", "profile"] }],
     ["whoami", { stashParams: ["loginid", "scopes"] }],
     ["slow"],
     ["never"],
