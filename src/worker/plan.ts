@@ -334,6 +334,8 @@ export function buildBackends(
   }
   assertBackendsExist(plan.core, backends, true);
   for (const [action, route] of plan.core.routes) {
+    // No backend serves an action answered by `answerLocally` (`forget` and `forget_all` included).
+    if (route.options.answerLocally) continue;
     const backend = Object.hasOwn(backends, route.backend) ? backends[route.backend] : undefined;
     try {
       backend?.checkAction?.(route.options);
