@@ -184,7 +184,8 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
   const merged = { ...DEFAULT_GATEWAY_OPTIONS, ...withoutUndefined(options) };
   const actionTable = buildActionTable(options.actions);
   // Registered last, so a frame's own action wins, and only when not registered by the deployment.
-  if (merged.push) for (const [name, action] of PUSH_ACTIONS) if (!actionTable.has(name)) actionTable.set(name, action);
+  if (merged.push)
+    for (const [name, action] of PUSH_ACTIONS) if (!actionTable.has(name)) actionTable.set(name, action);
   const resolved: ResolvedGatewayOptions = {
     ...merged,
     actions: options.actions,
@@ -265,7 +266,9 @@ function assertLimits(options: ResolvedGatewayOptions): void {
   }
   const subscriptions = options.maxSubscriptionsPerConnection;
   if (!Number.isInteger(subscriptions) || subscriptions < 0) {
-    throw new ConfigError("`maxSubscriptionsPerConnection` must be a whole number (0 refuses every subscription)");
+    throw new ConfigError(
+      "`maxSubscriptionsPerConnection` must be a whole number (0 refuses every subscription)",
+    );
   }
   const rate = options.maxMessagesPerSecond;
   if (!Number.isFinite(rate) || rate < 0) {

@@ -47,7 +47,8 @@ export function createReplySender(options: ResolvedGatewayOptions, logger: Logge
   const deliver = createDelivery(options, logger);
   return async (conn, message, reply) => {
     await deliver(conn, message, reply, {
-      addData: (frame) => (options.requestData && message ? addRequestData(frame, message, sensitive) : frame),
+      addData: (frame) =>
+        options.requestData && message ? addRequestData(frame, message, sensitive) : frame,
       oversize: (replacement) => replacement,
     });
   };

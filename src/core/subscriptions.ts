@@ -13,8 +13,14 @@ import { SUBSCRIPTION_ID_PATTERN } from "../wire/index.js";
 import { clientError } from "./errors.js";
 import { addRequestData } from "./reply-sender.js";
 import { getOwn, isJsonObject, setOwn } from "./safe-object.js";
-import type { ActionOptions, Connection, JsonObject, Logger, RpcRequest, StoredSubscription } from "./types.js";
-
+import type {
+  ActionOptions,
+  Connection,
+  JsonObject,
+  Logger,
+  RpcRequest,
+  StoredSubscription,
+} from "./types.js";
 
 /** One pushed message, as a service posts it. */
 export type PushMessage = { subscription: string; data: unknown } | { frame: JsonObject };

@@ -99,7 +99,8 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       }
       const id = crypto.randomUUID();
       const pushUrl = await this.pushUrl(request, id);
-      // Tagged with its connection id, so a push finds its socket with `getWebSockets(id)`.
+      // Tagged with its connection id, so a push finds its socket with `getWebSockets(id)` ("WebSockets",
+      // https://developers.cloudflare.com/durable-objects/api/websockets/: tags survive hibernation).
       this.ctx.acceptWebSocket(server, [id]);
       this.observability?.recorder.connectionOpened();
       const conn = SocketConnection.attach(
@@ -167,8 +168,8 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   }
 
   /**
-   * Pushes for connections of this object (called by the Worker over Durable Object RPC, which wakes a
-   * hibernated object); one status per delivery, in order. 404: the secret is not the one this object
+   * Pushes for connections of this object, called by the Worker over Durable Object RPC: like any event it
+   * wakes a hibernated object ("WebSockets", https://developers.cloudflare.com/durable-objects/api/websockets/); one status per delivery, in order. 404: the secret is not the one this object
    * gave that connection id; 410: it was, and the connection closed (or the subscription is gone).
    */
   async pushMessages(deliveries: PushDelivery[]): Promise<PushStatus[]> {

@@ -36,7 +36,8 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
     const refused = refuse(c, gateway);
     if (refused) return refused;
     const body = await readBody(c, push);
-    if (body instanceof RefusedBody) return answer(c, body.status, body.status === 400 ? "the body is not JSON" : undefined);
+    if (body instanceof RefusedBody)
+      return answer(c, body.status, body.status === 400 ? "the body is not JSON" : undefined);
     if (!isJsonObject(body) || !Array.isArray(body.messages)) {
       return answer(c, 400, 'the body must be {"messages": [...]}');
     }
@@ -48,7 +49,8 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
     const results: PushAnswer[] = new Array<PushAnswer>(body.messages.length).fill(400);
     const byObject = new Map<string, { index: number; delivery: PushDelivery }[]>();
     body.messages.forEach((item: unknown, index) => {
-      const ref = isJsonObject(item) && typeof item.connection === "string" ? parseRef(item.connection) : undefined;
+      const ref =
+        isJsonObject(item) && typeof item.connection === "string" ? parseRef(item.connection) : undefined;
       const { connection: _connection, ...rest } = isJsonObject(item) ? item : {};
       const message = parsePushMessage(rest);
       if (!ref) results[index] = isJsonObject(item) && typeof item.connection === "string" ? 404 : 400;
@@ -60,7 +62,11 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
     });
     await Promise.all(
       [...byObject].map(async ([objectName, group]) => {
-        const statuses = await deliver(namespace, objectName, group.map((entry) => entry.delivery));
+        const statuses = await deliver(
+          namespace,
+          objectName,
+          group.map((entry) => entry.delivery),
+        );
         group.forEach((entry, i) => (results[entry.index] = statuses[i] ?? 404));
       }),
     );
@@ -73,7 +79,8 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
     const ref = parseRef(c.req.param("ref"));
     if (!ref) return answer(c, 404);
     const body = await readBody(c, push);
-    if (body instanceof RefusedBody) return answer(c, body.status, body.status === 400 ? "the body is not JSON" : undefined);
+    if (body instanceof RefusedBody)
+      return answer(c, body.status, body.status === 400 ? "the body is not JSON" : undefined);
     const message = parsePushMessage(body);
     if (typeof message === "string") return answer(c, 400, message);
     const namespace = namespaceOf(c, gateway);

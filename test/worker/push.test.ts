@@ -65,7 +65,9 @@ describe("server push", () => {
       echo_req: { ticks: "R_100", subscribe: 1, req_id: 7, passthrough: { p: 1 } },
     });
     // The push URL: the upgrade's origin, then the reference naming this object.
-    expect(connection).toMatch(/^http:\/\/gateway\.test\/connections\/[A-Za-z0-9_-]+\.[0-9a-f-]{36}\.[0-9a-f]{32}$/);
+    expect(connection).toMatch(
+      /^http:\/\/gateway\.test\/connections\/[A-Za-z0-9_-]+\.[0-9a-f-]{36}\.[0-9a-f]{32}$/,
+    );
     expect(parseRef(connection)?.objectName).toBe(object);
 
     const before = fakeRedis.commands.length;
@@ -109,7 +111,10 @@ describe("server push", () => {
     const otherId = `${origin}/${formatRef({ ...ref, connectionId: crypto.randomUUID() })}`;
     const otherObject = `${origin}/${formatRef({ ...ref, objectName: uniqueObject("nobody") })}`;
     for (const url of [`${origin}/not-a-ref`, `${origin}/a.b.c`, wrongSecret, otherId, otherObject]) {
-      expect(await push(url, body), url).toEqual({ status: 404, body: { status: 404, error: "no such connection" } });
+      expect(await push(url, body), url).toEqual({
+        status: 404,
+        body: { status: 404, error: "no such connection" },
+      });
     }
     expect(socket.pending).toEqual([]);
 
@@ -159,7 +164,9 @@ describe("server push", () => {
     const id = (reply.subscription as { id: string }).id;
     // Under the body limit (700,000 in test-worker.ts), over the built frame's (maxResponseBytes 600,000).
     expect((await push(connection, { subscription: id, data: "x".repeat(650_000) })).status).toBe(413);
-    expect((await push(connection, { frame: { msg_type: "big", big: "x".repeat(650_000) } })).status).toBe(413);
+    expect((await push(connection, { frame: { msg_type: "big", big: "x".repeat(650_000) } })).status).toBe(
+      413,
+    );
     expect((await push(connection, { subscription: id, data: "x".repeat(710_000) })).status).toBe(413);
     await expectSilence(socket);
     // The subscription is still there: a frame that fits goes out.
@@ -172,7 +179,14 @@ describe("server push", () => {
     const socket = await openSocket(uniqueObject("push-400"));
     const { reply, connection } = await ticks(socket, { subscribe: 1 });
     const id = (reply.subscription as { id: string }).id;
-    for (const body of ["{not json", [1], { data: 1 }, { subscription: id }, { frame: "x" }, { subscription: "bad id!", data: 1 }]) {
+    for (const body of [
+      "{not json",
+      [1],
+      { data: 1 },
+      { subscription: id },
+      { frame: "x" },
+      { subscription: "bad id!", data: 1 },
+    ]) {
       expect((await push(connection, body)).status, JSON.stringify(body)).toBe(400);
     }
     await expectSilence(socket);
@@ -246,7 +260,9 @@ describe("server push", () => {
     expect((await push(connection, { subscription: "l-4", data: 1 })).status).toBe(410);
     // A forget frees a place.
     await socket.call({ forget: "l-1" });
-    expect((await ticks(socket, { subscribe: 1, id: "l-5" })).reply).toMatchObject({ subscription: { id: "l-5" } });
+    expect((await ticks(socket, { subscribe: 1, id: "l-5" })).reply).toMatchObject({
+      subscription: { id: "l-5" },
+    });
     socket.ws.close(1000, "done");
   });
 
@@ -254,7 +270,8 @@ describe("server push", () => {
     const object = uniqueObject("push-hibernate");
     const socket = await openSocket(object);
     const { connection } = await ticks(socket, { subscribe: 1, id: "kept", req_id: 9 });
-    const stub = env.GATEWAY.get(env.GATEWAY.idFromName(object)) as DurableObjectStub<GatewayDurableObject>;
+    const namespace = (env as unknown as { GATEWAY: DurableObjectNamespace<GatewayDurableObject> }).GATEWAY;
+    const stub = namespace.get(namespace.idFromName(object));
     const attachment = await runInDurableObject(stub, (_instance, state) => {
       const [server] = state.getWebSockets();
       return server?.deserializeAttachment() as SocketAttachment;
@@ -278,7 +295,11 @@ describe("server push", () => {
     const statuses = await runInDurableObject(stub, (_instance, state) => {
       const reborn = new GatewayObject(state as DurableObjectState, env as never);
       return reborn.pushMessages([
-        { connectionId: ref?.connectionId ?? "", secret: ref?.secret ?? "", message: { subscription: "kept", data: "again" } },
+        {
+          connectionId: ref?.connectionId ?? "",
+          secret: ref?.secret ?? "",
+          message: { subscription: "kept", data: "again" },
+        },
       ]);
     });
     expect(statuses).toEqual([202]);
