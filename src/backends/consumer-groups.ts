@@ -139,9 +139,11 @@ export class ConsumerGroupsBackend implements Backend {
       args: params,
       stashParams: req.stashParams,
       correlationId: req.correlationId,
+      connection: conn.pushUrl,
     };
     const reply = await this.request(entry, category, this.localWaitSeconds(category), conn.id);
-    return reply.response;
+    const { response, subscriptionId } = reply;
+    return subscriptionId && "result" in response ? { ...response, subscriptionId } : response;
   }
 
   /**

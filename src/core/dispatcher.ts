@@ -21,10 +21,18 @@ import {
   type LimitUsage,
 } from "./limits.js";
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from "./options.js";
-import { createReplySender, type SendReply } from "./reply-sender.js";
+import { createPushSender, createReplySender, type SendPush, type SendReply } from "./reply-sender.js";
 import { assertBackendsExist, buildRequest, findAction } from "./request.js";
 import { isJsonObject } from "./safe-object.js";
 import { createSanityCheck, type SanityFailure } from "./sanity.js";
+import {
+  pushedRequestData,
+  registerSubscription,
+  subscriptionFrame,
+  type PushMessage,
+  type PushStatus,
+  type SubscriptionSettings,
+} from "./subscriptions.js";
 import type { ActionOptions, Backend, ClientMessage, Connection, JsonObject, Logger } from "./types.js";
 
 /** What the platform knows about a frame beyond its payload. */
@@ -41,6 +49,12 @@ export interface Dispatcher {
   handleOpen(conn: Connection): Promise<void>;
   /** Forgets a closed connection's limit counters, then runs `onClose`. Never rejects. */
   handleClose(conn: Connection, code: number, reason: string): Promise<void>;
+  /**
+   * Sends one pushed message to `conn` (PROTOCOL.md 7): a frame of one of its subscriptions, or a raw
+   * frame. 202 sent, 410 the connection closed or the subscription is unknown or forgotten, 413 the built
+   * frame is over `maxResponseBytes` (nothing sent). Never rejects.
+   */
+  handlePush(conn: Connection, message: PushMessage): Promise<PushStatus>;
   /** Connections the per-connection limits hold counters for (0 once every connection closed). */
   readonly limitedConnections: number;
   /** Counters for `/metrics`: bytes in flight, budget rejections, abuse closes, stash writes dropped. */
@@ -78,6 +92,8 @@ export function createDispatcher(
 
 class GatewayDispatcher implements Dispatcher {
   private readonly send: SendReply;
+  private readonly sendPush: SendPush;
+  private readonly subscriptionSettings: SubscriptionSettings;
   private readonly checkSanity: (message: ClientMessage) => SanityFailure | undefined;
   private readonly pipeline: ForwardPipeline;
   private readonly limits: ConnectionLimits;
@@ -90,6 +106,12 @@ class GatewayDispatcher implements Dispatcher {
     private readonly now: () => number,
   ) {
     this.send = createReplySender(options, logger);
+    this.sendPush = createPushSender(options, logger);
+    this.subscriptionSettings = {
+      maxPerConnection: options.maxSubscriptionsPerConnection,
+      requestData: options.requestData,
+      sensitiveFields: new Set(options.sensitiveFields),
+    };
     this.checkSanity = options.sanityCheck ? createSanityCheck(options.skipSanityCheck) : () => undefined;
     this.pipeline = createForwardPipeline(options, backends, logger, (count) => {
       this.stashWritesDropped += count;
@@ -123,6 +145,27 @@ class GatewayDispatcher implements Dispatcher {
       // The gateway closed it (1009, 1008) or the peer went away: its counters must not outlive it, even
       // if the platform never reports the close.
       if (!conn.isOpen) this.limits.forget(conn.id);
+    }
+  }
+
+  async handlePush(conn: Connection, message: PushMessage): Promise<PushStatus> {
+    try {
+      if (!conn.isOpen) return 410;
+      let outcome;
+      if ("frame" in message) {
+        outcome = await this.sendPush(conn, undefined, message.frame, {});
+      } else {
+        const subscription = conn.subscriptions?.get(message.subscription);
+        if (!subscription) return 410;
+        const frame = subscriptionFrame(subscription, message.data);
+        outcome = await this.sendPush(conn, subscription.echoReq, frame, pushedRequestData(subscription));
+      }
+      if (outcome === "too-large") return 413;
+      return outcome === "sent" ? 202 : 410;
+    } catch (error) {
+      // Only a bug gets here (the send step handles its own failures): the frame was not sent.
+      this.logger.error(`unexpected failure pushing to connection ${conn.id}`, error);
+      return 410;
     }
   }
 
@@ -224,7 +267,9 @@ class GatewayDispatcher implements Dispatcher {
       if (!route) throw new Error(`action "${name}" has no route`);
       const reply = await this.pipeline(conn, req, route);
       if (!reply) return undefined;
-      if (isJsonObject(reply)) return reply;
+      if (isJsonObject(reply)) {
+        return registerSubscription(conn, req, reply, this.subscriptionSettings, this.logger);
+      }
       this.logger.error(`a hook of "${req.name}" answered with a non-object reply`, reply);
       return clientError("WrongResponse", req.msgType);
     } catch (error) {

@@ -33,7 +33,25 @@ export {
   type DecodeResult,
 } from "./decode.js";
 export { createSanityCheck, type SanityFailure } from "./sanity.js";
-export { addRequestData, createReplySender, type SendReply } from "./reply-sender.js";
+export {
+  addRequestData,
+  createPushSender,
+  createReplySender,
+  type PushOutcome,
+  type SendPush,
+  type SendReply,
+} from "./reply-sender.js";
+export {
+  PUSH_ACTIONS,
+  parsePushMessage,
+  pushedRequestData,
+  registerSubscription,
+  subscriptionFrame,
+  wantsSubscription,
+  type PushMessage,
+  type PushStatus,
+  type SubscriptionSettings,
+} from "./subscriptions.js";
 export { buildRequest, findAction } from "./request.js";
 export { consoleLogger, hookList, runHook, type HookSetting } from "./hooks.js";
 export {

@@ -3,6 +3,7 @@
  * options, with their defaults in one place.
  */
 import { ConfigError } from "./errors.js";
+import { PUSH_ACTIONS } from "./subscriptions.js";
 import type {
   ActionEntry,
   ActionOptions,
@@ -130,6 +131,14 @@ export interface GatewayOptions extends GatewayHooks {
   abuseCloseAfterRejections?: number;
   /** The window of `abuseCloseAfterRejections`. @default 10000 */
   abuseWindowMs?: number;
+  /**
+   * Server push (docs/push.md): each request entry carries its connection's push URL, replies may open
+   * subscriptions, and `forget` / `forget_all` are answered by the gateway (unless registered as actions).
+   * @default true
+   */
+  push?: boolean;
+  /** Subscriptions one connection may hold; one more subscribe gets RateLimit (0: none). @default 100 */
+  maxSubscriptionsPerConnection?: number;
 }
 
 /** The defaults of {@link GatewayOptions}. */
@@ -158,6 +167,8 @@ export const DEFAULT_GATEWAY_OPTIONS = {
   maxMessagesPerSecond: 2000,
   abuseCloseAfterRejections: 500,
   abuseWindowMs: 10_000,
+  push: true,
+  maxSubscriptionsPerConnection: 100,
 } as const;
 
 /** How one action is served, decided once when the options are resolved. */
@@ -200,8 +211,11 @@ export function isResolvedGatewayOptions(
  */
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
   if (isResolvedGatewayOptions(options)) return options;
-  const actionTable = buildActionTable(options.actions);
   const merged = { ...DEFAULT_GATEWAY_OPTIONS, ...withoutUndefined(options) };
+  const actionTable = buildActionTable(options.actions);
+  // Registered last, so a frame's own action wins, and only when not registered by the deployment.
+  if (merged.push)
+    for (const [name, action] of PUSH_ACTIONS) if (!actionTable.has(name)) actionTable.set(name, action);
   const resolved: ResolvedGatewayOptions = {
     ...merged,
     actions: options.actions,
@@ -291,6 +305,12 @@ function assertLimits(options: ResolvedGatewayOptions): void {
     if (!Number.isInteger(options[key]) || options[key] < 0) {
       throw new ConfigError(`\`${key}\` must be a whole number, 0 to turn it off`);
     }
+  }
+  const subscriptions = options.maxSubscriptionsPerConnection;
+  if (!Number.isInteger(subscriptions) || subscriptions < 0) {
+    throw new ConfigError(
+      "`maxSubscriptionsPerConnection` must be a whole number (0 refuses every subscription)",
+    );
   }
   const rate = options.maxMessagesPerSecond;
   if (!Number.isFinite(rate) || rate < 0) {

@@ -6,7 +6,7 @@
  * 3. request data, when `requestData` is on: `req_id` and `passthrough` copied when the request had them,
  *    `echo_req` = the request minus `sensitiveFields`;
  * 4. the serialised reply is measured in UTF-8 bytes; above `maxResponseBytes` it becomes ResponseTooLarge
- *    (still with `req_id`, so the client can match it);
+ *    (still with `req_id`, so the client can match it); a pushed frame is not sent then (the push gets 413);
  * 5. `conn.sendText` / `conn.sendJson`;
  * 6. `afterSentApiResponse` hooks.
  */
@@ -24,14 +24,63 @@ export type SendReply = (
   reply: JsonObject,
 ) => Promise<void>;
 
+/** What became of one pushed frame. */
+export type PushOutcome = "sent" | "closed" | "too-large";
+
+/**
+ * Sends a pushed frame to `conn` through the same send step: `beforeSendApiResponse` (with `message`, the
+ * subscribing request's `echo_req`, or undefined for a raw frame), then the subscribing request's
+ * `req_id`/`passthrough`/`echo_req` (`requestData`, added when the `requestData` option is on), the
+ * `maxResponseBytes` check, the send, `afterSentApiResponse`. Unlike a reply, an oversized push is not
+ * replaced by ResponseTooLarge: nothing is sent and the pusher is told ("too-large").
+ */
+export type SendPush = (
+  conn: Connection,
+  message: ClientMessage | undefined,
+  frame: JsonObject,
+  requestData: JsonObject,
+) => Promise<PushOutcome>;
+
 /** Builds the send step for one gateway configuration. */
 export function createReplySender(options: ResolvedGatewayOptions, logger: Logger): SendReply {
   const sensitive = new Set(options.sensitiveFields);
-  const withRequestData = (frame: JsonObject, message: ClientMessage | undefined): JsonObject =>
-    options.requestData && message ? addRequestData(frame, message, sensitive) : frame;
-
+  const deliver = createDelivery(options, logger);
   return async (conn, message, reply) => {
-    if (!conn.isOpen) return;
+    await deliver(conn, message, reply, {
+      addData: (frame) =>
+        options.requestData && message ? addRequestData(frame, message, sensitive) : frame,
+      oversize: (replacement) => replacement,
+    });
+  };
+}
+
+/** Builds the send step of pushed frames (see {@link SendPush}). */
+export function createPushSender(options: ResolvedGatewayOptions, logger: Logger): SendPush {
+  const deliver = createDelivery(options, logger);
+  return (conn, message, frame, requestData) =>
+    deliver(conn, message, frame, {
+      addData: (built) => (options.requestData ? { ...built, ...requestData } : built),
+      oversize: () => undefined,
+    });
+}
+
+interface DeliveryRules {
+  /** Adds the request data to the frame the hooks returned. */
+  addData: (frame: JsonObject) => JsonObject;
+  /** What replaces an oversized frame, given the ResponseTooLarge error (undefined: send nothing). */
+  oversize: (replacement: JsonObject) => JsonObject | undefined;
+}
+
+type Deliver = (
+  conn: Connection,
+  message: ClientMessage | undefined,
+  reply: JsonObject,
+  rules: DeliveryRules,
+) => Promise<PushOutcome>;
+
+function createDelivery(options: ResolvedGatewayOptions, logger: Logger): Deliver {
+  return async (conn, message, reply, rules) => {
+    if (!conn.isOpen) return "closed";
     // A copy, so a hook that returns a shared constant never has req_id or echo_req written into it.
     let frame: JsonObject = { ...reply };
     try {
@@ -42,20 +91,26 @@ export function createReplySender(options: ResolvedGatewayOptions, logger: Logge
       logger.error("beforeSendApiResponse failed; sending an error instead", error);
       frame = errorToReply(error, typeof frame.msg_type === "string" ? frame.msg_type : "error");
     }
-    frame = withRequestData(frame, message);
+    frame = rules.addData(frame);
     let text = serialise(frame, logger);
-    if (text === undefined || utf8ByteLength(text) > options.maxResponseBytes) {
-      const replacement = text === undefined ? clientError("WrongResponse") : clientError("ResponseTooLarge");
-      frame = withRequestId(replacement, options.requestData ? message : undefined);
+    const requestOf = options.requestData ? message : undefined;
+    if (text === undefined) {
+      frame = withRequestId(clientError("WrongResponse"), requestOf);
+      text = JSON.stringify(frame);
+    } else if (utf8ByteLength(text) > options.maxResponseBytes) {
+      const replacement = rules.oversize(withRequestId(clientError("ResponseTooLarge"), requestOf));
+      if (!replacement) return "too-large";
+      frame = replacement;
       text = JSON.stringify(frame);
     }
-    if (!conn.isOpen) return;
+    if (!conn.isOpen) return "closed";
     transmit(conn, frame, text, logger);
     for (const hook of hookList(options.afterSentApiResponse)) {
       await runHook("afterSentApiResponse", options.hookTimeoutMs, () => hook(conn, message, frame)).catch(
         (error: unknown) => logger.error("afterSentApiResponse failed", error),
       );
     }
+    return "sent";
   };
 }
 

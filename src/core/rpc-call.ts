@@ -84,6 +84,10 @@ export async function callRpc(
     return fail(conn, req, hooks, run, logger, failureOf(error));
   }
   if (!conn.isOpen) return undefined;
+  // The dispatcher registers it once the reply is built (`registerSubscription`).
+  if (isJsonObject(response) && "subscriptionId" in response && response.subscriptionId) {
+    req.subscriptionId = response.subscriptionId;
+  }
   await run("beforeGetRpcResponse", global.beforeGetRpcResponse, action.beforeGetRpcResponse, (hook) =>
     hook(conn, req),
   );

@@ -38,6 +38,45 @@ export interface Connection {
   sendText?(text: string): void;
   /** Closes the socket with a WebSocket close code. */
   close(code: number, reason: string): void;
+  /**
+   * Optional: the push URL of this connection (`<origin>/connections/<ref>`), sent with each request
+   * entry so a service can push frames later. Absent when push is off.
+   */
+  readonly pushUrl?: string;
+  /** Optional: the subscriptions registered on this connection; absent when push is off. */
+  readonly subscriptions?: SubscriptionRegistry;
+}
+
+/**
+ * A subscription as kept with its connection: enough to build each pushed frame like the subscribing
+ * request's reply (`msg_type`, `req_id`, `passthrough`, `echo_req`, `subscription.id`).
+ */
+export interface StoredSubscription {
+  /** The id the service gave it (`subscription.id`). */
+  id: string;
+  /** The `msg_type` of the subscribing action, and the key of each frame's data. */
+  msgType: string;
+  /** The subscribing action's name (`forget_all` matches it, or `msgType`). */
+  action: string;
+  /** The subscribing request's `req_id`, when it had one and `requestData` is on. */
+  reqId?: unknown;
+  /** The subscribing request's `passthrough`, when it had one and `requestData` is on. */
+  passthrough?: unknown;
+  /** The subscribing request's `echo_req` (sensitive fields removed); left out when it did not fit. */
+  echoReq?: JsonObject;
+}
+
+/** The subscriptions of one connection (the Durable Object keeps them in the socket attachment). */
+export interface SubscriptionRegistry {
+  /** How many are registered. */
+  readonly count: number;
+  get(id: string): StoredSubscription | undefined;
+  /** Registers `subscription` (replacing one with its id); false when it cannot be stored. */
+  add(subscription: StoredSubscription): boolean;
+  /** Removes one subscription; false when there was none with that id. */
+  remove(id: string): boolean;
+  /** Removes every subscription whose `action` or `msgType` is in `names`; returns their ids. */
+  removeMatching(names: ReadonlySet<string>): string[];
 }
 
 /** What the gateway kept of the HTTP upgrade request. */
@@ -80,6 +119,8 @@ export interface RpcRequest {
   correlationId: string;
   /** When the dispatcher received the frame, in epoch milliseconds (for timing hooks and logs). */
   receivedAtMs?: number;
+  /** The subscription id the service's reply carried (`subscription.id`), when it had one. */
+  subscriptionId?: string;
   /** Any field a hook wants to carry from one step to the next. */
   [custom: string]: unknown;
 }
@@ -89,7 +130,8 @@ export interface RpcRequest {
  * (`{"result": <result>}` or `{"error": {"code", "message"}}`).
  */
 export type RpcResponse =
-  { result: unknown; timestamp?: number } | { error: { code: string; message: string } };
+  | { result: unknown; timestamp?: number; subscriptionId?: string }
+  | { error: { code: string; message: string } };
 
 /**
  * A gateway backend: takes one call, returns the service's response. Throws {@link RpcTimeoutError} when

@@ -22,6 +22,11 @@ export interface GatewayEnv {
   REPLY_TRANSPORT?: string;
   /** Log level when the `logLevel` option is not set: `debug`, `info`, `warn` or `error`. */
   LOG_LEVEL?: string;
+  /**
+   * The push secret when the `pushSecret` option is not set, a secret (`wrangler secret put PUSH_SECRET`):
+   * pushes must then send `authorization: Bearer <secret>`.
+   */
+  PUSH_SECRET?: string;
   [binding: string]: unknown;
 }
 
@@ -89,4 +94,20 @@ export interface CreateGatewayOptions extends GatewayOptions {
    * @default 2048
    */
   maxAttachmentBytes?: number;
+  /**
+   * Where services push (docs/push.md): the origin of each connection's push URL
+   * (`<pushOrigin>/connections/<ref>`), e.g. `https://gateway.example.com` when services reach the Worker
+   * by another name than clients do. @default the origin of the WebSocket upgrade request, as the client
+   * reached the gateway
+   */
+  pushOrigin?: string;
+  /**
+   * A shared secret every push must send as `authorization: Bearer <secret>` (401 without it), defence in
+   * depth on top of the connection reference. @default env `PUSH_SECRET`, else none
+   */
+  pushSecret?: string;
+  /** Messages one `POST /connections/messages` may carry; more get 413. @default 500 */
+  maxPushBatch?: number;
+  /** Size limit of a push request's body, in bytes; a larger body gets 413. @default 4194304 (4 MiB) */
+  maxPushBodyBytes?: number;
 }

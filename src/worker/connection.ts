@@ -3,13 +3,33 @@
  * (the id, the upgrade facts, the stash) lives in the socket's attachment; the object in memory is a cache
  * rebuilt lazily from it when a woken Durable Object sees the socket again.
  */
-import type { Connection, JsonObject, UpgradeInfo } from "../core/types.js";
+import type {
+  Connection,
+  JsonObject,
+  StoredSubscription,
+  SubscriptionRegistry,
+  UpgradeInfo,
+} from "../core/types.js";
 
 /** What is stored with each socket (`serializeAttachment`), so it survives hibernation. */
 export interface SocketAttachment {
   id: string;
   upgrade: UpgradeInfo;
   stash: JsonObject;
+  /** The connection's push URL (its reference inside); absent when push is off. */
+  push?: string;
+  /** The connection's subscriptions, in registration order (push on). */
+  subs?: StoredSubscription[];
+}
+
+/** What a new connection is given besides its upgrade request. */
+export interface NewConnection {
+  /** @default a random UUID */
+  id?: string;
+  /** The push URL (`<pushOrigin>/connections/<ref>`); undefined turns push off for this connection. */
+  pushUrl?: string;
+  /** Query parameters taken out of the kept upgrade URL as credentials. @default ["token"] */
+  credentialParams?: readonly string[];
 }
 
 /**
@@ -43,12 +63,15 @@ const cache = new WeakMap<WebSocket, SocketConnection>();
 /** A {@link Connection} backed by a hibernatable WebSocket. */
 export class SocketConnection implements Connection {
   private closed = false;
+  private readonly registry: SubscriptionRegistry;
 
   private constructor(
     private readonly socket: WebSocket,
     private attachment: SocketAttachment,
     private readonly maxAttachmentBytes: number,
-  ) {}
+  ) {
+    this.registry = this.subscriptionRegistry();
+  }
 
   /**
    * Attaches a new connection's state to a socket just accepted with `ctx.acceptWebSocket`. Upgrade headers
@@ -59,16 +82,24 @@ export class SocketConnection implements Connection {
     request: Request,
     keepHeaders: readonly string[],
     maxAttachmentBytes = DEFAULT_MAX_ATTACHMENT_BYTES,
-    credentialParams: readonly string[] = DEFAULT_CREDENTIAL_PARAMS,
+    init: NewConnection = {},
   ): SocketConnection {
     const headers: Record<string, string> = {};
     for (const name of keepHeaders) {
       const value = request.headers.get(name);
       if (value !== null) headers[name] = value;
     }
-    const { url, credentials } = withoutCredentials(request.url, credentialParams);
+    const { url, credentials } = withoutCredentials(
+      request.url,
+      init.credentialParams ?? DEFAULT_CREDENTIAL_PARAMS,
+    );
     const upgrade: UpgradeInfo = credentials ? { url, headers, credentials } : { url, headers };
-    const attachment: SocketAttachment = { id: crypto.randomUUID(), upgrade, stash: {} };
+    const attachment: SocketAttachment = {
+      id: init.id ?? crypto.randomUUID(),
+      upgrade,
+      stash: {},
+      ...(init.pushUrl ? { push: init.pushUrl, subs: [] } : {}),
+    };
     if (attachmentBytes(attachment) > maxAttachmentBytes) {
       console.error(
         `[wsproxy] the upgrade headers of connection ${attachment.id} do not fit in maxAttachmentBytes (${maxAttachmentBytes}): not kept`,
@@ -90,6 +121,7 @@ export class SocketConnection implements Connection {
       id: stored?.id ?? crypto.randomUUID(),
       upgrade: stored?.upgrade ?? { url: "", headers: {} },
       stash: stored?.stash ?? {},
+      ...(stored?.push ? { push: stored.push, subs: stored.subs ?? [] } : {}),
     };
     const conn = new SocketConnection(socket, attachment, maxAttachmentBytes);
     cache.set(socket, conn);
@@ -106,6 +138,14 @@ export class SocketConnection implements Connection {
 
   get stash(): Readonly<JsonObject> {
     return this.attachment.stash;
+  }
+
+  get pushUrl(): string | undefined {
+    return this.attachment.push;
+  }
+
+  get subscriptions(): SubscriptionRegistry | undefined {
+    return this.attachment.push ? this.registry : undefined;
   }
 
   get isOpen(): boolean {
@@ -150,6 +190,54 @@ export class SocketConnection implements Connection {
   /** Records that the socket closed, so nothing more is sent to it. */
   markClosed(): void {
     this.closed = true;
+  }
+
+  /**
+   * The subscriptions, kept in the attachment so they survive hibernation. One that would not fit in
+   * `maxAttachmentBytes` is stored without its `echo_req` (its frames then carry `req_id` and `passthrough`
+   * only), and refused when even that does not fit; each with a log line.
+   */
+  private subscriptionRegistry(): SubscriptionRegistry {
+    const subs = () => this.attachment.subs ?? [];
+    const store = (next: StoredSubscription[]): boolean => {
+      const candidate = { ...this.attachment, subs: next };
+      if (attachmentBytes(candidate) > this.maxAttachmentBytes) return false;
+      this.attachment = candidate;
+      this.persist();
+      return true;
+    };
+    return {
+      get count() {
+        return subs().length;
+      },
+      get: (id) => subs().find((subscription) => subscription.id === id),
+      add: (subscription) => {
+        const others = subs().filter((existing) => existing.id !== subscription.id);
+        if (store([...others, subscription])) return true;
+        const { echoReq: _dropped, ...compact } = subscription;
+        const limit = `maxAttachmentBytes (${this.maxAttachmentBytes})`;
+        if (subscription.echoReq && store([...others, compact])) {
+          console.warn(
+            `[wsproxy] subscription ${subscription.id} of connection ${this.id} stored without echo_req: it would exceed ${limit}`,
+          );
+          return true;
+        }
+        console.error(
+          `[wsproxy] subscription ${subscription.id} of connection ${this.id} refused: it would exceed ${limit}`,
+        );
+        return false;
+      },
+      remove: (id) => {
+        const kept = subs().filter((subscription) => subscription.id !== id);
+        if (kept.length === subs().length) return false;
+        return store(kept);
+      },
+      removeMatching: (names) => {
+        const gone = subs().filter((sub) => names.has(sub.action) || names.has(sub.msgType));
+        if (gone.length > 0) store(subs().filter((sub) => !gone.includes(sub)));
+        return gone.map((subscription) => subscription.id);
+      },
+    };
   }
 
   private persist(): void {

@@ -7,6 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
+import type { PushMessage, PushStatus } from "../core/subscriptions.js";
 import type { Backend, BackendStats } from "../core/types.js";
 import type { GatewayEnv } from "./config.js";
 import { SocketConnection } from "./connection.js";
@@ -14,6 +15,23 @@ import { localRedisRefusal } from "./local-redis.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { createObjectObservability, type ObjectObservability } from "./observability.js";
 import { buildBackends, gatewayPlan, type CompiledGateway } from "./plan.js";
+import {
+  connectionSecret,
+  formatRef,
+  importPushKey,
+  PUSH_KEY_STORAGE_KEY,
+  secretsEqual,
+} from "./push-ref.js";
+
+/** The header in which the Worker tells the object its name (for the connection reference). */
+export const OBJECT_NAME_HEADER = "x-wsproxy-object-name";
+
+/** One push for a connection of this object, as the Worker routes it. */
+export interface PushDelivery {
+  connectionId: string;
+  secret: string;
+  message: PushMessage;
+}
 
 /** Close codes that only describe a close and must not be sent in a close frame. */
 const UNSENDABLE_CLOSE_CODES = new Set([1005, 1006, 1015]);
@@ -32,6 +50,8 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private readonly localRedis: readonly string[] = [];
   private localRedisLogged = false;
   private readonly maxAttachmentBytes: number;
+  /** The key that makes connection secrets, read (or made) once per incarnation. */
+  private pushKey?: Promise<CryptoKey>;
 
   constructor(
     ctx: DurableObjectState,
@@ -77,14 +97,18 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         server.close(1013, "Try again later");
         return new Response(null, { status: 101, webSocket: client });
       }
-      this.ctx.acceptWebSocket(server);
+      const id = crypto.randomUUID();
+      const pushUrl = await this.pushUrl(request, id);
+      // Tagged with its connection id, so a push finds its socket with `getWebSockets(id)` ("WebSockets",
+      // https://developers.cloudflare.com/durable-objects/api/websockets/: tags survive hibernation).
+      this.ctx.acceptWebSocket(server, [id]);
       this.observability?.recorder.connectionOpened();
       const conn = SocketConnection.attach(
         server,
         request,
         this.gateway.upgradeHeaders,
         this.maxAttachmentBytes,
-        this.gateway.credentialParams,
+        { id, pushUrl, credentialParams: this.gateway.credentialParams },
       );
       // Awaited so that `onOpen` has finished before the first frame can arrive.
       await this.dispatcher.handleOpen(conn);
@@ -141,6 +165,50 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
     } catch (failure) {
       console.error("[wsproxy] webSocketError failed", failure);
     }
+  }
+
+  /**
+   * Pushes for connections of this object, called by the Worker over Durable Object RPC: like any event it
+   * wakes a hibernated object ("WebSockets", https://developers.cloudflare.com/durable-objects/api/websockets/); one status per delivery, in order. 404: the secret is not the one this object
+   * gave that connection id; 410: it was, and the connection closed (or the subscription is gone).
+   */
+  async pushMessages(deliveries: PushDelivery[]): Promise<PushStatus[]> {
+    const dispatcher = this.dispatcher;
+    if (!dispatcher || !this.gateway.push) return deliveries.map(() => 404);
+    const key = await this.connectionKey();
+    return Promise.all(
+      deliveries.map(async ({ connectionId, secret, message }): Promise<PushStatus> => {
+        if (!secretsEqual(await connectionSecret(key, connectionId), secret)) return 404;
+        const [socket] = this.ctx.getWebSockets(connectionId);
+        if (!socket) return 410;
+        return dispatcher.handlePush(SocketConnection.of(socket, this.maxAttachmentBytes), message);
+      }),
+    );
+  }
+
+  /** A new connection's push URL; undefined when push is off or the object does not know its name. */
+  private async pushUrl(request: Request, connectionId: string): Promise<string | undefined> {
+    const push = this.gateway.push;
+    const objectName = request.headers.get(OBJECT_NAME_HEADER) ?? this.ctx.id.name;
+    if (!push || !objectName) return undefined;
+    const secret = await connectionSecret(await this.connectionKey(), connectionId);
+    const origin = push.origin ?? new URL(request.url).origin;
+    return `${origin}/connections/${formatRef({ objectName, connectionId, secret })}`;
+  }
+
+  /** The object's reference key: 32 random bytes made once and kept in its storage. */
+  private connectionKey(): Promise<CryptoKey> {
+    this.pushKey ??= (async () => {
+      let raw = await this.ctx.storage.get<Uint8Array>(PUSH_KEY_STORAGE_KEY);
+      if (!raw) {
+        raw = crypto.getRandomValues(new Uint8Array(32));
+        await this.ctx.storage.put(PUSH_KEY_STORAGE_KEY, raw);
+      }
+      return importPushKey(raw);
+    })();
+    // A storage failure must not stick: the next push or connection tries again.
+    this.pushKey.catch(() => (this.pushKey = undefined));
+    return this.pushKey;
   }
 
   /** Counters of this incarnation's backends that keep them (`stats`), by backend name (for tests and debugging). */

@@ -10,12 +10,13 @@
  */
 import { Hono } from "hono";
 import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
-import { GatewayDurableObject } from "./gateway-object.js";
+import { GatewayDurableObject, OBJECT_NAME_HEADER } from "./gateway-object.js";
 import { checkHealth } from "./health.js";
 import { localRedisRefusal } from "./local-redis.js";
 import { mountMetrics } from "./observability.js";
 import { compileGateway, gatewayPlan } from "./plan.js";
 import { listActions, mountPlayground } from "./playground.js";
+import { mountPush } from "./push-routes.js";
 import { originAllowed } from "./security.js";
 
 export type { BackendSetting, CreateGatewayOptions, GatewayEnv } from "./config.js";
@@ -68,6 +69,8 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     mountPlayground(app, listActions(core.actionTable, core.basePath, gateway.playground.examples));
   }
 
+  if (gateway.push) mountPush(app, gateway, gateway.push);
+
   app.all(core.basePath, async (c) => {
     if (c.req.method !== "GET" || c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("Upgrade Required", 426, { upgrade: "websocket" });
@@ -90,8 +93,12 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
       console.error(`[wsproxy] ${message}`);
       return c.json({ error: message }, 500);
     }
-    const stub = namespace.get(namespace.idFromName(gateway.objectName(c.req.raw, c.env)));
-    return stub.fetch(c.req.raw);
+    const objectName = gateway.objectName(c.req.raw, c.env);
+    const stub = namespace.get(namespace.idFromName(objectName));
+    // The object puts its name into each connection's reference, so a push is routed without a lookup.
+    const upgrade = new Request(c.req.raw);
+    upgrade.headers.set(OBJECT_NAME_HEADER, objectName);
+    return stub.fetch(upgrade);
   });
 
   class GatewayObject extends GatewayDurableObject {

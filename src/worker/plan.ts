@@ -55,6 +55,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   timeout: DEFAULT_CONSUMER_GROUPS_OPTIONS.timeout,
   /** A consumer-groups backend's reply transport without `replyTransport` or `REPLY_TRANSPORT`. */
   replyTransport: DEFAULT_CONSUMER_GROUPS_OPTIONS.replyTransport,
+  maxPushBatch: 500,
+  maxPushBodyBytes: 4 * 1024 * 1024,
 });
 
 /** What `createGateway()` resolves once, before any env is known. Frozen. */
@@ -80,6 +82,8 @@ export interface CompiledGateway {
   readonly maxConnectionsPerObject: number;
   readonly maxAttachmentBytes: number;
   readonly allowedOrigins?: readonly string[];
+  /** Server push: off (`push: false`), or its settings. */
+  readonly push: false | PushSettings;
   /** The env plans made so far, one per env object. */
   readonly plans: WeakMap<object, GatewayPlan | { error: unknown }>;
 }
@@ -94,6 +98,16 @@ export interface GatewayPlan extends CompiledGateway {
   readonly backends: Readonly<Record<string, BackendConfig>>;
   /** The settings that hold a local Redis URL (see `local-redis.ts`). */
   readonly localRedis: readonly string[];
+  /** The `pushSecret` option, else `PUSH_SECRET`; undefined: pushes need no `authorization`. */
+  readonly pushSecret?: string;
+}
+
+/** How the Worker serves pushes. */
+export interface PushSettings {
+  /** The `pushOrigin` option, without a trailing slash; undefined: the upgrade request's origin. */
+  readonly origin?: string;
+  readonly maxBatch: number;
+  readonly maxBodyBytes: number;
 }
 
 /**
@@ -119,6 +133,7 @@ export function compileGateway(options: CreateGatewayOptions): CompiledGateway {
     throw new ConfigError("`maxAttachmentBytes` must be a positive whole number of bytes");
   }
   assertObservabilityOptions(options);
+  const push = core.push ? pushSettings(options) : false;
   const playground = options.playground ?? GATEWAY_DEFAULTS.playground;
   return Object.freeze({
     options,
@@ -135,6 +150,7 @@ export function compileGateway(options: CreateGatewayOptions): CompiledGateway {
     maxConnectionsPerObject: cap,
     maxAttachmentBytes: attachment,
     ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    push,
     plans: new WeakMap(),
   });
 }
@@ -161,6 +177,31 @@ export function gatewayPlan(gateway: CompiledGateway | CreateGatewayOptions, env
   return plan;
 }
 
+/** The push options, checked. Throws a ConfigError naming the option. */
+function pushSettings(options: CreateGatewayOptions): PushSettings {
+  const maxBatch = options.maxPushBatch ?? GATEWAY_DEFAULTS.maxPushBatch;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new ConfigError("`maxPushBatch` must be a positive whole number of messages");
+  }
+  const maxBodyBytes = options.maxPushBodyBytes ?? GATEWAY_DEFAULTS.maxPushBodyBytes;
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) {
+    throw new ConfigError("`maxPushBodyBytes` must be a positive whole number of bytes");
+  }
+  if (options.pushOrigin === undefined) return Object.freeze({ maxBatch, maxBodyBytes });
+  let origin: string;
+  try {
+    origin = new URL(options.pushOrigin).origin;
+  } catch {
+    origin = "null";
+  }
+  if (origin === "null" || !/^https?:$/.test(new URL(origin).protocol)) {
+    throw new ConfigError(
+      `\`pushOrigin\` must be an http(s) origin such as https://gateway.example.com, got "${options.pushOrigin}"`,
+    );
+  }
+  return Object.freeze({ origin, maxBatch, maxBodyBytes });
+}
+
 /** Reads the environment variables (here only) and completes each backend's configuration. */
 function makePlan(compiled: CompiledGateway, env: GatewayEnv): GatewayPlan {
   const redisUrl = nonEmpty(env.UPSTASH_REDIS_REST_URL);
@@ -182,10 +223,12 @@ function makePlan(compiled: CompiledGateway, env: GatewayEnv): GatewayPlan {
     );
   }
   const logLevel = compiled.options.logLevel ?? (isLogLevel(env.LOG_LEVEL) ? env.LOG_LEVEL : undefined);
+  const pushSecret = compiled.push ? nonEmpty(compiled.options.pushSecret ?? env.PUSH_SECRET) : undefined;
   return Object.freeze({
     ...compiled,
     logLevel: logLevel ?? GATEWAY_DEFAULTS.logLevel,
-    secrets: Object.freeze([redisToken]),
+    secrets: Object.freeze([redisToken, pushSecret]),
+    ...(pushSecret ? { pushSecret } : {}),
     backends: Object.freeze(backends),
     localRedis: Object.freeze(localRedisSettings(backends, redisUrl)),
   });
@@ -290,6 +333,8 @@ export function buildBackends(
   }
   assertBackendsExist(plan.core, backends, true);
   for (const [action, route] of plan.core.routes) {
+    // No backend serves an action answered by `answerLocally` (`forget` and `forget_all` included).
+    if (route.options.answerLocally) continue;
     const backend = Object.hasOwn(backends, route.backend) ? backends[route.backend] : undefined;
     try {
       backend?.checkAction?.(route.options);

@@ -26,7 +26,8 @@ describe("gateway options (PROTOCOL section 2)", () => {
       abuseCloseAfterRejections: 500,
       abuseWindowMs: 10_000,
     });
-    expect([...resolved.actionTable.keys()]).toEqual(["ping", "time"]);
+    // forget and forget_all come with push (on by default), after the registered actions.
+    expect([...resolved.actionTable.keys()]).toEqual(["ping", "time", "forget", "forget_all"]);
   });
 
   it("resolves each action once: its backend and insteadOfForward, the action's over the global one", () => {

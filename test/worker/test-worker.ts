@@ -3,6 +3,7 @@
  * consumer-groups backend on the in-memory {@link FakeRedis}, and a JSON-RPC backend answered by a local
  * function. Each test picks its own object with `?object=<name>`.
  */
+import { buildReplyPayload } from "../../src/wire/index.js";
 import { createGateway } from "../../src/worker/gateway.js";
 import { FakeRedis, serveFake } from "./fake-redis.js";
 
@@ -20,6 +21,21 @@ serveFake(fakeRedis, {
   whoami: (params) => ({ loginid: params.loginid ?? null, scopes: params.scopes ?? null }),
   slow: () => ({ done: true }),
 });
+
+// push.test.ts: `ticks` answers with a first tick and, with `"subscribe": 1`, opens a subscription (the
+// reply carries `subscription.id`, as the service SDK writes it); `{"id": "<id>"}` in args picks the id.
+const serveListed = fakeRedis.onEntry;
+fakeRedis.onEntry = (entry) => {
+  if (entry.fields.rpc !== "ticks") return serveListed?.(entry);
+  const { args } = JSON.parse(entry.fields.args ?? "{}") as { args: Record<string, unknown> };
+  const id = typeof args.id === "string" ? args.id : crypto.randomUUID().replaceAll("-", "");
+  const tick = { symbol: args.ticks, quote: 100, epoch: 1_764_170_000, id };
+  const extra = args.subscribe ? { subscriptionId: id } : {};
+  setTimeout(() => {
+    const payload = buildReplyPayload(entry.fields.message_id ?? "", tick, Date.now(), extra);
+    fakeRedis.push(entry.fields.who ?? "", payload);
+  }, 1);
+};
 
 /** A JSON-RPC service as a plain function: `POST /rpc/<method>`. */
 async function jsonRpcService(request: Request): Promise<Response> {
@@ -52,7 +68,10 @@ const gateway = createGateway({
     ["rpc_echo", { backend: "http" }],
     ["rpc_error", { backend: "http" }],
     ["rpc_broken", { backend: "http" }],
+    ["ticks", { msgType: "tick" }],
   ],
+  maxSubscriptionsPerConnection: 3,
+  maxPushBodyBytes: 700_000,
   maxMessageBytes: 1024,
   backends: {
     default: { type: "consumer_groups", redis: fakeRedis, timeout: 0.5 },
@@ -64,14 +83,25 @@ const gateway = createGateway({
   playground: { examples: { ping: { ping: 1, passthrough: { from: "example" } } } },
 });
 
+/**
+ * push.test.ts (`?gateway=secret`): the same objects behind a Worker that requires a push secret; only its
+ * push routes are used.
+ */
+const secretGateway = createGateway({
+  actions: [["ticks", { msgType: "tick" }]],
+  backends: { default: { type: "consumer_groups", redis: fakeRedis } },
+  pushSecret: "push-secret-for-tests",
+});
+
 /** local-redis.test.ts (`?gateway=env`): the Redis URL and token from the Worker's vars, as deployed. */
 const envGateway = createGateway({ actions: [["ping"]], binding: "ENV_GATEWAY" });
 
 export default {
-  fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) =>
-    new URL(request.url).searchParams.get("gateway") === "env"
-      ? envGateway.fetch(request, env, ctx)
-      : gateway.fetch(request, env, ctx),
+  fetch: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) => {
+    const which = new URL(request.url).searchParams.get("gateway");
+    if (which === "env") return envGateway.fetch(request, env, ctx);
+    return (which === "secret" ? secretGateway : gateway).fetch(request, env, ctx);
+  },
 };
 export const GatewayObject = gateway.GatewayObject;
 export const EnvGatewayObject = envGateway.GatewayObject;
