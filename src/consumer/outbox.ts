@@ -20,6 +20,8 @@ export interface OutboxItem {
   reply?: { who: string; payload: string };
   /** Field/value pairs to add to `<stream>:dead` before the ack, if any. */
   deadLetter?: string[];
+  /** Told whether the reply reached Redis (`true`) or was given up on at close (`false`). */
+  replied?: (written: boolean) => void;
 }
 
 /** Settings the outbox needs from the service options. */
@@ -107,6 +109,7 @@ export class Outbox {
           }
         });
         this.onSent(batch);
+        for (const item of batch) item.replied?.(true);
         return true;
       } catch (error) {
         const attempt = this.outage.failed(error, "reply batch");
@@ -117,6 +120,7 @@ export class Outbox {
             msg: "abandoned unsent replies on close",
             entries: batch.length + this.queue.length,
           });
+          for (const item of [...batch, ...this.queue]) item.replied?.(false);
           this.queue = [];
           return false;
         }
