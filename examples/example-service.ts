@@ -4,7 +4,7 @@
  *
  * `params.args` is the client's whole frame, e.g. `{"echo": {"hello": 1}, "req_id": 3}`.
  */
-import { PushGoneError, type RpcContext, type RpcHandlers, type Subscription } from "edge-wsproxy/service";
+import type { RpcContext, RpcHandlers, Subscription } from "edge-wsproxy/service";
 
 /** Gap between two pushed ticks of a subscription. */
 const TICK_INTERVAL_MS = 100;
@@ -77,18 +77,18 @@ function tick(symbol: string, id?: string): Record<string, unknown> {
   return id === undefined ? { symbol, quote, epoch } : { symbol, quote, epoch, id };
 }
 
-/** Pushes a tick every {@link TICK_INTERVAL_MS} (each after the previous push settled) until the subscription ends. */
+/**
+ * Pushes a tick every {@link TICK_INTERVAL_MS}, each after the previous push settled, until the
+ * subscription's signal aborts: a push got `PushGoneError` (the client forgot the subscription or
+ * disconnected) or the service is closing.
+ */
 function streamTicks(subscription: Subscription, symbol: string): void {
   let timer: NodeJS.Timeout | undefined;
   const next = () => {
     timer = setTimeout(async () => {
-      try {
-        await subscription.push(tick(symbol, subscription.id));
-      } catch (error) {
-        // Gone (forgotten or disconnected) or the service is closing: stop. Anything else (the gateway
-        // unreachable after the pusher's retries) skips this tick and tries the next one.
-        if (error instanceof PushGoneError || subscription.signal.aborted) return;
-      }
+      // PushGoneError ends the subscription (its signal aborts, which stops the loop); any other failure
+      // (the gateway unreachable after the pusher's retries) only skips this tick.
+      await subscription.push(tick(symbol, subscription.id)).catch(() => {});
       if (!subscription.signal.aborted) next();
     }, TICK_INTERVAL_MS);
   };
