@@ -25,6 +25,8 @@ const gateway = createGateway({
     ["login", { stashWrites: ["loginid", "token", "scopes"] }],
     // Sends the stash values `login` stored; the service sees them next to `args`.
     ["whoami", { stashParams: ["loginid", "scopes"] }],
+    // With "subscribe": 1 the service pushes a tick every 100 ms until the client sends {"forget": id}.
+    ["ticks", { msgType: "tick" }],
   ],
   // The playground at `/` (off by default in createGateway): the local stack's page to try each action.
   playground: {
@@ -37,6 +39,7 @@ const gateway = createGateway({
       app_error: { app_error: "bad value" },
       login: { login: "any-token" },
       whoami: { whoami: 1 },
+      ticks: { ticks: "R_100", subscribe: 1 },
     },
   },
   backends: {

@@ -4,7 +4,8 @@
  *
  * One-shot: every JSON argument is sent on one connection; each reply is printed as it arrives; the exit
  * code is 1 when any reply is an error, 2 on bad usage, 3 when the gateway cannot be reached or does not
- * answer in time. Without a request argument (or with `-i`) it is interactive, with line history.
+ * answer in time. When a request subscribed (`"subscribe": 1` and a reply without error), the frames pushed
+ * after the reply are printed as they come, until Ctrl-C or the gateway closes the connection. Without a request argument (or with `-i`) it is interactive, with line history.
  */
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -15,7 +16,8 @@ const USAGE = `usage: npm run call -- [--url ws://host/websockets/v3] [--timeout
   --url         gateway WebSocket URL (default: $GATEWAY_URL, else ${DEFAULT_URL})
   --timeout-ms  how long to wait for each reply (default 30000)
   -i            interactive mode (the default when no request is given)
-A req_id is added to a request that has none, so each reply can be matched to its request.`;
+A req_id is added to a request that has none, so each reply can be matched to its request.
+With "subscribe": 1, pushed frames are printed until Ctrl-C.`;
 
 /** Exit codes. */
 const EXIT = { ok: 0, errorReply: 1, usage: 2, unreachable: 3 } as const;
@@ -135,7 +137,27 @@ async function oneShot(client: GatewayClient, options: CallOptions, nextId: () =
       return reply;
     }),
   );
+  const subscribed = requests.some(
+    (request, index) => request.subscribe && !isErrorReply(replies[index] ?? {}),
+  );
+  if (subscribed) await streamUntilStopped(client);
   return replies.some(isErrorReply) ? EXIT.errorReply : EXIT.ok;
+}
+
+/** Keeps the connection open (pushed frames are printed as they arrive) until Ctrl-C or the gateway closes it. */
+function streamUntilStopped(client: GatewayClient): Promise<void> {
+  console.error("subscribed: printing pushed frames, Ctrl-C to stop");
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    client.onClose((code) => {
+      console.error(`the gateway closed the connection (${code})`);
+      stop();
+    });
+  });
 }
 
 async function interactive(

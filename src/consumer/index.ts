@@ -16,6 +16,21 @@ export {
   type ResolvedRpcServiceOptions,
   type RestConnection,
 } from "./options.js";
+export {
+  createPusher,
+  pushTo,
+  PushError,
+  PushGoneError,
+  DEFAULT_PUSHER_OPTIONS,
+  MAX_PUSH_BATCH,
+  type Pusher,
+  type PusherOptions,
+  type PushCallOptions,
+  type PushMessage,
+  type BatchPushMessage,
+  type BatchPushResult,
+} from "./push.js";
+export { SUBSCRIPTION_REGISTRATION_GRACE_MS, type Subscription } from "./subscription.js";
 export type { RpcContext, RpcHandler, RpcHandlers, LogEntry, LogLevel, ServiceLogger } from "./types.js";
 export {
   INTERNAL_ERROR_RESULT,

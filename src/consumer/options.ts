@@ -3,6 +3,7 @@
  */
 import { hostname } from "node:os";
 import { ConfigError } from "../core/errors.js";
+import type { PusherOptions } from "./push.js";
 import type { ServiceTransport } from "./transport.js";
 import type { LogEntry, LogLevel, RpcHandlers, ServiceLogger } from "./types.js";
 
@@ -87,6 +88,11 @@ export interface RpcServiceOptions {
   logger?: ServiceLogger | false;
   /** Least severe level logged. @default "info" */
   logLevel?: LogLevel;
+  /**
+   * How `ctx.push()` and subscriptions push to the gateway (secret, retries, fetch).
+   * @default {} (secret from env `PUSH_SECRET`, 3 retries)
+   */
+  push?: PusherOptions;
 }
 
 /** {@link RpcServiceOptions} with every default filled in. */
@@ -118,6 +124,7 @@ export const DEFAULT_RPC_SERVICE_OPTIONS = {
   retryMinMs: 100,
   retryMaxMs: 5000,
   logLevel: "info" as LogLevel,
+  push: {} as PusherOptions,
 };
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];

@@ -21,6 +21,8 @@ export interface OutboxItem {
   reply?: { who: string; payload: string };
   /** Field/value pairs to add to `<stream>:dead` before the ack, if any. */
   deadLetter?: string[];
+  /** Told whether the reply reached Redis (`true`) or was given up on at close (`false`). */
+  replied?: (written: boolean) => void;
 }
 
 /** Settings the outbox needs from the service options. */
@@ -146,6 +148,7 @@ export class Outbox {
         });
         this.noteCreatedKeys(commands, results, expires);
         this.onSent(batch);
+        for (const item of batch) item.replied?.(true);
         return true;
       } catch (error) {
         // The pushes may have run and created their keys unseen: the retry carries their EXPIRE.
@@ -159,6 +162,7 @@ export class Outbox {
             msg: "abandoned unsent replies on close",
             entries: batch.length + this.queue.length,
           });
+          for (const item of [...batch, ...this.queue]) item.replied?.(false);
           this.queue = [];
           this.expiresOwed.clear();
           return false;

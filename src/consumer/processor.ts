@@ -7,6 +7,8 @@ import { maskSensitiveFields } from "./dead-letters.js";
 import { INTERNAL_ERROR_RESULT, buildReplyPayload, parseRpcEntry, type RpcEntry } from "../wire/index.js";
 import type { RawEntry } from "./stream-replies.js";
 import type { Outbox } from "./outbox.js";
+import type { Pusher } from "./push.js";
+import { RequestPush } from "./subscription.js";
 import type { LogEntry, RpcContext, RpcHandlers, ServiceLogger } from "./types.js";
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -18,6 +20,10 @@ export const HANDLER_TIMEOUT_REASON = "handler_timeout";
 export interface ProcessorSettings {
   handlerGraceMs: number;
   sensitiveFields: string[];
+  /** Sends `ctx.push()` and subscription frames. */
+  pusher: Pusher;
+  /** Aborts when the service closes: ends every subscription and cuts push retries short. */
+  closingSignal: AbortSignal;
 }
 
 /** A handler abandoned at its deadline plus the grace (distinct from anything a handler returns). */
@@ -53,17 +59,30 @@ export class EntryProcessor {
       this.outbox.push({ stream, entryId: raw.id });
       return;
     }
-    const result = await this.runHandler(entry, stream, raw.id, deliveryCount, base);
+    const requestPush = new RequestPush(
+      entry.connection,
+      Boolean(isRecord(entry.params.args) && entry.params.args.subscribe),
+      this.settings.pusher,
+      this.settings.closingSignal,
+    );
+    const result = await this.runHandler(entry, stream, raw.id, deliveryCount, base, requestPush);
     if (result === TIMED_OUT) {
+      requestPush.replied(false);
       // No reply: the client got its timeout at the deadline. Acked with the dead letter, so reclaim
       // does not hand the entry to the next consumer, which would hang in turn.
       this.deadLetter(stream, raw, deliveryCount, HANDLER_TIMEOUT_REASON);
       return;
     }
+    // An error reply registers nothing at the gateway, so it carries no subscription.
+    const subscriptionId = requestPush.handlerReturned(result, isRecord(result) && result.error != null);
     this.outbox.push({
       stream,
       entryId: raw.id,
-      reply: { who: entry.who, payload: buildReplyPayload(entry.messageId, result) },
+      reply: {
+        who: entry.who,
+        payload: buildReplyPayload(entry.messageId, result, Date.now(), { subscriptionId }),
+      },
+      replied: (written) => requestPush.replied(written),
     });
   }
 
@@ -96,6 +115,7 @@ export class EntryProcessor {
     entryId: string,
     deliveryCount: number,
     base: Record<string, unknown>,
+    requestPush: RequestPush,
   ): Promise<unknown | typeof TIMED_OUT> {
     const handler = Object.hasOwn(this.handlers, entry.method) ? this.handlers[entry.method] : undefined;
     if (!handler) {
@@ -118,6 +138,9 @@ export class EntryProcessor {
       entryId,
       stream,
       deliveryCount,
+      connection: entry.connection,
+      subscribe: () => requestPush.subscribe(),
+      push: (frame) => requestPush.push(frame),
     };
     const started = Date.now();
     const guard = guardTimer(deadlineMs, this.settings.handlerGraceMs);
@@ -151,6 +174,10 @@ export class EntryProcessor {
   private log(level: LogEntry["level"], msg: string, fields: Record<string, unknown>): void {
     this.logger({ level, msg, ...fields });
   }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Aborts `controller` at `deadlineMs`; returns the timer, or `undefined` when there is no usable deadline. */

@@ -11,6 +11,7 @@ import { EntryProcessor } from "./processor.js";
 import { reclaimRound } from "./reclaimer.js";
 import { OutageTracker, backoffDelayMs, sleep } from "./retry.js";
 import { HandlerSlots } from "./slots.js";
+import { createPusher } from "./push.js";
 import {
   resolveRpcServiceOptions,
   type ResolvedRpcServiceOptions,
@@ -73,7 +74,7 @@ class Service implements RpcService {
       this.outbox,
       options.logger,
       this.abandoning.signal,
-      options,
+      { ...options, pusher: createPusher(options.push), closingSignal: this.stopping.signal },
     );
   }
 
@@ -119,7 +120,7 @@ class Service implements RpcService {
 
   private async shutdown(): Promise<void> {
     this.state = "closing";
-    this.stopping.abort();
+    this.stopping.abort(new Error("service closed"));
     this.transportImpl.stopReading();
     await Promise.all(this.loops);
     const { closeTimeoutMs } = this.options;

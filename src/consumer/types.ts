@@ -1,6 +1,7 @@
 /**
  * What a service author writes against: handlers, their context, and the logger seam.
  */
+import type { Subscription } from "./subscription.js";
 
 /** Everything a handler knows about the call besides its params. */
 export interface RpcContext {
@@ -24,6 +25,20 @@ export interface RpcContext {
   stream: string;
   /** How many times this entry has been handed to a handler, this time included (1 on first delivery). */
   deliveryCount: number;
+  /**
+   * The push URL of the request's connection (the entry's `connection` field), to push to it later with
+   * `pushTo()`; `undefined` when the gateway sent none (push off, or a Perl-era gateway).
+   */
+  connection: string | undefined;
+  /**
+   * Opens a subscription for a request that asked `"subscribe": 1`: the reply then carries
+   * `subscription: {id}` and the gateway registers it; push its later frames with `subscription.push(data)`.
+   * Call it before the handler returns; a second call returns the same subscription. Throws when the
+   * request did not ask to subscribe or has no connection.
+   */
+  subscribe(): Subscription;
+  /** Sends a raw frame to the request's connection (Perl's `$c->send`); rejects like `pushTo()`. */
+  push(frame: Record<string, unknown>): Promise<void>;
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
  * The playground page: plain HTML, CSS and script in one string (no framework, no request for assets),
  * served by `playground.ts`. It reads `/actions`, connects to this host's WebSocket path, and shows each
- * reply with its round-trip time, matched to its request by `req_id`. Everything it shows from the network
- * is written with `textContent`, never as HTML.
+ * reply with its round-trip time, matched to its request by `req_id`. A subscription's frames (those with
+ * `subscription.id`) update one card per subscription as they come, with a frame count and a Forget button
+ * that sends `{"forget": id}`. Everything it shows from the network is written with `textContent`, never
+ * as HTML.
  */
 export const PLAYGROUND_HTML = `<!doctype html>
 <html lang="en">
@@ -46,6 +48,8 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
 .reply .meta { display: flex; gap: 12px; padding: 4px 10px; font-size: 12px; color: var(--muted); border-bottom: 1px solid var(--line); }
 .reply .meta .type { color: var(--text); font-weight: 600; }
 .reply.error .meta .type, .reply .meta .code { color: var(--err); }
+.reply .meta .forget { margin-left: auto; padding: 0 8px; font-size: 12px; }
+.reply.ended { opacity: .6; }
 .reply pre { margin: 0; padding: 6px 10px; white-space: pre-wrap; word-break: break-word; max-height: 260px; overflow: auto; }
 #log-panel { margin: 0 16px 12px; height: 166px; }
 #log { overflow: auto; padding: 6px 12px; flex: 1; margin: 0; white-space: pre-wrap; color: var(--muted); }
@@ -94,6 +98,7 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
   var nextReqId = 1;
   var waiting = new Map();
   var unnumbered = [];
+  var subscriptions = new Map();
 
   function wsUrl() {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + basePath;
@@ -127,14 +132,15 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
       log("closed: code " + event.code + (event.reason ? " (" + event.reason + ")" : ""), wanted ? "error" : "");
       waiting.clear();
       unnumbered = [];
+      subscriptions.forEach(function (_, id) { endSubscription(id); });
     };
     ws.onerror = function () { if (socket === ws) log("WebSocket error", "error"); };
     ws.onmessage = function (event) { showReply(String(event.data)); };
   }
 
-  function send() {
+  function send(override) {
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    var text = $("editor").value;
+    var text = typeof override === "string" ? override : $("editor").value;
     var frame;
     try { frame = JSON.parse(text); } catch (e) { frame = undefined; }
     var now = performance.now();
@@ -151,10 +157,36 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
     socket.send(text);
   }
 
+  function subscriptionIdOf(reply) {
+    var sub = reply && reply.subscription;
+    return sub && typeof sub === "object" && typeof sub.id === "string" ? sub.id : undefined;
+  }
+
+  /** A later frame of a known subscription: update its card in place rather than add one per frame. */
+  function showStreamed(id, reply) {
+    var entry = subscriptions.get(id);
+    if (entry.ended) return;
+    entry.frames += 1;
+    entry.count.textContent = entry.frames + " frames";
+    entry.body.textContent = JSON.stringify(reply, null, 2);
+  }
+
+  function endSubscription(id) {
+    var entry = subscriptions.get(id);
+    if (!entry || entry.ended) return;
+    entry.ended = true;
+    entry.card.classList.add("ended");
+    entry.forget.disabled = true;
+    entry.count.textContent = entry.frames + " frames, ended";
+  }
+
   function showReply(text) {
     var now = performance.now();
     var reply;
     try { reply = JSON.parse(text); } catch (e) { reply = { unparsed: text }; }
+    var subId = subscriptionIdOf(reply);
+    if (subId !== undefined && subscriptions.has(subId)) { showStreamed(subId, reply); return; }
+    if (reply && reply.msg_type === "forget_all" && Array.isArray(reply.forget_all)) reply.forget_all.forEach(function (id) { endSubscription(String(id)); });
     var sentAt;
     var key = reply && reply.req_id !== undefined ? String(reply.req_id) : undefined;
     if (key !== undefined && waiting.has(key)) { sentAt = waiting.get(key); waiting.delete(key); }
@@ -176,6 +208,20 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
     add("rtt", sentAt !== undefined ? (now - sentAt).toFixed(1) + " ms" : "unmatched");
     var body = document.createElement("pre");
     body.textContent = JSON.stringify(reply, null, 2);
+    if (subId !== undefined && !error) {
+      add("sub", "subscription " + subId);
+      var count = document.createElement("span");
+      count.className = "frames";
+      count.textContent = "1 frames";
+      meta.appendChild(count);
+      var forget = document.createElement("button");
+      forget.type = "button";
+      forget.className = "forget";
+      forget.textContent = "Forget";
+      forget.onclick = function () { send(JSON.stringify({ forget: subId })); endSubscription(subId); };
+      meta.appendChild(forget);
+      subscriptions.set(subId, { card: card, body: body, count: count, forget: forget, frames: 1, ended: false });
+    }
     card.appendChild(meta);
     card.appendChild(body);
     var list = $("replies");
@@ -205,7 +251,7 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
     });
   }
 
-  $("send").onclick = send;
+  $("send").onclick = function () { send(); };
   $("editor").addEventListener("keydown", function (event) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(); }
   });
@@ -213,7 +259,11 @@ section > h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em
     if (socket && socket.readyState <= WebSocket.OPEN) { wanted = false; socket.close(1000); }
     else connect();
   };
-  $("clear").onclick = function () { $("replies").textContent = ""; };
+  $("clear").onclick = function () {
+    $("replies").textContent = "";
+    // A live subscription's next frame starts a new card; ended ones stay known so late frames are ignored.
+    subscriptions.forEach(function (entry, id) { if (!entry.ended) subscriptions.delete(id); });
+  };
 
   fetch("/actions").then(function (response) {
     if (!response.ok) throw new Error("HTTP " + response.status);

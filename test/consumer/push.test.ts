@@ -1,0 +1,322 @@
+/**
+ * Server push from a service (PROTOCOL.md section 7): what the gateway's push endpoint receives from
+ * `pushTo`, `createPusher`, `ctx.push` and `ctx.subscribe`, and what the service does with its answers
+ * (202 sent, 410 gone, 5xx retried, other 4xx final). A real node:http server stands in for the gateway's
+ * push endpoint; the service runs against a real redis-server.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { handlers as exampleHandlers } from "../../examples/example-service.js";
+import {
+  INTERNAL_ERROR_RESULT,
+  PushError,
+  PushGoneError,
+  createPusher,
+  pushTo,
+  type RpcContext,
+  type Subscription,
+} from "../../src/consumer/index.js";
+import { entryFields } from "../../src/wire/index.js";
+import { ServiceHarness, startTestRedis, type TestRedis } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
+
+/** One request the stand-in push endpoint received. */
+interface ReceivedPush {
+  path: string;
+  authorization: string | undefined;
+  body: Record<string, unknown>;
+}
+
+/** A node:http server answering pushes like the gateway: `answer` picks the status of each request. */
+class PushEndpoint {
+  readonly received: ReceivedPush[] = [];
+  answer: (push: ReceivedPush) => number | { status: number; body: unknown } = () => 202;
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<PushEndpoint> {
+    const server = createServer();
+    const endpoint = new PushEndpoint(server);
+    server.on("request", (request: IncomingMessage, response) => {
+      let text = "";
+      request.on("data", (chunk) => (text += chunk));
+      request.on("end", () => {
+        const push = {
+          path: request.url ?? "",
+          authorization: request.headers.authorization,
+          body: JSON.parse(text) as Record<string, unknown>,
+        };
+        endpoint.received.push(push);
+        const answer = endpoint.answer(push);
+        const { status, body } = typeof answer === "number" ? { status: answer, body: {} } : answer;
+        response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return endpoint;
+  }
+
+  get origin(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** A push URL as the gateway writes it into an entry. */
+  connection(ref = "b2JqZWN0.1.0123456789abcdef0123456789abcdef"): string {
+    return `${this.origin}/connections/${ref}`;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+let endpoint: PushEndpoint;
+beforeEach(async () => {
+  endpoint = await PushEndpoint.start();
+});
+afterEach(async () => {
+  await endpoint.close();
+});
+
+describe("pushTo and createPusher", () => {
+  const fast = { retryMinMs: 5, retryMaxMs: 20 };
+
+  it("posts the message to <connection>/messages with the secret; a 410 rejects with PushGoneError at once", async () => {
+    endpoint.answer = () => 410;
+    const connection = endpoint.connection();
+    const error = await pushTo(connection, { frame: { msg_type: "notice" } }, { secret: "s3", ...fast }).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(PushGoneError);
+    expect(error).toBeInstanceOf(PushError);
+    expect((error as PushError).status).toBe(410);
+    expect(endpoint.received).toEqual([
+      {
+        path: new URL(`${connection}/messages`).pathname,
+        authorization: "Bearer s3",
+        body: { frame: { msg_type: "notice" } },
+      },
+    ]);
+  });
+
+  it("retries 5xx answers: 500 twice then 202 resolves", async () => {
+    endpoint.answer = () => (endpoint.received.length <= 2 ? 500 : 202);
+    await pushTo(endpoint.connection(), { subscription: "abc", data: { quote: 1 } }, fast);
+    expect(endpoint.received).toHaveLength(3);
+    for (const push of endpoint.received)
+      expect(push.body).toEqual({ subscription: "abc", data: { quote: 1 } });
+  });
+
+  it("gives up after `retries` with PushError(500), and never retries another 4xx", async () => {
+    endpoint.answer = () => 500;
+    await expect(pushTo(endpoint.connection(), { frame: {} }, { ...fast, retries: 2 })).rejects.toMatchObject(
+      {
+        name: "PushError",
+        status: 500,
+      },
+    );
+    expect(endpoint.received).toHaveLength(3);
+    endpoint.received.length = 0;
+    endpoint.answer = () => 413;
+    await expect(pushTo(endpoint.connection(), { frame: {} }, fast)).rejects.toMatchObject({ status: 413 });
+    expect(endpoint.received).toHaveLength(1);
+  });
+
+  it("retries network errors, then rejects with a PushError without status", async () => {
+    const address = endpoint.connection();
+    await endpoint.close();
+    let attempts = 0;
+    const counting: typeof fetch = (input, init) => {
+      attempts++;
+      return fetch(input, init);
+    };
+    const error = await pushTo(address, { frame: {} }, { ...fast, retries: 2, fetch: counting }).catch(
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(PushError);
+    expect((error as PushError).status).toBeUndefined();
+    expect(attempts).toBe(3);
+    endpoint = await PushEndpoint.start();
+  });
+
+  it("fans out in one batch request per gateway and answers each message's status in order", async () => {
+    endpoint.answer = (push) => ({
+      status: 200,
+      body: { results: (push.body.messages as unknown[]).map((_, i) => ({ status: i === 1 ? 410 : 202 })) },
+    });
+    const results = await createPusher(fast).pushBatch([
+      { connection: endpoint.connection("a.1.00000000000000000000000000000001"), frame: { n: 1 } },
+      { connection: endpoint.connection("b.2.00000000000000000000000000000002"), subscription: "s", data: 2 },
+      { connection: endpoint.connection("c.3.00000000000000000000000000000003"), frame: { n: 3 } },
+    ]);
+    expect(results).toEqual([{ status: 202 }, { status: 410 }, { status: 202 }]);
+    expect(endpoint.received).toHaveLength(1);
+    expect(endpoint.received[0]?.path).toBe("/connections/messages");
+    expect((endpoint.received[0]?.body.messages as unknown[])[1]).toEqual({
+      connection: endpoint.connection("b.2.00000000000000000000000000000002"),
+      subscription: "s",
+      data: 2,
+    });
+  });
+});
+
+describe("push from handlers", () => {
+  let redis: TestRedis;
+  let harness: ServiceHarness;
+  let nextId = 1;
+  beforeAll(async () => {
+    redis = await startTestRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  beforeEach(() => {
+    harness = new ServiceHarness(redis, "native");
+  });
+  afterEach(async () => {
+    await harness.closeAll();
+  });
+
+  /** Writes an entry as the gateway does, with the connection's push URL when given; returns message_id. */
+  async function send(method: string, frame: Record<string, unknown>, connection?: string): Promise<string> {
+    const messageId = `m${nextId++}`;
+    const entry = {
+      method,
+      who: harness.gateway.who,
+      deadline: Math.floor(Date.now() / 1000) + 30,
+      args: { args: frame },
+      connection,
+    };
+    await redis.client.xadd(`${harness.streamPrefix}general`, "*", ...entryFields(entry, messageId));
+    return messageId;
+  }
+
+  async function replyTo(
+    messageId: string,
+  ): Promise<{ response: { result?: unknown }; subscription?: unknown }> {
+    const reply = (await harness.gateway.replies(1)).get(messageId);
+    if (!reply) throw new Error(`no reply to ${messageId}`);
+    return reply as { response: { result?: unknown }; subscription?: unknown };
+  }
+
+  it("gives ctx.connection from the entry's connection field (undefined without one)", async () => {
+    const seen: (string | undefined)[] = [];
+    await harness.start({ handlers: { where: (_, ctx) => (seen.push(ctx.connection), "ok") } });
+    await replyTo(await send("where", { where: 1 }, endpoint.connection()));
+    await replyTo(await send("where", { where: 1 }));
+    expect(seen).toEqual([endpoint.connection(), undefined]);
+  });
+
+  it("subscribe: the reply carries subscription.id, later pushes carry it, ctx.push sends a raw frame", async () => {
+    let subscription: Subscription | undefined;
+    let ctxOf: RpcContext | undefined;
+    await harness.start({
+      handlers: {
+        watch: (_, ctx) => {
+          subscription = ctx.subscribe();
+          expect(ctx.subscribe()).toBe(subscription);
+          ctxOf = ctx;
+          return { first: true };
+        },
+      },
+    });
+    const connection = endpoint.connection();
+    const reply = await replyTo(await send("watch", { watch: 1, subscribe: 1 }, connection));
+    expect(subscription?.id).toMatch(/^[0-9a-f]{32}$/);
+    expect(reply.subscription).toEqual({ id: subscription?.id });
+    expect(reply.response.result).toEqual({ first: true });
+    await subscription?.push({ second: true });
+    await ctxOf?.push({ msg_type: "notice", text: "hi" });
+    expect(endpoint.received.map((push) => [push.path, push.body])).toEqual([
+      [
+        `${new URL(connection).pathname}/messages`,
+        { subscription: subscription?.id, data: { second: true } },
+      ],
+      [`${new URL(connection).pathname}/messages`, { frame: { msg_type: "notice", text: "hi" } }],
+    ]);
+  });
+
+  it("no subscription without subscribe: 1, and none when the reply is an error (its pushes are gone at once)", async () => {
+    let refused: Subscription | undefined;
+    await harness.start({
+      handlers: {
+        watch: (_, ctx) => (ctx.subscribe(), "never"),
+        refuse: (_, ctx) => {
+          refused = ctx.subscribe();
+          return { error: { code: "InvalidSymbol", message_to_client: "no such symbol" } };
+        },
+      },
+    });
+    const plain = await replyTo(await send("watch", { watch: 1 }, endpoint.connection()));
+    expect(plain.response.result).toEqual(INTERNAL_ERROR_RESULT);
+    expect(plain.subscription).toBeUndefined();
+    const errorReply = await replyTo(
+      await send("refuse", { refuse: 1, subscribe: 1 }, endpoint.connection()),
+    );
+    expect(errorReply.subscription).toBeUndefined();
+    await expect(refused?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(refused?.signal.aborted).toBe(true);
+    expect(endpoint.received).toEqual([]);
+  });
+
+  it("example ticks: first tick in the reply, one push every 100 ms until a push gets 410", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const reply = await replyTo(await send("ticks", { ticks: "R_100", subscribe: 1 }, endpoint.connection()));
+    const id = (reply.subscription as { id: string }).id;
+    expect(reply.response.result).toEqual({
+      symbol: "R_100",
+      quote: expect.any(Number),
+      epoch: expect.any(Number),
+      id,
+    });
+    await waitFor(() => endpoint.received.length >= 3, 10_000);
+    expect(endpoint.received[0]?.body).toEqual({
+      subscription: id,
+      data: { symbol: "R_100", quote: expect.any(Number), epoch: expect.any(Number), id },
+    });
+    endpoint.answer = () => 410;
+    // Within the registration grace a 410 is retried; after it the subscription ends and pushes stop.
+    await waitFor(async () => {
+      const before = endpoint.received.length;
+      await delay(700);
+      return endpoint.received.length === before;
+    }, 15_000);
+    const pushed = endpoint.received.length;
+    await delay(500);
+    expect(endpoint.received.length).toBe(pushed);
+  });
+
+  it("retries a 410 that comes before the gateway read the subscribing reply", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => (endpoint.received.length === 1 ? 410 : 202);
+    await subscription?.push(2);
+    expect(endpoint.received).toHaveLength(2);
+  });
+
+  it("example ticks: without subscribe one tick and no pushes; close() stops a subscription's timer", async () => {
+    const service = await harness.start({ handlers: exampleHandlers });
+    const once = await replyTo(await send("ticks", { ticks: "R_50" }, endpoint.connection()));
+    expect(once.subscription).toBeUndefined();
+    expect(once.response.result).toEqual({
+      symbol: "R_50",
+      quote: expect.any(Number),
+      epoch: expect.any(Number),
+    });
+    await delay(400);
+    expect(endpoint.received).toEqual([]);
+    await replyTo(await send("ticks", { ticks: "R_50", subscribe: 1 }, endpoint.connection()));
+    await waitFor(() => endpoint.received.length >= 2, 10_000);
+    await service.close();
+    const pushed = endpoint.received.length;
+    await delay(500);
+    expect(endpoint.received.length).toBe(pushed);
+  });
+});
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
