@@ -44,7 +44,7 @@ describe("the consumer-groups backend on the real Redis client, the bridge and a
 
   it("writes the entry with the real client and receives the service's reply, bytes intact", async () => {
     const streamPrefix = `gb${randomUUID().slice(0, 8)}:`;
-    const text = "héllo ✓ 😀 \u0000 \"quoted\" \\ end";
+    const text = 'héllo ✓ 😀 \u0000 "quoted" \\ end';
     const service: RpcService = createRpcService({
       redis: fixture.redis.url,
       streamPrefix,
