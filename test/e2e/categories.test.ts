@@ -74,13 +74,13 @@ describe("category routing", () => {
     // No consumer on `slow` any more: the call waits out the category's 1 s, not general's 5 s.
     await stack.services[1]?.stop();
     const started = Date.now();
-    expect(await client.call({ slow: 1, ms: 10 }, 4000)).toMatchObject({
+    expect(await client.call({ slow: 1, ms: 10 }, 8000)).toMatchObject({
       msg_type: "slow",
       error: { code: "WrongResponse" },
     });
     const waited = Date.now() - started;
     expect(waited).toBeGreaterThanOrEqual(900);
-    expect(waited).toBeLessThan(2500);
+    expect(waited).toBeLessThan(4500); // general's wait is 5 s and more; generous for a busy machine
     expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
     await client.close();
   });
