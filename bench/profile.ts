@@ -23,7 +23,9 @@ async function inspectorSocket(): Promise<WebSocket> {
     title?: string;
     id?: string;
   }>;
-  const target = targets.find((t) => t.webSocketDebuggerUrl && /gateway|GatewayObject|core/.test(JSON.stringify(t)));
+  const target = targets.find(
+    (t) => t.webSocketDebuggerUrl && /gateway|GatewayObject|core/.test(JSON.stringify(t)),
+  );
   const url = target?.webSocketDebuggerUrl ?? `ws://127.0.0.1:${INSPECTOR_PORT}/${targets[0]?.id ?? ""}`;
   console.log("inspector targets:", targets.map((t) => t.title ?? t.id).join(", "), "->", url);
   const socket = new WebSocket(url);
@@ -95,7 +97,9 @@ async function main(): Promise<void> {
     const ms = (profile.endTime - profile.startTime) / 1000;
     console.log(`${requests} requests in ${seconds} s; ${total} samples over ${ms.toFixed(0)} ms`);
     for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
-      console.log(`${((hits / total) * 100).toFixed(1).padStart(5)}%  ${((hits / total) * ms * 1000 / requests).toFixed(1).padStart(6)} us/req  ${key}`);
+      console.log(
+        `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${(((hits / total) * ms * 1000) / requests).toFixed(1).padStart(6)} us/req  ${key}`,
+      );
     }
     for (const client of loadClients) client.close();
   } finally {
