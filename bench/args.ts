@@ -7,7 +7,7 @@ import type { PhaseSettings, Target } from "./load-phase.js";
 /** One-line usage, printed with `--help` and with every flag error. */
 export const USAGE =
   "usage: npm run bench -- [--quick] [--json <file>] [--clients 1,8,64,256] [--targets direct,pushed,floor,gateway] " +
-  "[--objects N] [--duration-ms MS] [--idle-connections N] [--idle-seconds S] [--connections N] " +
+  "[--objects N|1,2,4] [--duration-ms MS] [--idle-connections N] [--idle-seconds S] [--connections N] " +
   "[--reply-transport poll|subscribe] [--var NAME=value]... [--service-arg=--flag=value]... [--verbose]";
 
 /** A bad flag; the CLI prints the message (which ends with the usage) and exits 2. */
@@ -25,6 +25,13 @@ export interface BenchArgs {
   idleConnections: number;
   idleWindowMs: number;
   connections: number;
+  /**
+   * `--objects 1,2,4`: after the load levels, the gateway alone at `scalingClients` clients spread over
+   * each of these numbers of objects. A single number only spreads the load phases (`gatewayObjects`).
+   */
+  objectCounts: number[];
+  /** Clients of the scaling phases: the largest of `--clients` up to 64. */
+  scalingClients: number;
   /** Extra vars of the gateway Worker (`--var NAME=value`, repeatable), e.g. to try a poller setting. */
   gatewayVars: Record<string, string>;
   /** Extra flags of the service CLI (`--service-arg=--concurrency=64`, repeatable). */
@@ -48,12 +55,19 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
   const targets = (values.targets?.split(",") ?? ALL_TARGETS) as Target[];
   const unknown = targets.find((target) => !ALL_TARGETS.includes(target));
   if (unknown) throw new BenchUsageError(`unknown target "${unknown}". ${USAGE}`);
+  const clients = values.clients
+    ? values.clients.split(",").map((value) => count(value, "--clients"))
+    : [1, 8, 64, 256];
+  // A full run measures the scaling by default; `--quick` only when asked.
+  const objectCounts = values.objects
+    ? values.objects.split(",").map((value) => count(value, "--objects"))
+    : quick
+      ? [1]
+      : [1, 2, 4];
   return {
     quick,
     jsonFile: values.json,
-    clients: values.clients
-      ? values.clients.split(",").map((value) => count(value, "--clients"))
-      : [1, 8, 64, 256],
+    clients,
     targets: ALL_TARGETS.filter((target) => targets.includes(target)),
     phase: {
       warmupMs: quick ? 300 : 1000,
@@ -61,7 +75,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
       rounds: quick ? 2 : 3,
       maxRequestsPerClient: 200_000,
       requestTimeoutMs: 10_000,
-      gatewayObjects: values.objects ? count(values.objects, "--objects") : 1,
+      gatewayObjects: objectCounts.length === 1 ? (objectCounts[0] as number) : 1,
       replyMode: subscribe ? "publish" : "list",
     },
     idleConnections: values["idle-connections"]
@@ -69,6 +83,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
       : 1000,
     idleWindowMs:
       (values["idle-seconds"] ? count(values["idle-seconds"], "--idle-seconds") : quick ? 4 : 60) * 1000,
+    objectCounts: objectCounts.length > 1 ? objectCounts : [],
+    scalingClients: Math.max(...clients.filter((n) => n <= 64), Math.min(...clients)),
     connections: values.connections
       ? count(values.connections, "--connections", true)
       : quick
@@ -78,7 +94,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
       ...(subscribe ? { REPLY_TRANSPORT: "subscribe" } : {}),
       ...Object.fromEntries((values.var ?? []).map(keyValue)),
     },
-    serviceArgs: [...(subscribe ? ["--reply-mode=publish"] : []), ...(values["service-arg"] ?? [])],
+    serviceArgs: [...(subscribe ? ["--reply-mode=publish-batch"] : []), ...(values["service-arg"] ?? [])],
     verbose: values.verbose ?? false,
   };
 }

@@ -36,6 +36,8 @@ export interface BenchStackOptions {
   gatewayVars: Record<string, string>;
   /** Extra flags of the service CLI. */
   serviceArgs: string[];
+  /** Opens the gateway's workerd inspector on this port (`bench/profile.ts`). */
+  gatewayInspectorPort?: number;
 }
 
 /** The compatibility date of wrangler.toml, so the bench runs what a deployment runs. */
@@ -70,6 +72,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       durableObject: { binding: "GATEWAY", className: "GatewayObject" },
       bindings: gatewayBindings,
       compatibilityDate: compatibilityDate(),
+      inspectorPort: options.gatewayInspectorPort,
       log: workerLog,
     });
     parts.push(() => gateway.dispose());

@@ -11,7 +11,7 @@ import { BenchUsageError, parseBenchArgs, USAGE, type BenchArgs } from "./args.j
 import { startBenchStack, type BenchStack } from "./bench-stack.js";
 import { runLoadLevel, type PhaseResult } from "./load-phase.js";
 import { describeMachine } from "./machine.js";
-import { checkTargets, formatReport, type BenchReport } from "./report.js";
+import { checkTargets, formatReport, type BenchReport, type ScalingResult } from "./report.js";
 import {
   FD_MARGIN,
   openFileLimit,
@@ -93,6 +93,24 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
     );
     phases.push(...level);
   }
+  const scaling: ScalingResult[] = [];
+  if (args.targets.includes("gateway")) {
+    for (const objects of args.objectCounts) {
+      const [phase] = await timed(
+        `scaling: gateway x ${args.scalingClients} clients over ${objects} object(s)`,
+        () =>
+          runLoadLevel(
+            bench,
+            ["gateway"],
+            args.scalingClients,
+            { ...args.phase, gatewayObjects: objects },
+            (round) => log(`  round ${round}...`),
+          ),
+        (results) => results.map(summarizePhase).join("; "),
+      );
+      if (phase) scaling.push({ objects, phase });
+    }
+  }
   let trace: TraceResult | undefined;
   if (args.targets.includes("gateway") && args.targets.includes("floor")) {
     trace = await optional(
@@ -136,6 +154,8 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
       idleConnections: args.idleConnections,
       idleWindowMs: args.idleWindowMs,
       connections: args.connections,
+      objectCounts: args.objectCounts,
+      scalingClients: args.scalingClients,
       gatewayVars: args.gatewayVars,
       serviceArgs: args.serviceArgs,
     },
@@ -144,6 +164,7 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
     idle,
     connections,
     targets: checkTargets(phases, idle, connections.gateway),
+    scaling,
   };
 }
 

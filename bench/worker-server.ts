@@ -23,6 +23,8 @@ export interface WorkerServeSpec {
   /** Text vars and secrets. */
   bindings: Record<string, string>;
   compatibilityDate: string;
+  /** Opens workerd's V8 inspector on this port of 127.0.0.1 (for CPU profiles). @default closed */
+  inspectorPort?: number;
   /** Receives workerd's output lines. @default discarded */
   log?: (line: string) => void;
 }
@@ -71,6 +73,7 @@ export async function serveWorker(spec: WorkerServeSpec): Promise<ServedWorker> 
       scriptPath,
       compatibilityDate: spec.compatibilityDate,
       compatibilityFlags: ["nodejs_compat"],
+      ...(spec.inspectorPort === undefined ? {} : { inspectorPort: spec.inspectorPort }),
       durableObjects: {
         [spec.durableObject.binding]: { className: spec.durableObject.className, useSQLite: true },
       },

@@ -26,6 +26,11 @@ export interface RedisCommands {
    * result per command; rejects only when the request itself failed (network, HTTP error, timeout).
    */
   execPipeline?(commands: RedisCommand[]): Promise<PipelineResult[]>;
+  /**
+   * True when every request of this client is aborted after the timeout it was made with (the
+   * `@upstash/redis` client below): the port then keeps no timer of its own per request.
+   */
+  readonly abortsOwnRequests?: boolean;
 }
 
 /** Connection settings of {@link createRedisClient}. */
@@ -69,6 +74,7 @@ export function createRedisClient(settings: RedisClientSettings): RedisCommands 
   // above: no retry, a fresh timeout signal per request, base64 results decoded per command.
   const requester = (redis as unknown as { client: Requester }).client;
   return {
+    abortsOwnRequests: true,
     exec: <TResult>(command: RedisCommand): Promise<TResult> => redis.exec<TResult>(command),
     execPipeline: async (commands: RedisCommand[]): Promise<PipelineResult[]> => {
       const body = commands.map((command) => command.map(String));

@@ -123,6 +123,7 @@ export function createRedisPort(settings: RedisPortSettings): RedisPort {
 function observed(client: RedisCommands, observer: RedisObserver): RedisCommands {
   const pipeline = client.execPipeline?.bind(client);
   return {
+    abortsOwnRequests: client.abortsOwnRequests,
     async exec<T>(command: RedisCommand): Promise<T> {
       observer.sent([command]);
       try {

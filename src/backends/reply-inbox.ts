@@ -10,7 +10,7 @@
 import { TransportError } from "../core/errors.js";
 import { PendingRequests, type Clock, type PendingCounters } from "../core/pending-requests.js";
 import type { Logger } from "../core/types.js";
-import { parseReply, ReplyFormatError, type ReplyMessage } from "../wire/index.js";
+import { parsePublishedReplies, parseReply, ReplyFormatError, type ReplyMessage } from "../wire/index.js";
 import { describeError, type RedisPort } from "./redis-port.js";
 import { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
 import type { ReplyReceiver, ReplyReceiverStats } from "./reply-receiver.js";
@@ -146,7 +146,7 @@ export class ReplyInbox {
       {
         clock,
         poll,
-        deliver: (payloads) => this.deliver(payloads),
+        deliver: (payloads) => this.deliverPublished(payloads),
         subscribe: (signal) => this.port.subscribe(this.key, signal),
         // A dropped stream is expected now and then (it is reopened); the error never holds the token.
         onError: (error) => this.logger.warn(`[wsproxy] SUBSCRIBE ${this.key}: ${describeError(error)}`),
@@ -179,29 +179,47 @@ export class ReplyInbox {
     return popped.length;
   }
 
-  /** Checks each reply and settles its request; tells the receiver which were delivered. */
+  /** Checks each reply popped from the list and settles its request. */
   private deliver(payloads: string[]): void {
     for (const payload of payloads) {
       let reply: ReplyMessage;
       try {
         reply = parseReply(payload);
       } catch (error) {
-        const messageId = error instanceof ReplyFormatError ? error.messageId : undefined;
-        // An unusable reply to a waiting request fails it now (WrongResponse) rather than at its timeout.
-        if (messageId === undefined || !this.pending.fail(messageId, error)) this.dropped.invalid += 1;
-        this.logger.warn(`[wsproxy] unusable reply on ${this.key}: ${describeError(error)}`);
+        this.unusable(error);
         continue;
       }
-      if (reply.who !== undefined && reply.who !== this.key) {
-        this.dropped.foreign += 1;
-        this.logger.warn(`[wsproxy] dropped a reply addressed to ${reply.who} found on ${this.key}`);
-        continue;
-      }
-      const outcome = this.pending.resolve(reply.messageId, reply);
-      if (outcome === "delivered") this.receiver.received(reply.messageId);
-      else
-        this.logger.warn(`[wsproxy] dropped ${outcome} reply message_id=${reply.messageId} on ${this.key}`);
+      this.settle(reply);
     }
+  }
+
+  /** Each published message: one reply, or a batch of them (`[...]`, PROTOCOL.md 4, batched publish). */
+  private deliverPublished(messages: string[]): void {
+    for (const message of messages) {
+      for (const outcome of parsePublishedReplies(message)) {
+        if (outcome instanceof ReplyFormatError) this.unusable(outcome);
+        else this.settle(outcome);
+      }
+    }
+  }
+
+  private unusable(error: unknown): void {
+    const messageId = error instanceof ReplyFormatError ? error.messageId : undefined;
+    // An unusable reply to a waiting request fails it now (WrongResponse) rather than at its timeout.
+    if (messageId === undefined || !this.pending.fail(messageId, error)) this.dropped.invalid += 1;
+    this.logger.warn(`[wsproxy] unusable reply on ${this.key}: ${describeError(error)}`);
+  }
+
+  /** Hands a checked reply to its request; tells the receiver it was delivered. */
+  private settle(reply: ReplyMessage): void {
+    if (reply.who !== undefined && reply.who !== this.key) {
+      this.dropped.foreign += 1;
+      this.logger.warn(`[wsproxy] dropped a reply addressed to ${reply.who} found on ${this.key}`);
+      return;
+    }
+    const outcome = this.pending.resolve(reply.messageId, reply);
+    if (outcome === "delivered") this.receiver.received(reply.messageId);
+    else this.logger.warn(`[wsproxy] dropped ${outcome} reply message_id=${reply.messageId} on ${this.key}`);
   }
 
   /** 64 random bits as 16 hex digits, unique among the waiting requests: not guessable from another. */

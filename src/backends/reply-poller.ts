@@ -4,9 +4,14 @@
  *
  * Schedule (PROTOCOL.md section 4, issue 8):
  * - the first poll after an `XADD` is acknowledged comes after the *expected service latency*, a running
- *   estimate of a high percentile (about the 93rd) of the time until the reply is there, in
- *   [`pollMinMs`, `pollMaxMs`]: a first poll that finds its reply shortens it a little, one that misses
- *   lengthens it a lot, so about 7% of first polls come back empty whatever the service's speed;
+ *   estimate of a high percentile (about the 93rd) of the time until the reply is there, at most
+ *   `pollMaxMs`: a first poll that finds its reply shortens it a little, one that misses lengthens it a
+ *   lot, so about 7% of first polls come back empty whatever the service's speed;
+ * - an expected latency below `pollMinMs` means "poll at the acknowledgement": the `LPOP` is sent at once,
+ *   with no timer. The `LPOP` itself needs half a REST round trip to reach Redis, so when the service
+ *   answers within about one round trip the reply is usually there when it arrives; a timer would only add
+ *   its own granularity (a 1 ms `setTimeout` in workerd fires after about 1.3 ms). The estimate may sink
+ *   to `pollMinMs / 16`, so a few misses at the acknowledgement move it back to timed polls;
  * - a poll that returned replies is followed at once by another (more are likely queued behind them);
  * - an empty poll backs off exponentially from `pollMinMs` by `pollBackoffFactor` up to `pollMaxMs`, but a
  *   request acknowledged meanwhile pulls the next poll forward to its own expected time;
@@ -50,6 +55,11 @@ export interface ReplyPollerDeps {
    */
   poll(count: number): Promise<number>;
   clock: Clock;
+  /**
+   * False keeps every first poll on a timer of at least `pollMinMs` (a slow check, such as the
+   * subscriber's look at the reply list, must never poll at the acknowledgement). @default true
+   */
+  pollAtAcknowledgement?: boolean;
 }
 
 /** Counters for tests and the benchmark. */
@@ -82,6 +92,9 @@ const POLL_HISTORY = 256;
  */
 const HIT_STEP = 0.015;
 const MISS_STEP = 0.2;
+
+/** The estimate's floor, as a share of `pollMinMs` (below `pollMinMs` the first poll goes at the ack). */
+const ESTIMATE_FLOOR_SHARE = 1 / 16;
 
 /** Settled once, shared: polling needs no preparation before an `XADD`. */
 const READY = Promise.resolve();
@@ -136,7 +149,11 @@ export class ReplyPoller implements ReplyReceiver {
     // A new request restarts the back-off: its own reply should not wait behind an older one's long gaps.
     this.backoffMs = this.options.pollMinMs;
     if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, dueAt);
-    else this.scheduleAt(dueAt);
+    else if (dueAt <= now) {
+      // Polled at the acknowledgement: no timer (see the module comment).
+      this.cancelTimer();
+      void this.poll();
+    } else this.scheduleAt(dueAt);
   }
 
   /** The reply of `messageId` was delivered (called while `poll` delivers): learn whether its first poll was late enough. */
@@ -154,7 +171,7 @@ export class ReplyPoller implements ReplyReceiver {
     }
     const { pollMinMs, pollMaxMs } = this.options;
     const next = this.stats.expectedLatencyMs * factor;
-    this.stats.expectedLatencyMs = Math.min(pollMaxMs, Math.max(pollMinMs, next));
+    this.stats.expectedLatencyMs = Math.min(pollMaxMs, Math.max(pollMinMs * ESTIMATE_FLOOR_SHARE, next));
   }
 
   /** `messageId` no longer waits (timed out, failed, cancelled); stops polling when nothing waits. */
@@ -170,9 +187,12 @@ export class ReplyPoller implements ReplyReceiver {
     this.cancelTimer();
   }
 
+  /** 0 (poll at the acknowledgement) when the expected latency is below `pollMinMs`. */
   private firstPollDelay(): number {
     const { pollMinMs, pollMaxMs } = this.options;
-    return Math.min(pollMaxMs, Math.max(pollMinMs, this.stats.expectedLatencyMs));
+    const expected = this.stats.expectedLatencyMs;
+    if (this.deps.pollAtAcknowledgement === false) return Math.min(pollMaxMs, Math.max(pollMinMs, expected));
+    return expected < pollMinMs ? 0 : Math.min(pollMaxMs, expected);
   }
 
   private scheduleAt(at: number): void {

@@ -108,6 +108,7 @@ export class ReplySubscriber implements ReplyReceiver {
       },
       {
         clock: deps.clock,
+        pollAtAcknowledgement: false,
         poll: async (count) => {
           const popped = await deps.poll(count);
           if (popped > 0) this.noteListReplies(popped);

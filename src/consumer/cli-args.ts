@@ -11,7 +11,7 @@ import type { RpcServiceOptions } from "./options.js";
 export const USAGE =
   "usage: npm run service -- [--redis redis://host:6379 | --redis-url-file PATH | --rest-url https://... --rest-token-file PATH] " +
   "(or REDIS_URL, UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN) [--category general,...] " +
-  "[--reply-mode list|publish] [--module ./my-service.ts] [--concurrency N] [--claim-idle-ms MS] [--max-deliveries N] " +
+  "[--reply-mode list|publish|publish-batch] [--module ./my-service.ts] [--concurrency N] [--claim-idle-ms MS] [--max-deliveries N] " +
   "[--consumer NAME] [--stream-prefix P] [--log-level debug|info|warn|error]";
 
 /** The example service, run when no `--module` is given. */
@@ -73,8 +73,13 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   if (values.help) return "help";
   const replyMode = values["reply-mode"];
-  if (replyMode !== undefined && replyMode !== "list" && replyMode !== "publish") {
-    throw new UsageError("--reply-mode must be list or publish");
+  if (
+    replyMode !== undefined &&
+    replyMode !== "list" &&
+    replyMode !== "publish" &&
+    replyMode !== "publish-batch"
+  ) {
+    throw new UsageError("--reply-mode must be list, publish or publish-batch");
   }
   const logLevel = values["log-level"];
   if (logLevel !== undefined && !["debug", "info", "warn", "error"].includes(logLevel)) {

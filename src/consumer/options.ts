@@ -7,6 +7,10 @@ import type { PusherOptions } from "./push.js";
 import type { ServiceTransport } from "./transport.js";
 import type { LogEntry, LogLevel, RpcHandlers, ServiceLogger } from "./types.js";
 
+/** How a service hands replies back (see `replyMode`). */
+export type ReplyMode = "list" | "publish" | "publish-batch";
+const REPLY_MODES: readonly ReplyMode[] = ["list", "publish", "publish-batch"];
+
 /** Upstash REST credentials. */
 export interface RestConnection {
   /** e.g. `https://eu1-xyz.upstash.io` (env `UPSTASH_REDIS_REST_URL`). */
@@ -71,8 +75,12 @@ export interface RpcServiceOptions {
    * @default 5000
    */
   handlerGraceMs?: number;
-  /** `list`: `RPUSH`+`EXPIRE` the reply key; `publish`: `PUBLISH` to it (the Perl proxy). @default "list" */
-  replyMode?: "list" | "publish";
+  /**
+   * `list`: `RPUSH`+`EXPIRE` the reply key; `publish`: `PUBLISH` to it, one message per reply (the Perl
+   * proxy); `publish-batch`: `PUBLISH` the replies of one round trip to one reply key as one message (a
+   * JSON array when there are several), for gateways of this project only. @default "list"
+   */
+  replyMode?: ReplyMode;
   /**
    * TTL of the reply list: set by the first reply, by a reply that re-creates the key after the gateway
    * popped it empty, and refreshed once a third of it has passed (not with every reply). @default 60
@@ -118,7 +126,7 @@ export const DEFAULT_RPC_SERVICE_OPTIONS = {
   deadLetterMaxAgeSeconds: 7 * 24 * 3600,
   sensitiveFields: ["password", "token"] as string[],
   handlerGraceMs: 5000,
-  replyMode: "list" as "list" | "publish",
+  replyMode: "list" as ReplyMode,
   replyTtlSeconds: 60,
   closeTimeoutMs: 30_000,
   retryMinMs: 100,
@@ -187,8 +195,8 @@ export function resolveRpcServiceOptions(options: RpcServiceOptions): ResolvedRp
   }
   if (new Set(categories).size !== categories.length)
     throw new ConfigError("`categories` lists a name twice");
-  if (replyMode !== "list" && replyMode !== "publish")
-    throw new ConfigError('`replyMode` must be "list" or "publish"');
+  if (!REPLY_MODES.includes(replyMode))
+    throw new ConfigError('`replyMode` must be "list", "publish" or "publish-batch"');
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`\`logLevel\` must be one of ${LEVELS.join(", ")}`);
   if (typeof consumerName !== "string" || consumerName === "")
     throw new ConfigError("`consumerName` must be non-empty");

@@ -6,11 +6,13 @@
  * `reply-ttl.ts`), and one `XACK` per stream with every id, after the replies in the same pipeline (reply,
  * then ack). Fewer commands per request matters because Upstash bills per command.
  */
+import { buildReplyBatch } from "../wire/index.js";
 import { DEAD_LETTERS_PER_COUNT_TRIM, deadLetterMinId } from "./dead-letters.js";
 import { ReplyKeyTtl } from "./reply-ttl.js";
 import type { OutageTracker } from "./retry.js";
 import { backoffDelayMs, sleep } from "./retry.js";
 import type { PipelineResult, ServiceTransport, WriteCommand } from "./transport.js";
+import type { ReplyMode } from "./options.js";
 import type { ServiceLogger } from "./types.js";
 
 /** What one handled entry owes Redis. */
@@ -28,7 +30,7 @@ export interface OutboxItem {
 /** Settings the outbox needs from the service options. */
 export interface OutboxSettings {
   group: string;
-  replyMode: "list" | "publish";
+  replyMode: ReplyMode;
   replyTtlSeconds: number;
   deadLetterMaxLen: number;
   deadLetterMaxAgeSeconds: number;
@@ -192,7 +194,7 @@ export function buildCommands(
   for (const item of batch) {
     if (item.reply && settings.replyMode === "publish")
       commands.push(["PUBLISH", item.reply.who, item.reply.payload]);
-    if (item.reply && settings.replyMode === "list")
+    if (item.reply && settings.replyMode !== "publish")
       appendTo(repliesByKey, item.reply.who, item.reply.payload);
     if (item.deadLetter) {
       commands.push(["XADD", `${item.stream}:dead`, "MINID", "~", minId, "*", ...item.deadLetter]);
@@ -203,13 +205,46 @@ export function buildCommands(
     commands.push(["XTRIM", deadStream, "MAXLEN", "~", String(settings.deadLetterMaxLen)]);
   }
   const ttl = String(settings.replyTtlSeconds);
-  for (const [key, payloads] of repliesByKey) {
-    commands.push(["RPUSH", key, ...payloads]);
-    if (expireKeys.has(key)) commands.push(["EXPIRE", key, ttl]);
+  if (settings.replyMode === "publish-batch") {
+    for (const [key, payloads] of repliesByKey) {
+      for (const chunk of chunksByBytes(payloads, PUBLISH_BATCH_BYTES)) {
+        commands.push(["PUBLISH", key, buildReplyBatch(chunk)]);
+      }
+    }
+  } else if (settings.replyMode === "list") {
+    for (const [key, payloads] of repliesByKey) {
+      commands.push(["RPUSH", key, ...payloads]);
+      if (expireKeys.has(key)) commands.push(["EXPIRE", key, ttl]);
+    }
+    for (const key of expireKeys) if (!repliesByKey.has(key)) commands.push(["EXPIRE", key, ttl]);
   }
-  for (const key of expireKeys) if (!repliesByKey.has(key)) commands.push(["EXPIRE", key, ttl]);
   for (const [stream, ids] of idsByStream) commands.push(["XACK", stream, settings.group, ...ids]);
   return commands;
+}
+
+/**
+ * Bytes of replies per batched `PUBLISH`: well under Upstash's 10 MB request limit ("Max Request Size",
+ * https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded) with the rest of the pipeline,
+ * and small enough that one message never holds a gateway's event stream for long.
+ */
+const PUBLISH_BATCH_BYTES = 256 * 1024;
+
+/** `payloads` in order, cut into runs of at most `maxBytes` (a larger single payload goes alone). */
+function chunksByBytes(payloads: string[], maxBytes: number): string[][] {
+  const chunks: string[][] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  for (const payload of payloads) {
+    if (current.length > 0 && bytes + payload.length > maxBytes) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(payload);
+    bytes += payload.length;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 function appendTo(map: Map<string, string[]>, key: string, value: string): void {

@@ -14,7 +14,9 @@ export {
   type StreamEntry,
 } from "./stream-entry.js";
 export {
+  buildReplyBatch,
   buildReplyPayload,
+  parsePublishedReplies,
   parseReply,
   parseSubscriptionEvent,
   ReplyFormatError,

@@ -27,6 +27,39 @@ export function buildReplyPayload(
   });
 }
 
+/**
+ * Several replies to one reply channel as one published message (PROTOCOL.md 4, batched publish): a JSON
+ * array of reply payloads, `[{"message_id":"7",...},{"message_id":"8",...}]`. A service sends it only to
+ * gateways that accept it (`replyMode: "publish-batch"`); a single reply is always published on its own,
+ * byte for byte what {@link buildReplyPayload} made, as Perl-era services publish.
+ */
+export function buildReplyBatch(payloads: readonly string[]): string {
+  return payloads.length === 1 ? (payloads[0] as string) : `[${payloads.join(",")}]`;
+}
+
+/**
+ * Parses one published message: a single reply, or a batch of them ({@link buildReplyBatch}). Each element
+ * comes back as its reply or as the {@link ReplyFormatError} it failed with, so one unusable reply in a
+ * batch fails only its own request. A message that is not JSON at all is one error.
+ */
+export function parsePublishedReplies(raw: string): Array<ReplyMessage | ReplyFormatError> {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(raw);
+  } catch (error) {
+    return [new ReplyFormatError("reply is not JSON", undefined, { cause: error })];
+  }
+  const items = Array.isArray(decoded) ? decoded : [decoded];
+  return items.map((item: unknown) => {
+    try {
+      return parseReplyValue(item);
+    } catch (error) {
+      if (error instanceof ReplyFormatError) return error;
+      throw error;
+    }
+  });
+}
+
 /** What a reply may carry besides its response. */
 export interface ReplyExtra {
   /**
@@ -73,6 +106,11 @@ export function parseReply(raw: string): ReplyMessage {
   } catch (error) {
     throw new ReplyFormatError("reply is not JSON", undefined, { cause: error });
   }
+  return parseReplyValue(decoded);
+}
+
+/** {@link parseReply} after `JSON.parse`. */
+function parseReplyValue(decoded: unknown): ReplyMessage {
   if (!isJsonObject(decoded)) throw new ReplyFormatError("reply is not a JSON object");
   const rawId = decoded.message_id;
   if (typeof rawId !== "string" && typeof rawId !== "number") {

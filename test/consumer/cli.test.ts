@@ -122,7 +122,9 @@ describe("service CLI process handling", () => {
     const cli = runCli(["--redis", redis.server.url, "--reply-mode", "carrier-pigeon"]);
     expect(await cli.exited).toBe(2);
     expect(cli.stderr).toHaveLength(1);
-    expect(cli.stderr[0]).toMatch(/--reply-mode must be list or publish\. usage: npm run service/);
+    expect(cli.stderr[0]).toMatch(
+      /--reply-mode must be list, publish or publish-batch\. usage: npm run service/,
+    );
     expect(cli.stdout).toEqual([]);
   });
 });

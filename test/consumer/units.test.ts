@@ -158,6 +158,26 @@ describe("buildCommands", () => {
       ["XACK", "general", "processors", "1-0", "2-0"],
     ]);
   });
+
+  it("publishes one message per reply key in publish-batch mode: an array for several, the reply itself for one", () => {
+    const payloads = ['{"message_id":"1"}', '{"message_id":"2"}', '{"message_id":"3"}'];
+    const replies = batch
+      .slice(0, 3)
+      .map((item, i) => ({ ...item, reply: { ...item.reply!, payload: payloads[i]! } }));
+    const commands = buildCommands(
+      replies,
+      { ...settings, replyMode: "publish-batch" },
+      0,
+      new Set(),
+      new Set(["k1"]),
+    );
+    expect(commands).toEqual([
+      ["PUBLISH", "k1", `[${payloads[0]},${payloads[2]}]`],
+      ["PUBLISH", "k2", payloads[1]],
+      // No EXPIRE: nothing is stored under a channel.
+      ["XACK", "general", "processors", "1-0", "2-0", "3-0"],
+    ]);
+  });
 });
 
 describe("ReplyKeyTtl", () => {

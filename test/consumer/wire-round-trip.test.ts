@@ -8,9 +8,12 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  buildReplyBatch,
   buildReplyPayload,
   entryFields,
+  parsePublishedReplies,
   parseReply,
+  ReplyFormatError,
   parseRpcEntry,
   type RpcEntry,
   type StreamEntry,
@@ -125,6 +128,34 @@ describe("the wire contract between the gateway and a service", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("replies batched into one published message each reach the gateway under their own message_id", () => {
+    fc.assert(
+      fc.property(fc.array(result, { minLength: 1, maxLength: 8 }), (results) => {
+        const payloads = results.map((r, i) => buildReplyPayload(String(i), r, 1_700_000_000_000));
+        const message = buildReplyBatch(payloads);
+        // One reply is published exactly as a Perl-era service publishes it, never wrapped.
+        if (payloads.length === 1) expect(message).toBe(payloads[0]);
+        const replies = parsePublishedReplies(message) as ReturnType<typeof parseReply>[];
+        expect(replies.map((reply) => reply.messageId)).toEqual(results.map((_, i) => String(i)));
+        replies.forEach((reply, i) =>
+          expect(reply.response).toEqual({ result: asJsonCarriesIt(results[i]), timestamp: 1_700_000_000 }),
+        );
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("an unusable reply in a batch fails only itself, with its message_id when it has one", () => {
+    const good = buildReplyPayload("1", "pong", 1_700_000_000_000);
+    const outcomes = parsePublishedReplies(`[${good},{"message_id":"2"},42]`);
+    expect(outcomes).toHaveLength(3);
+    expect(outcomes[0]).toMatchObject({ messageId: "1", response: { result: "pong" } });
+    expect(outcomes[1]).toBeInstanceOf(ReplyFormatError);
+    expect((outcomes[1] as ReplyFormatError).messageId).toBe("2");
+    expect(outcomes[2]).toBeInstanceOf(ReplyFormatError);
+    expect(parsePublishedReplies("not json")[0]).toBeInstanceOf(ReplyFormatError);
   });
 
   it("a handler that returns nothing replies null, and the gateway accepts it", () => {

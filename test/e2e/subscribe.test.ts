@@ -67,94 +67,104 @@ async function subscribedReplyKeys(redis: Redis): Promise<string[]> {
 }
 
 describe.each([
-  ["poll", "upstash"],
-  ["subscribe", "upstash"],
-  ["subscribe", "blank-line"],
-] as const)("replyTransport %s, SSE framing %s", (transport, framing) => {
-  let running: Running;
-  let wsUrl: string;
+  ["poll", "upstash", "list"],
+  ["subscribe", "upstash", "publish"],
+  ["subscribe", "blank-line", "publish"],
+  ["subscribe", "upstash", "publish-batch"],
+] as const)(
+  "replyTransport %s, SSE framing %s, service --reply-mode %s",
+  (transport, framing, serviceMode) => {
+    let running: Running;
+    let wsUrl: string;
 
-  beforeAll(async () => {
-    running = await startFor(transport, framing);
-    wsUrl = running.worker.wsUrl;
-  }, 120_000);
-  afterAll(() => stopAll(running));
+    beforeAll(async () => {
+      running = await startFor(transport, framing, serviceMode);
+      wsUrl = running.worker.wsUrl;
+    }, 120_000);
+    afterAll(() => stopAll(running));
 
-  it("answers ping and echo with their req_id and echo_req", async () => {
-    const client = await connect(wsUrl);
-    expect(await client.call({ ping: 1, req_id: 1 })).toEqual({
-      msg_type: "ping",
-      ping: "pong",
-      req_id: 1,
-      echo_req: { ping: 1, req_id: 1 },
-    });
-    expect(await client.call({ echo: 1, text: "hi", req_id: 2 })).toMatchObject({
-      msg_type: "echo",
-      echo: { echo: 1, text: "hi" },
-      req_id: 2,
-    });
-    const stats = await backendStats(client);
-    if (transport === "subscribe") {
-      expect(stats.pushedReplies).toBeGreaterThanOrEqual(2);
-      expect(stats.subscribeFailures).toBe(0);
-    } else {
-      expect(stats.pushedReplies).toBeUndefined();
-    }
-    await client.close();
-  });
-
-  it("keeps the stash from login and sends it with stashParams", async () => {
-    const client = await connect(wsUrl);
-    expect(await client.call({ login: "a-token" })).toMatchObject({ login: { loginid: "CR90000" } });
-    expect(await client.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: "CR90000" } });
-    await client.close();
-  });
-
-  it("gives each of 200 concurrent requests over 20 connections its own reply", async () => {
-    const clients = await Promise.all(Array.from({ length: 20 }, () => connect(wsUrl)));
-    const answers = await Promise.all(
-      clients.map(async (client, c) => {
-        for (let i = 0; i < 10; i++) client.ws.send(JSON.stringify({ echo: { c, i }, req_id: c * 100 + i }));
-        const frames = await Promise.all(Array.from({ length: 10 }, () => client.next(15_000)));
-        return frames.map((frame) => {
-          const { c: echoedC, i } = (frame.echo as { echo: { c: number; i: number } }).echo;
-          return echoedC === c && frame.req_id === c * 100 + i ? frame.req_id : -1;
-        });
-      }),
-    );
-    const reqIds = answers.flat();
-    expect(reqIds.filter((id) => id === -1)).toEqual([]);
-    expect(new Set(reqIds).size).toBe(200);
-    await Promise.all(clients.map((client) => client.close()));
-  }, 30_000);
-
-  it("goes quiet once idle: no stream left open, no Redis command, and the object hibernates", async () => {
-    const client = await connect(wsUrl);
-    expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
-    const { whoami } = await backendStats(client);
-    const idleSince = Date.now();
-    // The subscription's grace period (2 s by default), then a window with the service stopped.
-    await sleep(2_500);
-    expect(await subscribedReplyKeys(running.redis)).toEqual([]);
-    await running.stack.services.at(-1)?.stop();
-    try {
-      await sleep(300);
-      const start = await running.stack.commandCount();
-      await sleep(3_000);
-      expect((await running.stack.commandCount()) - start).toBe(0);
-    } finally {
-      await running.stack.startService({
-        args: ["--module", E2E_SERVICE_MODULE, "--reply-mode", SERVICE_MODE[transport]],
+    it("answers ping and echo with their req_id and echo_req", async () => {
+      const client = await connect(wsUrl);
+      expect(await client.call({ ping: 1, req_id: 1 })).toEqual({
+        msg_type: "ping",
+        ping: "pong",
+        req_id: 1,
+        echo_req: { ping: 1, req_id: 1 },
       });
-    }
-    // workerd evicts an object idle for ~10 s; an open stream would have kept this one (and its key).
-    // Idle for 16 s in all, a generous margin over those 10 s.
-    await sleep(Math.max(0, idleSince + 16_000 - Date.now()));
-    expect(await client.call({ ping: 1 }, 8_000)).toMatchObject({ ping: "pong" });
-    expect((await backendStats(client)).whoami).not.toBe(whoami);
-    await client.close();
-  }, 45_000);
-});
+      expect(await client.call({ echo: 1, text: "hi", req_id: 2 })).toMatchObject({
+        msg_type: "echo",
+        echo: { echo: 1, text: "hi" },
+        req_id: 2,
+      });
+      const stats = await backendStats(client);
+      if (transport === "subscribe") {
+        expect(stats.pushedReplies).toBeGreaterThanOrEqual(2);
+        expect(stats.subscribeFailures).toBe(0);
+      } else {
+        expect(stats.pushedReplies).toBeUndefined();
+      }
+      await client.close();
+    });
+
+    it("keeps the stash from login and sends it with stashParams", async () => {
+      const client = await connect(wsUrl);
+      expect(await client.call({ login: "a-token" })).toMatchObject({ login: { loginid: "CR90000" } });
+      expect(await client.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: "CR90000" } });
+      await client.close();
+    });
+
+    it("gives each of 200 concurrent requests over 20 connections its own reply", async () => {
+      const clients = await Promise.all(Array.from({ length: 20 }, () => connect(wsUrl)));
+      const answers = await Promise.all(
+        clients.map(async (client, c) => {
+          for (let i = 0; i < 10; i++)
+            client.ws.send(JSON.stringify({ echo: { c, i }, req_id: c * 100 + i }));
+          const frames = await Promise.all(Array.from({ length: 10 }, () => client.next(15_000)));
+          return frames.map((frame) => {
+            const { c: echoedC, i } = (frame.echo as { echo: { c: number; i: number } }).echo;
+            return echoedC === c && frame.req_id === c * 100 + i ? frame.req_id : -1;
+          });
+        }),
+      );
+      const reqIds = answers.flat();
+      expect(reqIds.filter((id) => id === -1)).toEqual([]);
+      expect(new Set(reqIds).size).toBe(200);
+      if (serviceMode === "publish-batch") {
+        // Replies finished together went out as one published message each round trip: fewer than 200.
+        const stats = await backendStats(clients[0] as Client);
+        expect(Number(stats.pushedReplies)).toBeLessThan(200);
+      }
+      await Promise.all(clients.map((client) => client.close()));
+    }, 30_000);
+
+    it("goes quiet once idle: no stream left open, no Redis command, and the object hibernates", async () => {
+      const client = await connect(wsUrl);
+      expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
+      const { whoami } = await backendStats(client);
+      const idleSince = Date.now();
+      // The subscription's grace period (2 s by default), then a window with the service stopped.
+      await sleep(2_500);
+      expect(await subscribedReplyKeys(running.redis)).toEqual([]);
+      await running.stack.services.at(-1)?.stop();
+      try {
+        await sleep(300);
+        const start = await running.stack.commandCount();
+        await sleep(3_000);
+        expect((await running.stack.commandCount()) - start).toBe(0);
+      } finally {
+        await running.stack.startService({
+          args: ["--module", E2E_SERVICE_MODULE, "--reply-mode", serviceMode],
+        });
+      }
+      // workerd evicts an object idle for ~10 s; an open stream would have kept this one (and its key).
+      // Idle for 16 s in all, a generous margin over those 10 s.
+      await sleep(Math.max(0, idleSince + 16_000 - Date.now()));
+      expect(await client.call({ ping: 1 }, 8_000)).toMatchObject({ ping: "pong" });
+      expect((await backendStats(client)).whoami).not.toBe(whoami);
+      await client.close();
+    }, 45_000);
+  },
+);
 
 describe.each(["upstash", "blank-line"] as const)(
   "replyTransport subscribe, SSE framing %s: faults and pairings",

@@ -101,6 +101,40 @@ describe("ReplyPoller", () => {
     expect(polls().length).toBe(before);
   });
 
+  it("polls at the acknowledgement once replies come faster than pollMinMs, and goes back to a timer after misses", async () => {
+    const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 1.2, pollMinMs: 1 });
+    // Replies are there by the time the poll arrives: each first poll hits, the estimate sinks below 1 ms.
+    for (let round = 0; round < 20; round++) {
+      const id = `fast-${round}`;
+      queue.push(id);
+      poller.sent(id);
+      await clock.advance(5);
+    }
+    expect(poller.stats.expectedLatencyMs).toBeLessThan(1);
+    const before = polls().length;
+    queue.push("now");
+    poller.sent("now");
+    await flush();
+    // Sent at once, with no timer: the LPOP's own trip to Redis is the wait.
+    expect(polls().length).toBe(before + 1);
+    expect(poller.waitingCount).toBe(0);
+    // Now the service slows down: polls at the acknowledgement miss, and after a run of misses the first
+    // poll waits for a timer again instead of costing an empty LPOP every time.
+    for (let round = 0; round < 30; round++) {
+      const id = `slow-${round}`;
+      poller.sent(id);
+      await flush();
+      await clock.advance(3);
+      queue.push(id);
+      await clock.advance(20);
+    }
+    expect(poller.stats.expectedLatencyMs).toBeGreaterThanOrEqual(1);
+    const polled = polls().length;
+    poller.sent("timed");
+    await flush();
+    expect(polls().length).toBe(polled);
+  });
+
   it("counts a miss only against a first poll that came at its request's due time", async () => {
     const { clock, poller, queue } = setup({ pollInitialDelayMs: 10, pollMaxMs: 64 });
     poller.sent("a");

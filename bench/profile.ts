@@ -1,0 +1,116 @@
+/**
+ * `npx tsx bench/profile.ts [clients] [seconds]`: a CPU profile of the gateway's workerd under a closed
+ * loop (default 1 client, 5 s), through workerd's V8 inspector. Prints the functions with the most self
+ * time, so a change to the per-request path can be aimed and checked. Starts and stops its own stack.
+ */
+import { WebSocket } from "ws";
+import { startBenchStack } from "./bench-stack.js";
+import { WebSocketClient } from "./load-clients.js";
+
+const clients = Number(process.argv[2] ?? 1);
+const seconds = Number(process.argv[3] ?? 5);
+const INSPECTOR_PORT = 9239;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+async function inspectorSocket(): Promise<WebSocket> {
+  const targets = (await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json`)).json()) as Array<{
+    webSocketDebuggerUrl?: string;
+    title?: string;
+    id?: string;
+  }>;
+  const target = targets.find(
+    (t) => t.webSocketDebuggerUrl && /gateway|GatewayObject|core/.test(JSON.stringify(t)),
+  );
+  const url = target?.webSocketDebuggerUrl ?? `ws://127.0.0.1:${INSPECTOR_PORT}/${targets[0]?.id ?? ""}`;
+  console.log("inspector targets:", targets.map((t) => t.title ?? t.id).join(", "), "->", url);
+  const socket = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+  });
+  return socket;
+}
+
+function rpc(socket: WebSocket) {
+  let next = 1;
+  const waiting = new Map<number, (result: unknown) => void>();
+  socket.on("message", (data) => {
+    const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) waiting.get(message.id)?.(message.result);
+  });
+  return (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<unknown>((resolve) => {
+      const id = next++;
+      waiting.set(id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+}
+
+async function main(): Promise<void> {
+  const bench = await startBenchStack({
+    log: (line) => console.log(line),
+    gatewayVars: {},
+    serviceArgs: [],
+    gatewayInspectorPort: INSPECTOR_PORT,
+  });
+  try {
+    const loadClients = await Promise.all(
+      Array.from({ length: clients }, () => WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)),
+    );
+    let stop = false;
+    let count = 0;
+    const loop = async (client: WebSocketClient) => {
+      let reqId = 0;
+      while (!stop) {
+        await client.request(++reqId);
+        count += 1;
+      }
+    };
+    const running = loadClients.map(loop);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const socket = await inspectorSocket();
+    const call = rpc(socket);
+    await call("Profiler.enable");
+    await call("Profiler.setSamplingInterval", { interval: 50 });
+    await call("Profiler.start");
+    const before = count;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const { profile } = (await call("Profiler.stop")) as {
+      profile: { nodes: ProfileNode[]; startTime: number; endTime: number };
+    };
+    const requests = count - before;
+    stop = true;
+    await Promise.all(running);
+    socket.close();
+    const total = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
+    const byFunction = new Map<string, number>();
+    for (const node of profile.nodes) {
+      const { functionName, url, lineNumber } = node.callFrame;
+      const key = `${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`;
+      byFunction.set(key, (byFunction.get(key) ?? 0) + (node.hitCount ?? 0));
+    }
+    const ms = (profile.endTime - profile.startTime) / 1000;
+    console.log(`${requests} requests in ${seconds} s; ${total} samples over ${ms.toFixed(0)} ms`);
+    for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+      console.log(
+        `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${(((hits / total) * ms * 1000) / requests).toFixed(1).padStart(6)} us/req  ${key}`,
+      );
+    }
+    for (const client of loadClients) client.close();
+  } finally {
+    await bench.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
