@@ -10,9 +10,11 @@
  */
 import { Hono } from "hono";
 import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
+import { CONFIG_ERROR_TEXT, configErrorReporter } from "./config-errors.js";
 import { GatewayDurableObject } from "./gateway-object.js";
 import { checkHealth } from "./health.js";
 import { localRedisRefusal } from "./local-redis.js";
+import { metricsRefusal } from "./metrics-auth.js";
 import { mountMetrics } from "./observability.js";
 import { compileGateway, gatewayPlan } from "./plan.js";
 import { listActions, mountPlayground } from "./playground.js";
@@ -39,8 +41,9 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
 
   const app = new Hono<{ Bindings: GatewayEnv }>();
 
-  // A local Redis URL on a gateway reached from outside: one log line per isolate, not one per request.
-  let localRedisLogged = false;
+  // Configuration errors (a local Redis URL on a gateway reached from outside, a missing variable): one
+  // log line per isolate, not one per request, and never their text in a response.
+  const reportConfigError = configErrorReporter();
   const refuseLocalRedis = (request: Request, env: GatewayEnv): string | undefined => {
     let refusal;
     try {
@@ -48,20 +51,17 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     } catch {
       return undefined; // a missing variable: reported by the checks below
     }
-    if (refusal && !localRedisLogged) {
-      localRedisLogged = true;
-      console.error(`[wsproxy] gateway configuration error: ${refusal}`);
-    }
+    if (refusal) reportConfigError(refusal, env);
     return refusal;
   };
 
   app.get("/health", async (c) => {
-    refuseLocalRedis(c.req.raw, c.env);
-    const report = await checkHealth(gateway, c.env, c.req.url);
+    const report = await checkHealth(gateway, c.env, c.req.url, (detail) => reportConfigError(detail, c.env));
     return c.json(report, report.ok ? 200 : 503);
   });
   if (gateway.metrics) {
     const namespaceOf = (env: GatewayEnv) => env[bindingName] as DurableObjectNamespace | undefined;
+    app.get("/metrics", async (c, next) => (await metricsRefusal(gateway, c.env, c.req.raw)) ?? next());
     mountMetrics(app, gateway.metricsObjects, namespaceOf);
   }
   if (gateway.playground) {
@@ -78,17 +78,15 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     try {
       gatewayPlan(gateway, c.env);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      console.error(`[wsproxy] gateway configuration error: ${message}`);
-      return c.json({ error: message }, 500);
+      reportConfigError(error instanceof Error ? error.message : String(error), c.env);
+      return c.json({ error: CONFIG_ERROR_TEXT }, 500);
     }
     // The detail is in the log line; a client learns only that the gateway cannot serve.
     if (refuseLocalRedis(c.req.raw, c.env)) return c.text("Service Unavailable", 503);
     const namespace = c.env[bindingName] as DurableObjectNamespace | undefined;
     if (!namespace || typeof namespace.idFromName !== "function") {
-      const message = `Durable Object binding "${bindingName}" is missing: add it to wrangler.toml`;
-      console.error(`[wsproxy] ${message}`);
-      return c.json({ error: message }, 500);
+      reportConfigError(`Durable Object binding "${bindingName}" is missing: add it to wrangler.toml`, c.env);
+      return c.json({ error: CONFIG_ERROR_TEXT }, 500);
     }
     const stub = namespace.get(namespace.idFromName(gateway.objectName(c.req.raw, c.env)));
     return stub.fetch(c.req.raw);

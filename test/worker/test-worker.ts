@@ -62,6 +62,8 @@ const gateway = createGateway({
   // observability.test.ts: `/metrics` sums these two objects; the playground page with one example.
   metricsObjects: ["metrics-a", "metrics-b"],
   playground: { examples: { ping: { ping: 1, passthrough: { from: "example" } } } },
+  // worker.test.ts counts the PINGs of each `/health` (the cache has its own test: health-cache.test.ts).
+  healthCacheMs: 0,
 });
 
 /** local-redis.test.ts (`?gateway=env`): the Redis URL and token from the Worker's vars, as deployed. */
