@@ -34,6 +34,15 @@ export interface RequireAuthOptions {
    * gateway's `upgradeHeaders` to be kept. @default "authorization"
    */
   header?: string;
+  /**
+   * Re-verify an identity that came from a token (`verify`) once it is this old, on the next request
+   * that needs authentication: a revoked session then stops working within this time instead of living
+   * as long as the socket. When `verify` refuses, the identity is dropped and the request gets
+   * `AuthorizationRequired` "The token is no longer valid.". An identity a service stored (`login`) has
+   * no token to re-verify and is kept. 0 = verify once per connection.
+   * @default 0
+   */
+  reverifyAfterMs?: number;
 }
 
 /** The reply to a request that needs authentication. */
@@ -53,14 +62,26 @@ export function requireAuth(options: RequireAuthOptions): RequestHook {
   const open = new Set(options.unauthenticatedActions ?? []);
   const queryParam = options.queryParam ?? "token";
   const header = (options.header ?? "authorization").toLowerCase();
+  const reverifyAfterMs = options.reverifyAfterMs ?? 0;
+  // When the token's identity was verified (ms since the epoch), kept next to it in the stash.
+  const verifiedAtKey = `${stashKey}_verified_at`;
+  const due = (verifiedAt: unknown): boolean =>
+    reverifyAfterMs > 0 && typeof verifiedAt === "number" && Date.now() - verifiedAt >= reverifyAfterMs;
   return async (conn, req) => {
-    if (conn.stash[stashKey]) return undefined;
+    const known = conn.stash[stashKey];
+    if (known && !due(conn.stash[verifiedAtKey])) return undefined;
     const token = upgradeToken(conn, header, queryParam);
     if (token !== undefined) {
       const identity: unknown = await options.verify(token, conn);
       if (identity) {
-        conn.updateStash({ [stashKey]: identity });
+        const verified = reverifyAfterMs > 0 ? { [verifiedAtKey]: Date.now() } : {};
+        conn.updateStash({ [stashKey]: identity, ...verified });
         return undefined;
+      }
+      if (known) {
+        // Revoked since it was verified: the connection is no longer authenticated.
+        conn.updateStash({ [stashKey]: null, [verifiedAtKey]: null });
+        if (!open.has(req.name)) return authorizationRequired(req, "The token is no longer valid.");
       }
       if (!open.has(req.name)) return authorizationRequired(req, "The token is not valid.");
     }
