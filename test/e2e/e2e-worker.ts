@@ -51,6 +51,7 @@ const gateway = createGateway({
   hookTimeoutMs: 300,
   maxResponseBytes: 4_000,
   objectName: () => "e2e",
+  metricsObjects: ["e2e"],
 });
 
 const secure = createGateway({
