@@ -5,7 +5,8 @@
  *
  * The address is the `cf-connecting-ip` header, which Cloudflare sets on every request to a Worker to the
  * client's IP ("HTTP request headers", https://developers.cloudflare.com/fundamentals/reference/http-headers/).
- * Without it (local `wrangler dev`, a test harness, an object reached otherwise) every client would share
+ * Without it, or with a loopback address (local `wrangler dev` says `127.0.0.1` for every client; a test
+ * harness; an object reached otherwise), every client would share
  * one bucket and the caps would lock everyone out at once, so such connections are not counted: the
  * per-address caps are off for them and only the per-object cap applies.
  *
@@ -15,15 +16,22 @@
  * incarnation (a woken object starts every address from zero, which errs on the side of serving).
  */
 
+import { isLoopbackHost } from "./local-redis.js";
+
 /** Prefix of the hibernation tag that holds a socket's client address. */
 const ADDRESS_TAG_PREFIX = "ip:";
 /** Tags are short strings; an IPv6 address is at most 45 characters, anything longer is not an address. */
 const MAX_ADDRESS_LENGTH = 64;
 
-/** The client address of an upgrade (`cf-connecting-ip`), or undefined when the request has none. */
+/**
+ * The client address of an upgrade (`cf-connecting-ip`), or undefined when the request has none or a
+ * loopback one: `wrangler dev` sets it to `127.0.0.1` for every local client, which would put a whole
+ * local load test in one bucket.
+ */
 export function clientAddress(request: Request): string | undefined {
   const address = request.headers.get("cf-connecting-ip")?.trim();
-  return address ? address.slice(0, MAX_ADDRESS_LENGTH) : undefined;
+  if (!address || isLoopbackHost(address)) return undefined;
+  return address.slice(0, MAX_ADDRESS_LENGTH);
 }
 
 /** The hibernation tags of a socket from `address` (none without an address: it is not counted). */
