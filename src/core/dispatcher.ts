@@ -39,6 +39,11 @@ import type { ActionOptions, Backend, ClientMessage, Connection, JsonObject, Log
 export interface FrameInfo {
   /** The socket said this is a binary frame. @default true for bytes, false for a string */
   binary?: boolean;
+  /**
+   * A limit of the platform (per client address, say) already refused this frame: it is answered as
+   * over the message rate (RateLimit, counted toward the abuse close). @default false
+   */
+  overRate?: boolean;
 }
 
 /** Handles the life of client connections; one per gateway configuration, shared by all connections. */
@@ -135,7 +140,8 @@ class GatewayDispatcher implements Dispatcher {
         return;
       }
       const binary = frame.binary ?? typeof data !== "string";
-      if (!this.limits.admitFrame(conn)) await this.refuseFrame(conn, binary ? undefined : data);
+      if (frame.overRate || !this.limits.admitFrame(conn))
+        await this.refuseFrame(conn, binary ? undefined : data);
       else if (binary) await this.handleBinary(conn, toBytes(data));
       else await this.handleText(conn, data, bytes);
     } catch (error) {

@@ -27,6 +27,8 @@ export interface GatewayEnv {
    * pushes must then send `authorization: Bearer <secret>`.
    */
   PUSH_SECRET?: string;
+  /** Bearer token of `GET /metrics` when the `metricsToken` option is not set, a secret. */
+  METRICS_TOKEN?: string;
   [binding: string]: unknown;
 }
 
@@ -69,6 +71,15 @@ export interface CreateGatewayOptions extends GatewayOptions {
   /** Serve `GET /metrics` (Prometheus text format, summed over `metricsObjects`). @default true */
   metrics?: boolean;
   /**
+   * Bearer token `GET /metrics` requires (`Authorization: Bearer <token>`); 401 without it. Without a token
+   * (neither this nor `METRICS_TOKEN`), `/metrics` answers only on a loopback host (local development) and
+   * is 404 elsewhere, so a deployment never exposes it, nor wakes its objects, by default.
+   * @default env `METRICS_TOKEN`, else none
+   */
+  metricsToken?: string;
+  /** How long `GET /health` reuses its last Redis `PING` result (a billed command). 0 = a `PING` per call. @default 5000 */
+  healthCacheMs?: number;
+  /**
    * The objects `GET /metrics` asks for their figures. @default `shard-0` ... `shard-<objectShards-1>`
    * with the default `objectName`; none with a custom one (the Worker cannot list names it did not make)
    */
@@ -87,6 +98,20 @@ export interface CreateGatewayOptions extends GatewayOptions {
    * @default 10000
    */
   maxConnectionsPerObject?: number;
+  /**
+   * Connections one client address (`cf-connecting-ip`) holds at most in one Durable Object, counted
+   * before authentication. One more is accepted and closed at once with 1008 "Too many connections from
+   * this address". Upgrades without the header (local development) are not counted. 0 = no cap.
+   * @default 500
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Frames per second one client address may send to one Durable Object, over all its connections (a
+   * token bucket holding one second's worth). A frame over it gets `RateLimit` and counts toward the
+   * abuse close (1008). Frames of connections without `cf-connecting-ip` are not counted. 0 = no cap.
+   * @default 1000
+   */
+  maxFramesPerSecondPerAddress?: number;
   /**
    * Size limit of a socket's attachment (its id, kept upgrade headers and stash), as UTF-8 JSON. A stash
    * change that would exceed it is refused with a log line and the previous stash kept. Cloudflare allows

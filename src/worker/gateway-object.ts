@@ -9,12 +9,14 @@ import { DurableObject } from "cloudflare:workers";
 import { createDispatcher, type Dispatcher } from "../core/dispatcher.js";
 import type { PushMessage, PushStatus } from "../core/subscriptions.js";
 import type { Backend, BackendStats } from "../core/types.js";
+import { AddressFrameRate, addressFull, addressOfTags, addressTags, clientAddress } from "./admission.js";
 import type { GatewayEnv } from "./config.js";
 import { SocketConnection } from "./connection.js";
 import { localRedisRefusal } from "./local-redis.js";
+import { createJsonLogger, type GatewayLogger } from "./log.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { createObjectObservability, type ObjectObservability } from "./observability.js";
-import { buildBackends, gatewayPlan, type CompiledGateway } from "./plan.js";
+import { buildBackends, configuredSecrets, gatewayPlan, type CompiledGateway } from "./plan.js";
 import {
   connectionSecret,
   formatRef,
@@ -52,6 +54,9 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private readonly maxAttachmentBytes: number;
   /** The key that makes connection secrets, read (or made) once per incarnation. */
   private pushKey?: Promise<CryptoKey>;
+  /** Every line goes through a logger that redacts the configured secrets. */
+  private readonly log: GatewayLogger;
+  private readonly addressFrames: AddressFrameRate;
 
   constructor(
     ctx: DurableObjectState,
@@ -60,29 +65,35 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   ) {
     super(ctx, env);
     this.maxAttachmentBytes = gateway.maxAttachmentBytes;
+    this.addressFrames = new AddressFrameRate(gateway.maxFramesPerSecondPerAddress);
+    let log: GatewayLogger | undefined;
     try {
       const plan = gatewayPlan(gateway, env);
       const objectId = ctx.id.toString();
       this.observability = createObjectObservability(plan, ctx.id.name ?? objectId);
       const { logger, instrumentation } = this.observability;
+      log = logger;
       this.backends = buildBackends(plan, objectId, instrumentation);
       this.localRedis = plan.localRedis;
       this.dispatcher = createDispatcher(this.observability.options, this.backends, { logger });
     } catch (error) {
-      // Kept, not thrown: every request then gets a clear 500 instead of an opaque constructor failure.
+      // Kept, not thrown: every request then gets a 500 instead of an opaque constructor failure; the
+      // detail goes to the log only (it may name settings a client has no business seeing).
       this.setupError = error instanceof Error ? error.message : String(error);
-      console.error(`[wsproxy] gateway configuration error: ${this.setupError}`);
+      log = createJsonLogger("error", configuredSecrets(env, {}), { object: ctx.id.name ?? "" });
+      log.error(`gateway configuration error: ${this.setupError}`);
     }
+    this.log = log ?? createJsonLogger("error", configuredSecrets(env, {}));
   }
 
   /** Accepts a WebSocket upgrade forwarded by the Worker. */
   override async fetch(request: Request): Promise<Response> {
     try {
-      if (!this.dispatcher) return Response.json({ error: this.setupError }, { status: 500 });
+      if (!this.dispatcher) return misconfigured();
       // The Worker applies the same rule; the object holds it too, whoever forwards the upgrade.
       const refusal = localRedisRefusal(this.localRedis, request.url);
       if (refusal) {
-        if (!this.localRedisLogged) console.error(`[wsproxy] gateway configuration error: ${refusal}`);
+        if (!this.localRedisLogged) this.log.error(`gateway configuration error: ${refusal}`);
         this.localRedisLogged = true;
         return new Response("Service Unavailable", { status: 503 });
       }
@@ -90,18 +101,22 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         return new Response("Upgrade Required", { status: 426, headers: { upgrade: "websocket" } });
       }
       const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-      const cap = this.gateway.maxConnectionsPerObject;
-      if (cap > 0 && this.ctx.getWebSockets().length >= cap) {
+      const address = clientAddress(request);
+      const full = this.admissionRefusal(address);
+      if (full) {
         // Accepted and closed rather than refused with an HTTP status: a browser sees only the close code.
+        this.observability?.recorder.admissionRefused(full.reason);
         server.accept();
-        server.close(1013, "Try again later");
+        server.close(full.code, full.message);
         return new Response(null, { status: 101, webSocket: client });
       }
       const id = crypto.randomUUID();
       const pushUrl = await this.pushUrl(request, id);
-      // Tagged with its connection id, so a push finds its socket with `getWebSockets(id)` ("WebSockets",
-      // https://developers.cloudflare.com/durable-objects/api/websockets/: tags survive hibernation).
-      this.ctx.acceptWebSocket(server, [id]);
+      // Tagged with its connection id, so a push finds its socket with `getWebSockets(id)`, and with its
+      // client address (`ip:<addr>`), so the per-address cap counts with `getWebSockets("ip:<addr>")`
+      // ("WebSockets", https://developers.cloudflare.com/durable-objects/api/websockets/: tags survive
+      // hibernation). A connection id is a UUID and never starts with `ip:`.
+      this.ctx.acceptWebSocket(server, [id, ...addressTags(address)]);
       this.observability?.recorder.connectionOpened();
       const conn = SocketConnection.attach(
         server,
@@ -114,7 +129,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       await this.dispatcher.handleOpen(conn);
       return new Response(null, { status: 101, webSocket: client });
     } catch (error) {
-      console.error("[wsproxy] upgrade failed", error);
+      this.log.error("upgrade failed", error);
       return new Response("Internal Server Error", { status: 500 });
     }
   }
@@ -127,14 +142,16 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         conn.close(1011, "gateway misconfigured");
         return;
       }
+      const overRate = !this.addressFrames.take(addressOfTags(this.ctx.getTags(socket)));
+      if (overRate) this.observability?.recorder.admissionRefused("address_frames");
       this.framesInFlight += 1;
       try {
-        await this.dispatcher.handleFrame(conn, message);
+        await this.dispatcher.handleFrame(conn, message, { overRate });
       } finally {
         this.framesInFlight -= 1;
       }
     } catch (error) {
-      console.error("[wsproxy] webSocketMessage failed", error);
+      this.log.error("webSocketMessage failed", error);
     }
   }
 
@@ -151,19 +168,19 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       }
       await this.connectionGone(conn, code, reason);
     } catch (error) {
-      console.error("[wsproxy] webSocketClose failed", error);
+      this.log.error("webSocketClose failed", error);
     }
   }
 
   /** The socket failed: treat it as closed (1006) so its pending calls and `onClose` are handled once. */
   override async webSocketError(socket: WebSocket, error: unknown): Promise<void> {
     try {
-      console.warn(`[wsproxy] WebSocket error: ${String(error)}`);
+      this.log.warn(`WebSocket error: ${String(error)}`);
       const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       conn.markClosed();
       await this.connectionGone(conn, 1006, "WebSocket error");
     } catch (failure) {
-      console.error("[wsproxy] webSocketError failed", failure);
+      this.log.error("webSocketError failed", failure);
     }
   }
 
@@ -231,10 +248,28 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
     });
   }
 
+  /** Why a new connection from `address` may not be held here now (a close code and reason), if it may not. */
+  private admissionRefusal(address: string | undefined) {
+    const cap = this.gateway.maxConnectionsPerObject;
+    if (cap > 0 && this.ctx.getWebSockets().length >= cap) {
+      return { reason: "object_connections", code: 1013, message: "Try again later" } as const;
+    }
+    if (addressFull(this.ctx, address, this.gateway.maxConnectionsPerAddress)) {
+      const message = "Too many connections from this address";
+      return { reason: "address_connections", code: 1008, message } as const;
+    }
+    return undefined;
+  }
+
   private async connectionGone(conn: SocketConnection, code: number, reason: string): Promise<void> {
     if (this.closeHandled.has(conn)) return;
     this.closeHandled.add(conn);
     for (const backend of Object.values(this.backends)) backend.connectionClosed?.(conn.id);
     await this.dispatcher?.handleClose(conn, code, reason);
   }
+}
+
+/** The answer to every request of a misconfigured object: generic, the detail is in the Worker's log. */
+function misconfigured(): Response {
+  return Response.json({ error: "The gateway is misconfigured: see the Worker's log." }, { status: 500 });
 }

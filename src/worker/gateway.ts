@@ -10,9 +10,11 @@
  */
 import { Hono } from "hono";
 import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
+import { CONFIG_ERROR_TEXT, configErrorReporter } from "./config-errors.js";
 import { GatewayDurableObject, OBJECT_NAME_HEADER } from "./gateway-object.js";
 import { checkHealth } from "./health.js";
 import { localRedisRefusal } from "./local-redis.js";
+import { metricsRefusal } from "./metrics-auth.js";
 import { mountMetrics } from "./observability.js";
 import { compileGateway, gatewayPlan } from "./plan.js";
 import { listActions, mountPlayground } from "./playground.js";
@@ -40,8 +42,9 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
 
   const app = new Hono<{ Bindings: GatewayEnv }>();
 
-  // A local Redis URL on a gateway reached from outside: one log line per isolate, not one per request.
-  let localRedisLogged = false;
+  // Configuration errors (a local Redis URL on a gateway reached from outside, a missing variable): one
+  // log line per isolate, not one per request, and never their text in a response.
+  const reportConfigError = configErrorReporter();
   const refuseLocalRedis = (request: Request, env: GatewayEnv): string | undefined => {
     let refusal;
     try {
@@ -49,27 +52,24 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     } catch {
       return undefined; // a missing variable: reported by the checks below
     }
-    if (refusal && !localRedisLogged) {
-      localRedisLogged = true;
-      console.error(`[wsproxy] gateway configuration error: ${refusal}`);
-    }
+    if (refusal) reportConfigError(refusal, env);
     return refusal;
   };
 
   app.get("/health", async (c) => {
-    refuseLocalRedis(c.req.raw, c.env);
-    const report = await checkHealth(gateway, c.env, c.req.url);
+    const report = await checkHealth(gateway, c.env, c.req.url, (detail) => reportConfigError(detail, c.env));
     return c.json(report, report.ok ? 200 : 503);
   });
   if (gateway.metrics) {
     const namespaceOf = (env: GatewayEnv) => env[bindingName] as DurableObjectNamespace | undefined;
+    app.get("/metrics", async (c, next) => (await metricsRefusal(gateway, c.env, c.req.raw)) ?? next());
     mountMetrics(app, gateway.metricsObjects, namespaceOf);
   }
   if (gateway.playground) {
     mountPlayground(app, listActions(core.actionTable, core.basePath, gateway.playground.examples));
   }
 
-  if (gateway.push) mountPush(app, gateway, gateway.push);
+  if (gateway.push) mountPush(app, gateway, gateway.push, reportConfigError);
 
   app.all(core.basePath, async (c) => {
     if (c.req.method !== "GET" || c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -81,17 +81,15 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
     try {
       gatewayPlan(gateway, c.env);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      console.error(`[wsproxy] gateway configuration error: ${message}`);
-      return c.json({ error: message }, 500);
+      reportConfigError(error instanceof Error ? error.message : String(error), c.env);
+      return c.json({ error: CONFIG_ERROR_TEXT }, 500);
     }
     // The detail is in the log line; a client learns only that the gateway cannot serve.
     if (refuseLocalRedis(c.req.raw, c.env)) return c.text("Service Unavailable", 503);
     const namespace = c.env[bindingName] as DurableObjectNamespace | undefined;
     if (!namespace || typeof namespace.idFromName !== "function") {
-      const message = `Durable Object binding "${bindingName}" is missing: add it to wrangler.toml`;
-      console.error(`[wsproxy] ${message}`);
-      return c.json({ error: message }, 500);
+      reportConfigError(`Durable Object binding "${bindingName}" is missing: add it to wrangler.toml`, c.env);
+      return c.json({ error: CONFIG_ERROR_TEXT }, 500);
     }
     const objectName = gateway.objectName(c.req.raw, c.env);
     const stub = namespace.get(namespace.idFromName(objectName));

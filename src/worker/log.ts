@@ -22,6 +22,13 @@ export interface GatewayLogger extends Logger {
   enabled(level: LogLevel): boolean;
 }
 
+/** `text` with every secret (empty ones ignored) replaced by `[redacted]`. */
+export function redact(text: string, secrets: readonly (string | undefined)[]): string {
+  let redacted = text;
+  for (const secret of secrets) if (secret) redacted = redacted.split(secret).join("[redacted]");
+  return redacted;
+}
+
 /** True for a known level name (used to validate `logLevel` and `LOG_LEVEL`). */
 export function isLogLevel(value: unknown): value is LogLevel {
   return typeof value === "string" && (LEVELS as readonly string[]).includes(value);
@@ -51,7 +58,7 @@ export function createJsonLogger(
       // Details JSON cannot carry (a cycle, a BigInt): the line is still written, details as text.
       line = JSON.stringify({ ...record, details: String(entry.details) });
     }
-    for (const secret of hidden) line = line.split(secret).join("[redacted]");
+    line = redact(line, hidden);
     if (at === "error") console.error(line);
     else if (at === "warn") console.warn(line);
     else console.log(line);

@@ -68,6 +68,7 @@ export class MetricsRecorder {
   private readonly redisCommands = new Map<string, number>();
   private readonly redisErrors = new Map<string, number>();
   private connectionsOpened = 0;
+  private readonly refused = new Map<string, number>();
 
   constructor(
     private readonly actionTable: ReadonlyMap<string, ActionOptions>,
@@ -115,6 +116,14 @@ export class MetricsRecorder {
     this.connectionsOpened += 1;
   }
 
+  /**
+   * A connection or frame refused by an admission limit: `object_connections` (`maxConnectionsPerObject`),
+   * `address_connections` (`maxConnectionsPerAddress`), `address_frames` (`maxFramesPerSecondPerAddress`).
+   */
+  admissionRefused(reason: "object_connections" | "address_connections" | "address_frames"): void {
+    bump(this.refused, reason);
+  }
+
   /** Given to the object's Redis ports: counts each command sent (by name) and each that failed. */
   readonly redisObserver: RedisObserver = {
     sent: (commands) => {
@@ -147,6 +156,7 @@ export class MetricsRecorder {
       add("wsproxy_redis_commands_total", { command }, count);
     for (const [command, count] of this.redisErrors) add("wsproxy_redis_errors_total", { command }, count);
     add("wsproxy_connections_opened_total", {}, this.connectionsOpened);
+    for (const [reason, count] of this.refused) add("wsproxy_admission_refused_total", { reason }, count);
     add("wsproxy_open_connections", {}, gauges.openConnections);
     add("wsproxy_frames_in_flight", {}, gauges.framesInFlight);
     for (const [backend, stats] of Object.entries(gauges.backends)) {

@@ -50,6 +50,11 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   /** Used when neither the `logLevel` option nor a valid `LOG_LEVEL` variable is set. */
   logLevel: "warn" as LogLevel,
   maxConnectionsPerObject: 10_000,
+  /** A NAT of a few hundred users fits; one source holds at most 1/20 of an object's default cap. */
+  maxConnectionsPerAddress: 500,
+  /** A third of what one object serves (about 3,000 requests/s): one source cannot use up an object. */
+  maxFramesPerSecondPerAddress: 1_000,
+  healthCacheMs: 5_000,
   maxAttachmentBytes: DEFAULT_MAX_ATTACHMENT_BYTES,
   /** A consumer-groups backend's reply wait (seconds) without `timeout` or `RPC_QUEUE_RESPONSE_TIMEOUT`. */
   timeout: DEFAULT_CONSUMER_GROUPS_OPTIONS.timeout,
@@ -80,6 +85,11 @@ export interface CompiledGateway {
   readonly healthTimeoutMs: number;
   /** 0 = no cap. */
   readonly maxConnectionsPerObject: number;
+  /** 0 = no cap. */
+  readonly maxConnectionsPerAddress: number;
+  /** 0 = no cap. */
+  readonly maxFramesPerSecondPerAddress: number;
+  readonly healthCacheMs: number;
   readonly maxAttachmentBytes: number;
   readonly allowedOrigins?: readonly string[];
   /** Server push: off (`push: false`), or its settings. */
@@ -92,8 +102,13 @@ export interface CompiledGateway {
 export interface GatewayPlan extends CompiledGateway {
   /** The `logLevel` option, else `LOG_LEVEL`, else "warn". */
   readonly logLevel: LogLevel;
-  /** Values redacted from log lines (the Redis token). */
-  readonly secrets: readonly (string | undefined)[];
+  /**
+   * Values redacted from log lines, `/health` and `/metrics`: the Redis tokens (env and options), JSON-RPC
+   * backend header values, the metrics token, the push secret.
+   */
+  readonly secrets: readonly string[];
+  /** The `metricsToken` option, else `METRICS_TOKEN`; undefined = `/metrics` on loopback hosts only. */
+  readonly metricsToken?: string;
   /** Each backend's configuration, complete: no backend reads the environment. */
   readonly backends: Readonly<Record<string, BackendConfig>>;
   /** The settings that hold a local Redis URL (see `local-redis.ts`). */
@@ -132,6 +147,9 @@ export function compileGateway(options: CreateGatewayOptions): CompiledGateway {
   if (!Number.isInteger(attachment) || attachment <= 0) {
     throw new ConfigError("`maxAttachmentBytes` must be a positive whole number of bytes");
   }
+  const perAddress = nonNegativeInteger(options, "maxConnectionsPerAddress");
+  const framesPerAddress = nonNegativeNumber(options, "maxFramesPerSecondPerAddress");
+  const healthCacheMs = nonNegativeNumber(options, "healthCacheMs");
   assertObservabilityOptions(options);
   const push = core.push ? pushSettings(options) : false;
   const playground = options.playground ?? GATEWAY_DEFAULTS.playground;
@@ -148,6 +166,9 @@ export function compileGateway(options: CreateGatewayOptions): CompiledGateway {
     credentialParams: options.credentialParams ?? GATEWAY_DEFAULTS.credentialParams,
     healthTimeoutMs: options.healthTimeoutMs ?? GATEWAY_DEFAULTS.healthTimeoutMs,
     maxConnectionsPerObject: cap,
+    maxConnectionsPerAddress: perAddress,
+    maxFramesPerSecondPerAddress: framesPerAddress,
+    healthCacheMs,
     maxAttachmentBytes: attachment,
     ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
     push,
@@ -224,14 +245,50 @@ function makePlan(compiled: CompiledGateway, env: GatewayEnv): GatewayPlan {
   }
   const logLevel = compiled.options.logLevel ?? (isLogLevel(env.LOG_LEVEL) ? env.LOG_LEVEL : undefined);
   const pushSecret = compiled.push ? nonEmpty(compiled.options.pushSecret ?? env.PUSH_SECRET) : undefined;
+  const metricsToken = nonEmpty(compiled.options.metricsToken) ?? nonEmpty(env.METRICS_TOKEN);
   return Object.freeze({
     ...compiled,
     logLevel: logLevel ?? GATEWAY_DEFAULTS.logLevel,
-    secrets: Object.freeze([redisToken, pushSecret]),
+    secrets: Object.freeze(configuredSecrets(env, backends, metricsToken, pushSecret)),
+    ...(metricsToken ? { metricsToken } : {}),
     ...(pushSecret ? { pushSecret } : {}),
     backends: Object.freeze(backends),
     localRedis: Object.freeze(localRedisSettings(backends, redisUrl)),
   });
+}
+
+/** Env names that hold a secret. */
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|KEY/i;
+
+/**
+ * Every configured secret, to redact wherever text might carry one (an SDK error quoting its request, a
+ * misbehaving Redis echoing a header): every env string whose name says it is one (`*TOKEN*`, `*SECRET*`,
+ * `*PASSWORD*`, `*KEY*`: the Redis token, `METRICS_TOKEN`, a push secret), every backend's `redisToken`,
+ * the values of JSON-RPC backends' `headers`, and the secrets given as options (`metricsToken`,
+ * `pushSecret`).
+ */
+export function configuredSecrets(
+  env: GatewayEnv,
+  backends: Readonly<Record<string, BackendConfig>>,
+  ...optionSecrets: (string | undefined)[]
+): string[] {
+  const found = new Set<string>();
+  const add = (value: unknown): void => {
+    // Very short values would redact ordinary words; no real token is that short.
+    if (typeof value === "string" && value.length >= 6) found.add(value);
+  };
+  for (const [name, value] of Object.entries(env)) if (SECRET_NAME.test(name)) add(value);
+  for (const secret of optionSecrets) add(secret);
+  for (const config of Object.values(backends)) {
+    if (config.type === "consumer_groups") add(config.redisToken);
+    if (config.type === "jsonrpc") {
+      for (const value of Object.values(config.headers ?? {})) {
+        add(value);
+        add(value.replace(/^(Bearer|Basic|Token)\s+/i, ""));
+      }
+    }
+  }
+  return [...found];
 }
 
 /** What a consumer-groups backend takes from the environment when its own options do not say. */
@@ -274,6 +331,25 @@ function consumerGroupsConfig(
     );
   }
   return { ...completed, redisUrl, redisToken };
+}
+
+/** A whole number >= 0 option (0 = off), else its default; throws a ConfigError naming it. */
+function nonNegativeInteger(options: CreateGatewayOptions, name: "maxConnectionsPerAddress"): number {
+  const value = options[name] ?? GATEWAY_DEFAULTS[name];
+  if (!Number.isInteger(value) || value < 0)
+    throw new ConfigError(`\`${name}\` must be a non-negative integer (0 = no cap)`);
+  return value;
+}
+
+/** A number >= 0 option, else its default; throws a ConfigError naming it. */
+function nonNegativeNumber(
+  options: CreateGatewayOptions,
+  name: "maxFramesPerSecondPerAddress" | "healthCacheMs",
+): number {
+  const value = options[name] ?? GATEWAY_DEFAULTS[name];
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0)
+    throw new ConfigError(`\`${name}\` must be a non-negative number (0 = off)`);
+  return value;
 }
 
 function nonEmpty(value: unknown): string | undefined {

@@ -19,6 +19,10 @@ export const METRIC_FAMILIES: Record<string, { type: "counter" | "gauge" | "hist
   wsproxy_frames_in_flight: { type: "gauge", help: "Client frames being handled." },
   wsproxy_open_connections: { type: "gauge", help: "Open client WebSockets." },
   wsproxy_connections_opened_total: { type: "counter", help: "Client WebSockets accepted." },
+  wsproxy_admission_refused_total: {
+    type: "counter",
+    help: "Connections closed at once (object_connections 1013, address_connections 1008) and frames answered RateLimit (address_frames) by an admission limit.",
+  },
   wsproxy_redis_commands_total: { type: "counter", help: "Redis commands sent by the objects, by command." },
   wsproxy_redis_errors_total: { type: "counter", help: "Redis commands that failed, by command." },
   wsproxy_backend_timeouts_total: { type: "counter", help: "Backend calls that got no reply in time." },

@@ -12,8 +12,10 @@ import type { Context, Hono } from "hono";
 import { parsePushMessage, type PushStatus } from "../core/subscriptions.js";
 import { isJsonObject } from "../core/safe-object.js";
 import type { GatewayEnv } from "./config.js";
+import { CONFIG_ERROR_TEXT, type ConfigErrorReporter } from "./config-errors.js";
 import type { GatewayDurableObject, PushDelivery } from "./gateway-object.js";
-import { gatewayPlan, type CompiledGateway, type PushSettings } from "./plan.js";
+import { createJsonLogger } from "./log.js";
+import { configuredSecrets, gatewayPlan, type CompiledGateway, type PushSettings } from "./plan.js";
 import { parseRef, secretsEqual } from "./push-ref.js";
 
 type PushContext = Context<{ Bindings: GatewayEnv }>;
@@ -30,10 +32,26 @@ const ERRORS: Record<number, string> = {
   503: "the connection's Durable Object could not be reached; try again",
 };
 
-/** Mounts the push routes on the Worker's app (only when push is on). */
-export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: CompiledGateway, push: PushSettings) {
+/**
+ * Mounts the push routes on the Worker's app (only when push is on). A configuration error is logged
+ * through `reportConfigError` (once, redacted) and answered with a generic 500.
+ */
+export function mountPush(
+  app: Hono<{ Bindings: GatewayEnv }>,
+  gateway: CompiledGateway,
+  push: PushSettings,
+  reportConfigError: ConfigErrorReporter,
+) {
+  const refuse = (c: PushContext) => refusePush(c, gateway, reportConfigError);
+  const bindingMissing = (c: PushContext) => {
+    reportConfigError(
+      `Durable Object binding "${gateway.binding}" is missing: add it to wrangler.toml`,
+      c.env,
+    );
+    return c.json({ status: 500, error: CONFIG_ERROR_TEXT }, 500);
+  };
   app.post("/connections/messages", async (c) => {
-    const refused = refuse(c, gateway);
+    const refused = refuse(c);
     if (refused) return refused;
     const body = await readBody(c, push);
     if (body instanceof RefusedBody)
@@ -45,7 +63,7 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
       return answer(c, 413, `at most ${push.maxBatch} messages per batch (maxPushBatch)`);
     }
     const namespace = namespaceOf(c, gateway);
-    if (!namespace) return bindingMissing(c, gateway);
+    if (!namespace) return bindingMissing(c);
     const results: PushAnswer[] = new Array<PushAnswer>(body.messages.length).fill(400);
     const byObject = new Map<string, { index: number; delivery: PushDelivery }[]>();
     body.messages.forEach((item: unknown, index) => {
@@ -63,6 +81,7 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
     await Promise.all(
       [...byObject].map(async ([objectName, group]) => {
         const statuses = await deliver(
+          c.env,
           namespace,
           objectName,
           group.map((entry) => entry.delivery),
@@ -74,7 +93,7 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
   });
 
   app.post("/connections/:ref/messages", async (c) => {
-    const refused = refuse(c, gateway);
+    const refused = refuse(c);
     if (refused) return refused;
     const ref = parseRef(c.req.param("ref"));
     if (!ref) return answer(c, 404);
@@ -84,22 +103,25 @@ export function mountPush(app: Hono<{ Bindings: GatewayEnv }>, gateway: Compiled
     const message = parsePushMessage(body);
     if (typeof message === "string") return answer(c, 400, message);
     const namespace = namespaceOf(c, gateway);
-    if (!namespace) return bindingMissing(c, gateway);
+    if (!namespace) return bindingMissing(c);
     const delivery = { connectionId: ref.connectionId, secret: ref.secret, message };
-    const [status = 404] = await deliver(namespace, ref.objectName, [delivery]);
+    const [status = 404] = await deliver(c.env, namespace, ref.objectName, [delivery]);
     return answer(c, status);
   });
 }
 
 /** 401 when a push secret is configured and the request does not carry it; 500 for a broken configuration. */
-function refuse(c: PushContext, gateway: CompiledGateway): Response | undefined {
+function refusePush(
+  c: PushContext,
+  gateway: CompiledGateway,
+  reportConfigError: ConfigErrorReporter,
+): Response | undefined {
   let secret: string | undefined;
   try {
     secret = gatewayPlan(gateway, c.env).pushSecret;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(`[wsproxy] gateway configuration error: ${message}`);
-    return c.json({ status: 500, error: message }, 500);
+    reportConfigError(error instanceof Error ? error.message : String(error), c.env);
+    return c.json({ status: 500, error: CONFIG_ERROR_TEXT }, 500);
   }
   if (secret === undefined) return undefined;
   const given = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
@@ -127,6 +149,7 @@ async function readBody(c: PushContext, push: PushSettings): Promise<unknown> {
 
 /** Sends `deliveries` to one object; when it cannot be reached each gets 503 (the pusher may retry). */
 async function deliver(
+  env: GatewayEnv,
   namespace: DurableObjectNamespace<GatewayDurableObject>,
   objectName: string,
   deliveries: PushDelivery[],
@@ -135,7 +158,8 @@ async function deliver(
   try {
     return await stub.pushMessages(deliveries);
   } catch (error) {
-    console.error(`[wsproxy] push to object ${objectName} failed: ${String(error)}`);
+    // Redacted like every other line: the error text is not ours and could quote a configured secret.
+    createJsonLogger("error", configuredSecrets(env, {})).error(`push to object ${objectName} failed`, error);
     return deliveries.map(() => 503);
   }
 }
@@ -143,12 +167,6 @@ async function deliver(
 function namespaceOf(c: PushContext, gateway: CompiledGateway) {
   const namespace = c.env[gateway.binding] as DurableObjectNamespace<GatewayDurableObject> | undefined;
   return namespace && typeof namespace.idFromName === "function" ? namespace : undefined;
-}
-
-function bindingMissing(c: PushContext, gateway: CompiledGateway): Response {
-  const message = `Durable Object binding "${gateway.binding}" is missing: add it to wrangler.toml`;
-  console.error(`[wsproxy] ${message}`);
-  return c.json({ status: 500, error: message }, 500);
 }
 
 function answer(c: PushContext, status: PushAnswer, error?: string): Response {

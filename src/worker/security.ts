@@ -40,6 +40,15 @@ export interface RequireAuthOptions {
    * gateway's `upgradeHeaders` to be kept. @default "authorization"
    */
   header?: string;
+  /**
+   * Re-verify an identity that came from a token (`verify`) once it is this old, on the next request
+   * that needs authentication: a revoked session then stops working within this time instead of living
+   * as long as the socket. When `verify` refuses, the identity is dropped and the request gets
+   * `AuthorizationRequired` "The token is no longer valid.". An identity a service stored (`login`) has
+   * no token to re-verify and is kept. 0 = verify once per connection.
+   * @default 0
+   */
+  reverifyAfterMs?: number;
 }
 
 /** The reply to a request that needs authentication. */
@@ -53,7 +62,7 @@ export function authorizationRequired(req: RpcRequest, message = "Please log in.
  * upgrade request carried a token that `verify` accepts (the identity is then stored). `verify` runs once
  * per connection, whatever its answer: a refused token is remembered, so frames sent with it cost no
  * further checks (once more after the object was evicted; a `verify` that throws is asked again next
- * time). Actions in `unauthenticatedActions` always pass; any other gets `AuthorizationRequired` and is
+ * time; with `reverifyAfterMs`, again once the identity is that old). Actions in `unauthenticatedActions` always pass; any other gets `AuthorizationRequired` and is
  * never forwarded. The stash lives on the server only: a client field named like `stashKey` changes nothing.
  */
 export function requireAuth(options: RequireAuthOptions): RequestHook {
@@ -61,29 +70,45 @@ export function requireAuth(options: RequireAuthOptions): RequestHook {
   const open = new Set(options.unauthenticatedActions ?? []);
   const queryParam = options.queryParam ?? "token";
   const header = (options.header ?? "authorization").toLowerCase();
-  // One verification per connection, shared by the frames that arrive while it runs.
-  const verdicts = new WeakMap<Connection, Promise<unknown>>();
-  const verifyOnce = (conn: Connection, token: string): Promise<unknown> => {
-    let verdict = verdicts.get(conn);
-    if (!verdict) {
-      verdict = Promise.resolve()
-        .then(() => options.verify(token, conn))
-        .catch((error: unknown) => {
-          verdicts.delete(conn);
-          throw error;
-        });
-      verdicts.set(conn, verdict);
-    }
+  const reverifyAfterMs = options.reverifyAfterMs ?? 0;
+  // When the token's identity was verified (ms since the epoch), kept next to it in the stash.
+  const verifiedAtKey = `${stashKey}_verified_at`;
+  const due = (verifiedAt: unknown): boolean =>
+    reverifyAfterMs > 0 && typeof verifiedAt === "number" && Date.now() - verifiedAt >= reverifyAfterMs;
+  // One verification per connection (or per `reverifyAfterMs`), shared by the frames that arrive while it runs.
+  const verdicts = new WeakMap<Connection, { verdict: Promise<unknown>; startedAt: number }>();
+  // `staleUpTo`: a verdict started at or before this time (the identity's verification) is not reused.
+  const verifyOnce = (conn: Connection, token: string, staleUpTo?: number): Promise<unknown> => {
+    const cached = verdicts.get(conn);
+    if (cached && (staleUpTo === undefined || cached.startedAt > staleUpTo)) return cached.verdict;
+    const verdict = Promise.resolve()
+      .then(() => options.verify(token, conn))
+      .catch((error: unknown) => {
+        verdicts.delete(conn);
+        throw error;
+      });
+    verdicts.set(conn, { verdict, startedAt: Date.now() });
     return verdict;
   };
   return async (conn, req) => {
-    if (getOwn(conn.stash, stashKey)) return undefined;
+    const known = getOwn(conn.stash, stashKey);
+    const verifiedAt = getOwn(conn.stash, verifiedAtKey);
+    const reverify = Boolean(known) && due(verifiedAt);
+    if (known && !reverify) return undefined;
     const token = upgradeToken(conn, header, queryParam);
     if (token !== undefined) {
-      const identity = await verifyOnce(conn, token);
+      const identity = await verifyOnce(conn, token, reverify ? (verifiedAt as number) : undefined);
       if (identity) {
-        if (!getOwn(conn.stash, stashKey)) conn.updateStash({ [stashKey]: identity });
+        if (!getOwn(conn.stash, stashKey) || due(getOwn(conn.stash, verifiedAtKey))) {
+          const stamp = reverifyAfterMs > 0 ? { [verifiedAtKey]: Date.now() } : {};
+          conn.updateStash({ [stashKey]: identity, ...stamp });
+        }
         return undefined;
+      }
+      if (known) {
+        // Revoked since it was verified: the connection is no longer authenticated.
+        conn.updateStash({ [stashKey]: null, [verifiedAtKey]: null });
+        if (!open.has(req.name)) return authorizationRequired(req, "The token is no longer valid.");
       }
       if (!open.has(req.name)) return authorizationRequired(req, "The token is not valid.");
     }

@@ -13,7 +13,8 @@
  * - 3,000 malformed frames end with close 1008;
  * - a reflected `stash` writes nothing (`reflect` has no `stashWrites`), and is counted in `/metrics`;
  * - `__proto__` keys never reach a service.
- * The figures are printed (`abuse: ...`).
+ * The figures are printed (`abuse: ...`). One source's connection and frame floods against the
+ * per-address caps are in abuse-admission.test.ts.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";

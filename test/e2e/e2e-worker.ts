@@ -76,11 +76,44 @@ const secure = createGateway({
   objectName: (request) => new URL(request.url).searchParams.get("object") ?? "secure",
 });
 
+/**
+ * `/abuse/websockets/v3`: the abuse suite's gateway (abuse-admission.test.ts): per-address caps small enough to
+ * reach with a few sockets, `?object=<name>` picks the object.
+ */
+const abuse = createGateway({
+  basePath: "/abuse/websockets/v3",
+  binding: "ABUSE",
+  actions: [["ping"], ["echo"], ["local", { insteadOfForward: () => ({ msg_type: "local", local: 1 }) }]],
+  maxConnectionsPerObject: 40,
+  maxConnectionsPerAddress: 10,
+  maxFramesPerSecondPerAddress: 100,
+  objectName: (request) => new URL(request.url).searchParams.get("object") ?? "abuse",
+  metricsObjects: ["abuse-connections", "abuse-frames"],
+});
+
+/**
+ * `wrangler dev` does not pass a client's `cf-connecting-ip` through, so the abuse suite names its
+ * source in `x-test-client-ip`, set here as Cloudflare's edge sets the real header in production.
+ */
+function asFromClientAddress(request: Request): Request {
+  const address = request.headers.get("x-test-client-ip");
+  if (!address) return request;
+  const headers = new Headers(request.headers);
+  headers.set("cf-connecting-ip", address);
+  return new Request(request, { headers });
+}
+
 export default {
-  fetch: (request: Request, env: GatewayEnv, ctx: ExecutionContext) =>
-    new URL(request.url).pathname.startsWith("/secure/")
-      ? secure.fetch(request, env, ctx)
-      : gateway.fetch(request, env, ctx),
+  fetch: (request: Request, env: GatewayEnv, ctx: ExecutionContext) => {
+    const { pathname } = new URL(request.url);
+    if (pathname.startsWith("/secure/")) return secure.fetch(request, env, ctx);
+    // The abuse gateway's own `/metrics`, at `/abuse/metrics`.
+    if (pathname === "/abuse/metrics") {
+      return abuse.fetch(new Request(request.url.replace("/abuse/metrics", "/metrics"), request), env, ctx);
+    }
+    if (pathname.startsWith("/abuse/")) return abuse.fetch(asFromClientAddress(request), env, ctx);
+    return gateway.fetch(request, env, ctx);
+  },
 };
 
 /** The object of `/websockets/v3`; it registers itself for the debug actions. */
@@ -97,3 +130,5 @@ export class GatewayObject extends gateway.GatewayObject {
 }
 
 export const SecureGatewayObject = secure.GatewayObject;
+
+export const AbuseGatewayObject = abuse.GatewayObject;

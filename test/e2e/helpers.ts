@@ -60,14 +60,24 @@ export async function waitForEntry(
   throw new Error(`no entry on ${stream} matched within ${timeoutMs} ms`);
 }
 
-/** Starts the e2e Worker (test/e2e/wrangler.toml), which adds hook-driven actions to the example ones. */
+/**
+ * Starts the e2e Worker (test/e2e/wrangler.toml), which adds hook-driven actions to the example ones.
+ * `lines` also receives every line the Worker prints.
+ */
 export function startE2eWorker(
   bridge: { url: string; token: string },
   vars: Record<string, string> = {},
+  lines?: LineSink,
 ): Promise<RunningWorker> {
+  const sink: LineSink | undefined = lines
+    ? (line) => {
+        lines(line);
+        stackLog?.(line);
+      }
+    : stackLog;
   return startWorker(
     { vars, configPath: join(PROJECT_ROOT, "test/e2e/wrangler.toml"), name: "e2e-worker" },
     bridge,
-    stackLog,
+    sink,
   );
 }

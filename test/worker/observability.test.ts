@@ -14,7 +14,7 @@ import { openSocket, SELF } from "./helpers.js";
 
 /** `name{labels} value` lines of a scrape, by series. */
 async function scrape(): Promise<Map<string, number>> {
-  const response = await SELF.fetch("http://gateway.test/metrics");
+  const response = await SELF.fetch("http://127.0.0.1/metrics");
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toContain("text/plain; version=0.0.4");
   const series = new Map<string, number>();

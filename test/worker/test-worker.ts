@@ -81,6 +81,11 @@ const gateway = createGateway({
   // observability.test.ts: `/metrics` sums these two objects; the playground page with one example.
   metricsObjects: ["metrics-a", "metrics-b"],
   playground: { examples: { ping: { ping: 1, passthrough: { from: "example" } } } },
+  // admission.test.ts: per-address caps small enough to reach (upgrades without cf-connecting-ip: no cap).
+  maxConnectionsPerAddress: 3,
+  maxFramesPerSecondPerAddress: 20,
+  // worker.test.ts counts the PINGs of each `/health` (the cache has its own test: health-cache.test.ts).
+  healthCacheMs: 0,
 });
 
 /**

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { GatewayEnv } from "../../src/worker/config.js";
 import { createGateway } from "../../src/worker/gateway.js";
 import { createExecutionContext } from "cloudflare:test";
@@ -40,12 +40,16 @@ describe("the Worker", () => {
     }
   });
 
-  it("names the missing variable when the Redis URL or token is not configured, and never shows the token", async () => {
+  it("logs the missing variable once, answers a generic error, and never shows the token", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
     const gateway = createGateway({ actions: [["ping"]] });
     const ctx = createExecutionContext();
-    const noUrl = await gateway.fetch(new Request("http://gateway.test/health"), {}, ctx);
-    expect(noUrl.status).toBe(503);
-    expect(JSON.stringify(await noUrl.json())).toContain("UPSTASH_REDIS_REST_URL is not set");
+    const generic = { error: "The gateway is misconfigured: see the Worker's log." };
+    for (let i = 0; i < 2; i += 1) {
+      const noUrl = await gateway.fetch(new Request("http://gateway.test/health"), {}, ctx);
+      expect(noUrl.status).toBe(503);
+      expect(await noUrl.json()).toMatchObject({ ok: false, ...generic });
+    }
 
     const env = { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1" };
     const upgrade = await gateway.fetch(
@@ -54,7 +58,11 @@ describe("the Worker", () => {
       ctx,
     );
     expect(upgrade.status).toBe(500);
-    expect(JSON.stringify(await upgrade.json())).toContain("UPSTASH_REDIS_REST_TOKEN is not set");
+    expect(await upgrade.json()).toEqual(generic);
+    const lines = errors.mock.calls.map((call) => call.map(String).join(" "));
+    expect(lines.filter((line) => line.includes("UPSTASH_REDIS_REST_URL is not set"))).toHaveLength(1);
+    expect(lines.filter((line) => line.includes("UPSTASH_REDIS_REST_TOKEN is not set"))).toHaveLength(1);
+    vi.restoreAllMocks();
 
     const secret = "very-secret-token";
     const down = await gateway.fetch(
