@@ -32,25 +32,29 @@ afterAll(async () => {
 it.each<PushPhaseSettings>([
   { name: "single", connections: 5, mode: "single", windowMs: 2000, rate: 10 },
   { name: "batch", connections: 40, mode: "batch", windowMs: 3000, rate: 10 },
-])("delivers every accepted push to its own connection ($mode)", async (settings) => {
-  const result = await runPushPhase(stack.worker?.wsUrl ?? "", stack.redis.url, reports, settings);
-  expect(result.subscribed).toBe(settings.connections);
-  expect(result.framesInWindow).toBeGreaterThan(0);
-  expect({
-    lost: result.lost,
-    gaps: result.gaps,
-    duplicates: result.duplicates,
-    crossed: result.crossed,
-    goneBeforeClose: result.goneBeforeClose,
-    goneAfterClose: result.goneAfterClose,
-    gatewayRedisCommands: result.gatewayRedisCommands,
-  }).toEqual({
-    lost: 0,
-    gaps: 0,
-    duplicates: 0,
-    crossed: 0,
-    goneBeforeClose: 0,
-    goneAfterClose: settings.connections,
-    gatewayRedisCommands: 0,
-  });
-}, 120_000);
+])(
+  "delivers every accepted push to its own connection ($mode)",
+  async (settings) => {
+    const result = await runPushPhase(stack.worker?.wsUrl ?? "", stack.redis.url, reports, settings);
+    expect(result.subscribed).toBe(settings.connections);
+    expect(result.framesInWindow).toBeGreaterThan(0);
+    expect({
+      lost: result.lost,
+      gaps: result.gaps,
+      duplicates: result.duplicates,
+      crossed: result.crossed,
+      goneBeforeClose: result.goneBeforeClose,
+      goneAfterClose: result.goneAfterClose,
+      gatewayRedisCommands: result.gatewayRedisCommands,
+    }).toEqual({
+      lost: 0,
+      gaps: 0,
+      duplicates: 0,
+      crossed: 0,
+      goneBeforeClose: 0,
+      goneAfterClose: settings.connections,
+      gatewayRedisCommands: 0,
+    });
+  },
+  120_000,
+);

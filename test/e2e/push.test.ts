@@ -219,6 +219,8 @@ describe("server push on the real stack", () => {
     const connection = entry.connection ?? "";
     expect(connection).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/connections\/[^/]+$/);
     // Stop the service, so nothing pushes, then leave the object idle past local workerd's ~10 s eviction.
+    // A hibernated object keeps its sockets and their serializeAttachment values ("WebSockets", Durable
+    // Objects API, https://developers.cloudflare.com/durable-objects/api/websockets/).
     await stack.services[0]?.stop();
     await sleep(16_000);
     client.queued.length = 0;
