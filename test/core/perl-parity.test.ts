@@ -29,7 +29,7 @@ describe("the response hook (Perl: its return value is the reply)", () => {
     expect(conn.sent).toEqual([{ msg_type: "ping", ping: "replaced" }]);
   });
 
-  it.each([null, false])("sends nothing when it returns %s", async (returned) => {
+  it.each([null, false] as const)("sends nothing when it returns %s", async (returned) => {
     const after = vi.fn();
     const { conn, send } = gateway({
       afterSentApiResponse: after,
