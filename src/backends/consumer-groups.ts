@@ -126,7 +126,8 @@ export class ConsumerGroupsBackend implements Backend {
    */
   localWaitSeconds(category: string, req?: RpcRequest): number {
     const base = this.categoryTimeout(category);
-    const percentage = extension(req, "rpcTimeoutExtendPercentage") ?? this.options.rpcTimeoutExtendPercentage;
+    const percentage =
+      extension(req, "rpcTimeoutExtendPercentage") ?? this.options.rpcTimeoutExtendPercentage;
     const offset = extension(req, "rpcTimeoutExtendOffset") ?? this.options.rpcTimeoutExtendOffset;
     return Math.max(0, base + (base * percentage) / 100 + offset);
   }

@@ -96,7 +96,9 @@ export class JsonRpcBackend implements Backend {
     const setting = (req.url ?? req.action.url ?? this.options.url) as unknown;
     const url = typeof setting === "function" ? (setting as (req: RpcRequest) => unknown)(req) : setting;
     if (!isHttpUrl(url)) {
-      throw new ConfigError(`jsonrpc backend: the url of "${req.name}" is not an http(s) URL: ${JSON.stringify(url)}`);
+      throw new ConfigError(
+        `jsonrpc backend: the url of "${req.name}" is not an http(s) URL: ${JSON.stringify(url)}`,
+      );
     }
     return url;
   }
@@ -110,7 +112,8 @@ function isHttpUrl(url: unknown): url is string {
 function jsonRpcError(text: string): RpcResponse | undefined {
   try {
     const decoded: unknown = JSON.parse(text);
-    const error = typeof decoded === "object" && decoded !== null ? (decoded as { error?: unknown }).error : undefined;
+    const error =
+      typeof decoded === "object" && decoded !== null ? (decoded as { error?: unknown }).error : undefined;
     if (typeof error !== "object" || error === null) return undefined;
     const { code, message } = error as { code?: unknown; message?: unknown };
     return { error: { code: String(code ?? "CallError"), message: String(message ?? "") } };

@@ -92,7 +92,9 @@ function createDelivery(options: ResolvedGatewayOptions, logger: Logger): Delive
     let frame: JsonObject = { ...reply };
     try {
       for (const hook of hookList(options.beforeSendApiResponse)) {
-        await runHook("beforeSendApiResponse", options.hookTimeoutMs, () => hook(conn, message, frame, rules.request));
+        await runHook("beforeSendApiResponse", options.hookTimeoutMs, () =>
+          hook(conn, message, frame, rules.request),
+        );
       }
     } catch (error) {
       logger.error("beforeSendApiResponse failed; sending an error instead", error);
@@ -113,9 +115,9 @@ function createDelivery(options: ResolvedGatewayOptions, logger: Logger): Delive
     if (!conn.isOpen) return "closed";
     transmit(conn, frame, text, logger);
     for (const hook of hookList(options.afterSentApiResponse)) {
-      await runHook("afterSentApiResponse", options.hookTimeoutMs, () => hook(conn, message, frame, rules.request)).catch(
-        (error: unknown) => logger.error("afterSentApiResponse failed", error),
-      );
+      await runHook("afterSentApiResponse", options.hookTimeoutMs, () =>
+        hook(conn, message, frame, rules.request),
+      ).catch((error: unknown) => logger.error("afterSentApiResponse failed", error));
     }
     return "sent";
   };

@@ -254,20 +254,29 @@ export interface RpcHooks {
    * reply; a falsy value sends nothing. The action's callback is used if set, else the global one.
    */
   rpcResponseCb?: (conn: Connection, req: RpcRequest, res: RpcResponse) => HookResult | Promise<HookResult>;
-  /** Called when the call failed (timeout, Redis/HTTP error, unusable reply) or the response carried `error`. */
+  /**
+   * Called when the call failed (timeout, Redis/HTTP error, unusable reply) or the response carried `error`.
+   * The action's callback if it has one, else the global one (Perl); not called for a closed connection.
+   */
   rpcFailureCb?: (
     conn: Connection,
     res: RpcResponse | undefined,
     req: RpcRequest,
     failure: RpcFailure,
   ) => void | Promise<void>;
-  /** When true, failures (WrongResponse, CallError) send nothing to the client. */
+  /**
+   * When true, failures (WrongResponse, CallError) send nothing to the client. A hook may set
+   * `req.blockResponse` for one request, which wins.
+   */
   blockResponse?: boolean;
   /** Called with a success reply (the `stash` already removed) before it is sent; may change it in place. */
   success?: (conn: Connection, req: RpcRequest, reply: ApiReply, result: unknown) => void | Promise<void>;
   /** Called with an application error reply before it is sent; may change it in place. */
   error?: (conn: Connection, req: RpcRequest, reply: ApiReply, result: unknown) => void | Promise<void>;
-  /** Called with a success or application error reply; its return value, when truthy, replaces the reply. */
+  /**
+   * Called with a success or application error reply; its return value is the reply (Perl): `null` or
+   * `false` sends nothing, `undefined` (no return) keeps the reply, changed in place or not.
+   */
   response?: (conn: Connection, req: RpcRequest, reply: ApiReply) => HookResult | Promise<HookResult>;
 }
 

@@ -14,11 +14,6 @@ import {
 } from "../../src/core/index.js";
 import { deferred, fakeBackend, gateway } from "./helpers.js";
 
-const callError = (msgType: string) => ({
-  msg_type: msgType,
-  error: { code: "CallError", message: "Sorry, an error occurred while processing your request." },
-});
-
 describe("the response hook (Perl: its return value is the reply)", () => {
   it("replaces the reply with what it returns", async () => {
     const { conn, send } = gateway({
