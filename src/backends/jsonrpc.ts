@@ -93,7 +93,9 @@ export class JsonRpcBackend implements Backend {
 
   /** The base URL of `req`'s call: `req.url`, else the action's `url`, else the backend's; each may be a function. */
   private baseUrl(req: RpcRequest): string {
-    const setting = (req.url ?? req.action.url ?? this.options.url) as unknown;
+    // `action` may be missing when the backend is called directly with a bare record.
+    const action = req.action as RpcRequest["action"] | undefined;
+    const setting = (req.url ?? action?.url ?? this.options.url) as unknown;
     const url = typeof setting === "function" ? (setting as (req: RpcRequest) => unknown)(req) : setting;
     if (!isHttpUrl(url)) {
       throw new ConfigError(
