@@ -6,6 +6,7 @@
  */
 import { ConfigError, TransportError } from "../core/errors.js";
 import { systemClock, type Clock } from "../core/pending-requests.js";
+import { requestSetting } from "../core/request.js";
 import type {
   ActionOptions,
   Backend,
@@ -119,17 +120,22 @@ export class ConsumerGroupsBackend implements Backend {
     return this.options.categoryTimeoutConfig[category] ?? this.options.timeout;
   }
 
-  /** How long the gateway waits: the category timeout, extended by the percentage and the offset. */
-  localWaitSeconds(category: string): number {
+  /**
+   * How long the gateway waits: the category timeout, extended by the percentage and the offset; a
+   * request's own `rpcTimeoutExtendOffset` / `rpcTimeoutExtendPercentage` (set by a hook) replace the options'.
+   */
+  localWaitSeconds(category: string, req?: RpcRequest): number {
     const base = this.categoryTimeout(category);
-    return (
-      base + (base * this.options.rpcTimeoutExtendPercentage) / 100 + this.options.rpcTimeoutExtendOffset
-    );
+    const percentage =
+      extension(req, "rpcTimeoutExtendPercentage") ?? this.options.rpcTimeoutExtendPercentage;
+    const offset = extension(req, "rpcTimeoutExtendOffset") ?? this.options.rpcTimeoutExtendOffset;
+    return Math.max(0, base + (base * percentage) / 100 + offset);
   }
 
   /** Sends one call: resolves the category (written back to `req.category`) and returns the response. */
   async call(req: RpcRequest, params: JsonObject, conn: Connection): Promise<RpcResponse> {
-    const category = this.resolveCategory(req.category ?? req.action.category);
+    // `req.category` starts as the action's; a hook that deletes it sends the call to `general`, as in Perl.
+    const category = this.resolveCategory(req.category);
     req.category = category;
     const entry: StreamEntry = {
       method: req.method,
@@ -141,7 +147,7 @@ export class ConsumerGroupsBackend implements Backend {
       correlationId: req.correlationId,
       connection: conn.pushUrl,
     };
-    const reply = await this.request(entry, category, this.localWaitSeconds(category), conn.id);
+    const reply = await this.request(entry, category, this.localWaitSeconds(category, req), conn.id);
     const { response, subscriptionId } = reply;
     return subscriptionId && "result" in response ? { ...response, subscriptionId } : response;
   }
@@ -231,3 +237,12 @@ const CLOCK_SKEW_MS = 60_000;
 
 /** Writes per stream between two `XTRIM MAXLEN ~` (the length cap behind the age trim). */
 const LENGTH_TRIM_EVERY = 1_000;
+
+/** A finite number a hook set on the request for its local wait, else undefined (the options decide). */
+function extension(
+  req: RpcRequest | undefined,
+  name: "rpcTimeoutExtendOffset" | "rpcTimeoutExtendPercentage",
+): number | undefined {
+  const value = req ? Number(requestSetting(req, name) ?? Number.NaN) : Number.NaN;
+  return Number.isFinite(value) ? value : undefined;
+}

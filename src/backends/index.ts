@@ -2,6 +2,7 @@
  * The gateway's backends and the `{type, ...options}` configuration that builds them.
  */
 import { ConfigError } from "../core/errors.js";
+import { isJsonObject } from "../core/safe-object.js";
 import type { Backend } from "../core/types.js";
 import { ConsumerGroupsBackend } from "./consumer-groups.js";
 import type { ConsumerGroupsOptions } from "./consumer-groups-options.js";
@@ -20,6 +21,7 @@ export {
   JsonRpcBackend,
   resolveJsonRpcOptions,
   type JsonRpcOptions,
+  type JsonRpcUrl,
 } from "./jsonrpc.js";
 export {
   createRedisPort,
@@ -38,11 +40,17 @@ export { parseReply, entryFields, type ReplyMessage, type StreamEntry } from "..
 export type BackendConfig =
   | ({ type: "consumer_groups" } & ConsumerGroupsOptions)
   | ({ type: "jsonrpc" } & JsonRpcOptions)
+  /** No `type` with a `url`: JSON-RPC, the Perl plugin's default backend. */
+  | ({ type?: undefined } & JsonRpcOptions)
   /** Any object implementing {@link Backend}, built by you. */
   | { type: "custom"; backend: Backend };
 
 /** Builds a backend from its configuration; throws {@link ConfigError} for an unknown `type`. */
 export function createBackend(name: string, config: BackendConfig): Backend {
+  if (config.type === undefined && isJsonObject(config) && config.url !== undefined) {
+    const { type: _type, ...options } = config;
+    return new JsonRpcBackend(options);
+  }
   switch (config.type) {
     case "consumer_groups": {
       const { type: _type, ...options } = config;

@@ -1,6 +1,6 @@
 /**
- * Strict decoding of inbound text frames (PROTOCOL.md 1.1.1): UTF-8, one leading BOM stripped, JSON, and
- * the value must be an object. Keys named `__proto__` are dropped at any depth: `JSON.parse` makes them
+ * Strict decoding of inbound text frames (PROTOCOL.md 1.1.1): UTF-8, Unicode NFC, one leading BOM stripped,
+ * JSON, and the value must be an object. Keys named `__proto__` are dropped at any depth: `JSON.parse` makes them
  * own properties, and a service or hook that copies the frame with a merge helper (`target[key] = value`)
  * would then replace the target's prototype.
  */
@@ -43,8 +43,12 @@ export function decodeUtf8(bytes: ArrayBuffer | Uint8Array): string | undefined 
  * @example decodeFrame('{"ping":1}') // { ok: true, message: { ping: 1 } }
  */
 export function decodeFrame(data: string | ArrayBuffer | Uint8Array): DecodeResult {
-  const text = typeof data === "string" ? data : decodeUtf8(data);
-  if (text === undefined) return invalid("INVALID_UTF8");
+  const raw = typeof data === "string" ? data : decodeUtf8(data);
+  if (raw === undefined) return invalid("INVALID_UTF8");
+  // NFC, as the Perl proxy normalised every frame: "e" + U+0301 and "é" reach services as the same string,
+  // so a login name or a search term matches whichever way the client's keyboard composed it. Written out
+  // characters are normalised; a `\u` escape in the JSON is decoded as written.
+  const text = raw.normalize("NFC");
   let value: unknown;
   try {
     const json = stripBom(text);

@@ -33,7 +33,7 @@ import {
   type PushStatus,
   type SubscriptionSettings,
 } from "./subscriptions.js";
-import type { ActionOptions, Backend, ClientMessage, Connection, JsonObject, Logger } from "./types.js";
+import type { Backend, ClientMessage, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
 
 /** What the platform knows about a frame beyond its payload. */
 export interface FrameInfo {
@@ -254,23 +254,19 @@ class GatewayDispatcher implements Dispatcher {
       return;
     }
     try {
-      const reply = await this.answer(conn, match, message);
-      if (reply) await this.send(conn, message, reply);
+      const req = buildRequest(match[0], match[1], message, this.options.defaultBackend, this.now());
+      const reply = await this.answer(conn, req);
+      if (reply) await this.send(conn, message, reply, req);
     } finally {
       endRequest();
     }
   }
 
   /** The reply to a dispatched message: what the forward pipeline produced, or a gateway error. */
-  private async answer(
-    conn: Connection,
-    [name, action]: [string, ActionOptions],
-    message: ClientMessage,
-  ): Promise<JsonObject | undefined> {
-    const req = buildRequest(name, action, message, this.options.defaultBackend, this.now());
+  private async answer(conn: Connection, req: RpcRequest): Promise<JsonObject | undefined> {
     try {
-      const route = this.options.routes.get(name);
-      if (!route) throw new Error(`action "${name}" has no route`);
+      const route = this.options.routes.get(req.name);
+      if (!route) throw new Error(`action "${req.name}" has no route`);
       const reply = await this.pipeline(conn, req, route);
       if (!reply) return undefined;
       if (isJsonObject(reply)) {

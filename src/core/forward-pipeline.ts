@@ -6,7 +6,8 @@
  *    rejects with a truthy value ends the pipeline: that value is the reply and `afterForward` is skipped.
  *    (A rejection with an `Error` is a failing hook, not a reply.)
  * 2. `insteadOfForward` (or `instead_of_forward`; the action's, else the global one): its truthy result is
- *    the reply, a falsy result sends nothing. Without it, `callRpc` asks the request's backend, or the
+ *    the reply, a falsy result sends nothing; it may call other methods with `req.callRpc` (Perl's
+ *    `call_rpc`), each through the backend with every RPC hook. Without it, `callRpc` asks the request's backend, or the
  *    action's `answerLocally` (a result made in the gateway, no backend call).
  * 3. `afterForward` hooks (global), with the reply; they may change it in place, their return is ignored.
  *
@@ -16,8 +17,18 @@
 import { clientError } from "./errors.js";
 import { hookList, runHook } from "./hooks.js";
 import type { ActionRoute, ResolvedGatewayOptions } from "./options.js";
+import { buildRequest } from "./request.js";
 import { callRpc } from "./rpc-call.js";
-import type { ActionOptions, Backend, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
+import { isJsonObject } from "./safe-object.js";
+import type {
+  ActionOptions,
+  Backend,
+  Connection,
+  JsonObject,
+  Logger,
+  NestedRpcCall,
+  RpcRequest,
+} from "./types.js";
 
 /**
  * Answers one dispatched request (`route`: its action's, from the resolved options): the reply to send,
@@ -57,12 +68,31 @@ export function createForwardPipeline(
     );
   };
 
+  /**
+   * The request record of `req.callRpc(call)` (Perl's `call_rpc`): the registered action named
+   * `call.method` lends its options (backend, category, stash params, hooks); an unregistered method is
+   * sent with the calling request's action.
+   */
+  const nestedRequest = (parent: RpcRequest, call: NestedRpcCall): RpcRequest => {
+    if (!isJsonObject(call) || typeof call.method !== "string" || call.method === "") {
+      throw new TypeError("req.callRpc: `method` must be a method name");
+    }
+    const registered = options.actionTable.get(call.method);
+    const name = registered ? call.method : parent.name;
+    const args = call.args ?? parent.args;
+    const req = buildRequest(name, registered ?? parent.action, args, options.defaultBackend, Date.now());
+    req.method = call.method;
+    req.msgType = call.msgType ?? (registered ? req.msgType : call.method);
+    return req;
+  };
+
   return async (conn, req, route) => {
     for (const hook of hookList(options.beforeForward, req.action.beforeForward)) {
       const early = await shortCircuit(runHook("beforeForward", timeoutMs, () => hook(conn, req)));
       if (early) return early;
     }
     const instead = route.insteadOfForward;
+    if (instead) req.callRpc = (call) => forward(conn, nestedRequest(req, call));
     const reply = instead
       ? (await runHook("insteadOfForward", timeoutMs, () => instead(conn, req))) || undefined
       : await forward(conn, req);

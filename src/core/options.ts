@@ -23,11 +23,16 @@ export interface EncodingErrorInfo {
   bytes: number;
 }
 
-/** A hook around sending: `req` is the client message (undefined when the frame could not be decoded). */
+/**
+ * A hook around sending: `req` is the client message (undefined when the frame could not be decoded),
+ * `rpcRequest` the request record the hooks saw (Perl's `$req_storage`), undefined for a reply made
+ * before dispatch (BadRequest, RateLimit...) and for a pushed frame.
+ */
 export type SendHook = (
   conn: Connection,
   req: JsonObject | undefined,
   reply: JsonObject,
+  rpcRequest: RpcRequest | undefined,
 ) => void | Promise<void>;
 
 /** A hook after dispatch: `req` is the client message (undefined when the frame could not be decoded). */
@@ -211,6 +216,7 @@ export function isResolvedGatewayOptions(
  */
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
   if (isResolvedGatewayOptions(options)) return options;
+  refusePerlNames(options, "");
   const merged = { ...DEFAULT_GATEWAY_OPTIONS, ...withoutUndefined(options) };
   const actionTable = buildActionTable(options.actions);
   // Registered last, so a frame's own action wins, and only when not registered by the deployment.
@@ -260,6 +266,7 @@ function buildActionTable(actions: unknown): Map<string, ActionOptions> {
     if (actionOptions !== undefined && (typeof actionOptions !== "object" || actionOptions === null)) {
       throw new ConfigError(`\`actions\`: the options of "${name}" must be an object`);
     }
+    if (actionOptions) refusePerlNames(actionOptions as JsonObject, `\`actions\`: "${name}": `);
     const { stashWrites } = (actionOptions ?? {}) as ActionOptions;
     if (
       stashWrites !== undefined &&
@@ -319,6 +326,45 @@ function assertLimits(options: ResolvedGatewayOptions): void {
   // A bucket smaller than one token would refuse every frame: a configuration that locks everyone out.
   if (rate > 0 && (!Number.isFinite(options.messageBurst) || options.messageBurst < 1)) {
     throw new ConfigError("`messageBurst` must be at least 1 (frames a connection may send at once)");
+  }
+}
+
+/**
+ * The Perl plugin's option names (Mojo::WebSocketProxy) and the option each became. A Perl configuration
+ * ported as it is would otherwise be ignored without a word (a lost `stash_params` means services never
+ * get the token), so these names are refused with the name to use. `instead_of_forward` is the one Perl
+ * spelling still accepted.
+ */
+export const PERL_OPTION_NAMES: Readonly<Record<string, string>> = {
+  msg_type: "msgType",
+  stash_params: "stashParams",
+  before_forward: "beforeForward",
+  after_forward: "afterForward",
+  after_dispatch: "afterDispatch",
+  before_call: "beforeCall",
+  before_get_rpc_response: "beforeGetRpcResponse",
+  after_got_rpc_response: "afterGotRpcResponse",
+  rpc_response_cb: "rpcResponseCb",
+  rpc_failure_cb: "rpcFailureCb",
+  block_response: "blockResponse",
+  before_send_api_response: "beforeSendApiResponse",
+  after_sent_api_response: "afterSentApiResponse",
+  opened_connection: "onOpen",
+  finish_connection: "onClose",
+  binary_frame: "onBinaryFrame",
+  skip_check_sanity: "skipSanityCheck",
+  max_response_size: "maxResponseBytes",
+  base_path: "basePath",
+  default_backend: "defaultBackend",
+};
+
+/** Throws a ConfigError naming the camelCase option when `options` uses a Perl option name. */
+function refusePerlNames(options: object, where: string): void {
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(PERL_OPTION_NAMES, key)) continue;
+    throw new ConfigError(
+      `${where}\`${key}\` is the Perl plugin's name: write \`${PERL_OPTION_NAMES[key]}\` (see docs/migrating.md)`,
+    );
   }
 }
 

@@ -4,7 +4,7 @@
  * 1. nothing is sent to a closed connection;
  * 2. `beforeSendApiResponse` hooks (global; may change the reply in place);
  * 3. request data, when `requestData` is on: `req_id` and `passthrough` copied when the request had them,
- *    `echo_req` = the request minus `sensitiveFields`;
+ *    `echo_req` = the request with `sensitiveFields` masked as `"<not shown>"` at any depth;
  * 4. the serialised reply is measured in UTF-8 bytes; above `maxResponseBytes` it becomes ResponseTooLarge
  *    (still with `req_id`, so the client can match it); a pushed frame is not sent then (the push gets 413);
  * 5. `conn.sendText` / `conn.sendJson`;
@@ -14,14 +14,18 @@ import { clientError, errorToReply } from "./errors.js";
 import { utf8ByteLength } from "./decode.js";
 import { hookList, runHook } from "./hooks.js";
 import type { ResolvedGatewayOptions } from "./options.js";
-import { copyWithout, getOwn, isJsonObject, setOwn } from "./safe-object.js";
-import type { ClientMessage, Connection, JsonObject, Logger } from "./types.js";
+import { getOwn, isJsonObject, setOwn } from "./safe-object.js";
+import type { ClientMessage, Connection, JsonObject, Logger, RpcRequest } from "./types.js";
 
-/** Sends `reply` to `conn` as the answer to `message` (undefined when the frame could not be decoded). */
+/**
+ * Sends `reply` to `conn` as the answer to `message` (undefined when the frame could not be decoded);
+ * `request` is the request record of a dispatched message, handed to the send hooks.
+ */
 export type SendReply = (
   conn: Connection,
   message: ClientMessage | undefined,
   reply: JsonObject,
+  request?: RpcRequest,
 ) => Promise<void>;
 
 /** What became of one pushed frame. */
@@ -45,8 +49,9 @@ export type SendPush = (
 export function createReplySender(options: ResolvedGatewayOptions, logger: Logger): SendReply {
   const sensitive = new Set(options.sensitiveFields);
   const deliver = createDelivery(options, logger);
-  return async (conn, message, reply) => {
+  return async (conn, message, reply, request) => {
     await deliver(conn, message, reply, {
+      request,
       addData: (frame) =>
         options.requestData && message ? addRequestData(frame, message, sensitive) : frame,
       oversize: (replacement) => replacement,
@@ -65,6 +70,8 @@ export function createPushSender(options: ResolvedGatewayOptions, logger: Logger
 }
 
 interface DeliveryRules {
+  /** The request record handed to the send hooks (undefined before dispatch and for pushes). */
+  request?: RpcRequest;
   /** Adds the request data to the frame the hooks returned. */
   addData: (frame: JsonObject) => JsonObject;
   /** What replaces an oversized frame, given the ResponseTooLarge error (undefined: send nothing). */
@@ -85,7 +92,9 @@ function createDelivery(options: ResolvedGatewayOptions, logger: Logger): Delive
     let frame: JsonObject = { ...reply };
     try {
       for (const hook of hookList(options.beforeSendApiResponse)) {
-        await runHook("beforeSendApiResponse", options.hookTimeoutMs, () => hook(conn, message, frame));
+        await runHook("beforeSendApiResponse", options.hookTimeoutMs, () =>
+          hook(conn, message, frame, rules.request),
+        );
       }
     } catch (error) {
       logger.error("beforeSendApiResponse failed; sending an error instead", error);
@@ -106,18 +115,22 @@ function createDelivery(options: ResolvedGatewayOptions, logger: Logger): Delive
     if (!conn.isOpen) return "closed";
     transmit(conn, frame, text, logger);
     for (const hook of hookList(options.afterSentApiResponse)) {
-      await runHook("afterSentApiResponse", options.hookTimeoutMs, () => hook(conn, message, frame)).catch(
-        (error: unknown) => logger.error("afterSentApiResponse failed", error),
-      );
+      await runHook("afterSentApiResponse", options.hookTimeoutMs, () =>
+        hook(conn, message, frame, rules.request),
+      ).catch((error: unknown) => logger.error("afterSentApiResponse failed", error));
     }
     return "sent";
   };
 }
 
+/** What a sensitive field's value becomes in `echo_req` (deriv's wording). */
+export const NOT_SHOWN = "<not shown>";
+
 /**
- * Adds `req_id`, `passthrough` and `echo_req` to a copy of `frame`. Sensitive fields are removed from
- * `echo_req` at the top level and one level down (the depth the sanity check inspects), e.g. both
- * `{"password": ...}` and `{"change_password": {"password": ...}}`.
+ * Adds `req_id`, `passthrough` and `echo_req` to a copy of `frame`. `req_id` and `passthrough` are copied
+ * when the request had them (`"req_id": null` counts as absent, as in Perl). In `echo_req`, the value of
+ * every field named in `sensitiveFields` is replaced by `"<not shown>"`, at any depth and inside arrays:
+ * `{"change_password": {"old_password": "x"}}` echoes `{"change_password": {"old_password": "<not shown>"}}`.
  */
 export function addRequestData(
   frame: JsonObject,
@@ -126,25 +139,29 @@ export function addRequestData(
 ): JsonObject {
   const out: JsonObject = { ...frame };
   for (const key of ["req_id", "passthrough"]) {
-    if (getOwn(message, key) !== undefined) setOwn(out, key, message[key]);
+    const value = getOwn(message, key);
+    if (value !== undefined && !(key === "req_id" && value === null)) setOwn(out, key, value);
   }
-  const echo = copyWithout(message, (key) => sensitiveFields.has(key));
-  for (const [key, value] of Object.entries(echo)) {
-    if (isJsonObject(value))
-      setOwn(
-        echo,
-        key,
-        copyWithout(value, (nested) => sensitiveFields.has(nested)),
-      );
-  }
+  const echo = sensitiveFields.size === 0 ? { ...message } : (masked(message, sensitiveFields) as JsonObject);
   setOwn(out, "echo_req", echo);
   return out;
+}
+
+/** A copy of `value` with the value of every sensitive key replaced by {@link NOT_SHOWN}. */
+function masked(value: unknown, sensitiveFields: ReadonlySet<string>): unknown {
+  if (Array.isArray(value)) return value.map((item) => masked(item, sensitiveFields));
+  if (!isJsonObject(value)) return value;
+  const copy: JsonObject = {};
+  for (const [key, field] of Object.entries(value)) {
+    setOwn(copy, key, sensitiveFields.has(key) ? NOT_SHOWN : masked(field, sensitiveFields));
+  }
+  return copy;
 }
 
 /** `echo_req` is left out here: the request itself may be what made the reply too large. */
 function withRequestId(replacement: JsonObject, message: ClientMessage | undefined): JsonObject {
   const frame: JsonObject = { ...replacement };
-  if (message && getOwn(message, "req_id") !== undefined) setOwn(frame, "req_id", message.req_id);
+  if (message && getOwn(message, "req_id") != null) setOwn(frame, "req_id", message.req_id);
   return frame;
 }
 

@@ -66,3 +66,21 @@ export function assertBackendsExist(
     );
   }
 }
+
+/** The per-request settings a hook may put on the record, and Perl's spelling of each. */
+const PERL_REQUEST_SETTINGS = {
+  rpcTimeoutExtendOffset: "rpc_timeout_extend_offset",
+  rpcTimeoutExtendPercentage: "rpc_timeout_extend_percentage",
+  blockResponse: "block_response",
+} as const;
+
+/**
+ * A setting a hook put on `req` for this request only: the camelCase field, else Perl's snake_case one
+ * (`req.rpc_timeout_extend_offset = 10`, as Perl hooks wrote into `$req_storage`); undefined when neither is set.
+ */
+export function requestSetting<K extends keyof typeof PERL_REQUEST_SETTINGS>(
+  req: RpcRequest,
+  name: K,
+): RpcRequest[K] | undefined {
+  return (req[name] ?? req[PERL_REQUEST_SETTINGS[name]]) as RpcRequest[K] | undefined;
+}

@@ -12,15 +12,16 @@
  * | 5a   | `rpcResponseCb`               | `{result}`: replaces 5b-5d and the stash merge (action's, else global) |
  * | 5b   | `success`                     | `{result}` that is not an application error; stash merged first (only the action's `stashWrites` keys) |
  * | 5c   | `error`                       | `{result: {error: {code, message_to_client}}}`              |
- * | 5d   | `response`                    | after 5b or 5c; a truthy return replaces the reply          |
- * | 6    | `rpcFailureCb`                | the call threw, the response was unusable, or it was `{error}` (CallError) |
+ * | 5d   | `response`                    | after 5b or 5c; its return replaces the reply (`null`/`false`: nothing is sent; `undefined`: kept) |
+ * | 6    | `rpcFailureCb` (action's, else global) | the call threw, the response was unusable, or it was `{error}` (CallError); not for a closed connection |
  *
  * The call failing gives WrongResponse, a `{error}` response gives CallError, both with the action's
- * `msg_type` and both suppressed by `blockResponse`. Nothing is built for a connection that closed meanwhile.
+ * `msg_type` and both suppressed by `blockResponse` (the request's own, set by a hook, first). Nothing is built for a connection that closed meanwhile.
  */
 import { clientError, ProtocolError, RpcTimeoutError, TransportError } from "./errors.js";
 import { consoleLogger, hookList, runHook, type HookSetting } from "./hooks.js";
 import { buildApplicationErrorReply, buildSuccessReply, isApplicationError } from "./rpc-reply.js";
+import { requestSetting } from "./request.js";
 import { getOwn, isJsonObject, setOwn } from "./safe-object.js";
 import type {
   ApiReply,
@@ -158,10 +159,16 @@ async function replyFor(
     reply = success.reply;
     await run("success", global.success, action.success, (hook) => hook(conn, req, reply, result));
   }
-  let final: JsonObject = reply;
-  await run("response", global.response, action.response, async (hook) => {
-    final = (await hook(conn, req, reply)) || final;
-  });
+  // Perl: the return value is the reply, a false one sends nothing. `undefined` (no return at all) keeps
+  // the reply, so a hook that only changes it in place goes on working.
+  let final: JsonObject | undefined = reply;
+  for (const hook of hookList(global.response, action.response)) {
+    const current = final as ApiReply;
+    const returned = await runHook("response", timeoutMs, () => hook(conn, req, current));
+    if (returned === undefined) continue;
+    final = returned || undefined;
+    if (!final) return undefined;
+  }
   return final;
 }
 
@@ -179,10 +186,8 @@ async function callError(
     message: isJsonObject(error) && typeof error.message === "string" ? error.message : "",
     type: "CallError",
   };
-  await run("rpcFailureCb", hooks.global.rpcFailureCb, hooks.action.rpcFailureCb, (hook) =>
-    hook(conn, response, req, failure),
-  ).catch((error: unknown) => logger.error("rpcFailureCb failed", error));
-  return isBlocked(hooks) ? undefined : clientError("CallError", req.msgType);
+  await notifyFailure(conn, req, hooks, run, logger, failure, response);
+  return isBlocked(req, hooks) ? undefined : clientError("CallError", req.msgType);
 }
 
 async function fail(
@@ -195,14 +200,30 @@ async function fail(
   response?: RpcResponse,
 ): Promise<JsonObject | undefined> {
   logger.warn(`${req.method} (${req.correlationId}) failed: ${failure.type}: ${failure.message}`);
-  const { global, action } = hooks;
-  await run("rpcFailureCb", global.rpcFailureCb, action.rpcFailureCb, (hook) =>
-    hook(conn, response, req, failure),
-  ).catch((error: unknown) =>
-    // The client still gets its WrongResponse; the broken callback is reported, not propagated.
-    logger.error("rpcFailureCb failed", error),
+  await notifyFailure(conn, req, hooks, run, logger, failure, response);
+  return isBlocked(req, hooks) || !conn.isOpen ? undefined : clientError("WrongResponse", req.msgType);
+}
+
+/**
+ * Runs `rpcFailureCb` as Perl did: the action's callback if it has one, else the global one, and none
+ * for a connection that is already gone (there is no one to answer; Perl checked `$c->tx`).
+ */
+async function notifyFailure(
+  conn: Connection,
+  req: RpcRequest,
+  hooks: RpcHookSet,
+  run: Run,
+  logger: Logger,
+  failure: RpcFailure,
+  response: RpcResponse | undefined,
+): Promise<void> {
+  if (!conn.isOpen) return;
+  const callback = hooks.action.rpcFailureCb ?? hooks.global.rpcFailureCb;
+  await run("rpcFailureCb", callback, undefined, (hook) => hook(conn, response, req, failure)).catch(
+    (error: unknown) =>
+      // The client still gets its error reply; the broken callback is reported, not propagated.
+      logger.error("rpcFailureCb failed", error),
   );
-  return isBlocked(hooks) || !conn.isOpen ? undefined : clientError("WrongResponse", req.msgType);
 }
 
 /**
@@ -232,6 +253,9 @@ function failureOf(error: unknown): RpcFailure {
   return { code: "WrongResponse", message, type };
 }
 
-function isBlocked(hooks: RpcHookSet): boolean {
-  return Boolean(hooks.action.blockResponse ?? hooks.global.blockResponse);
+/** `blockResponse`: the request's own (set by a hook), else the action's, else the global one. */
+function isBlocked(req: RpcRequest, hooks: RpcHookSet): boolean {
+  return Boolean(
+    requestSetting(req, "blockResponse") ?? hooks.action.blockResponse ?? hooks.global.blockResponse,
+  );
 }

@@ -121,8 +121,37 @@ export interface RpcRequest {
   receivedAtMs?: number;
   /** The subscription id the service's reply carried (`subscription.id`), when it had one. */
   subscriptionId?: string;
+  /**
+   * Set by a hook for this request only (Perl read `$req_storage->{rpc_timeout_extend_offset}`; that
+   * spelling is read too): seconds added to the consumer-groups backend's local wait, replacing its
+   * `rpcTimeoutExtendOffset`. The service's deadline is not changed.
+   */
+  rpcTimeoutExtendOffset?: number;
+  /** Like {@link rpcTimeoutExtendOffset}, for `rpcTimeoutExtendPercentage` (`rpc_timeout_extend_percentage`). */
+  rpcTimeoutExtendPercentage?: number;
+  /**
+   * Set by a hook for this request only (Perl's `$req_storage->{block_response}`; that spelling is read
+   * too): failures (WrongResponse, CallError) send nothing. Wins over the action's and global `blockResponse`.
+   */
+  blockResponse?: boolean;
+  /**
+   * For `insteadOfForward` hooks (Perl's `$c->call_rpc`): calls another method through the backend with
+   * every RPC hook and returns its reply (undefined: nothing to send). Set by the gateway before
+   * `insteadOfForward` runs.
+   */
+  callRpc?: (call: NestedRpcCall) => Promise<JsonObject | undefined>;
   /** Any field a hook wants to carry from one step to the next. */
   [custom: string]: unknown;
+}
+
+/** What `req.callRpc` calls: another method, with its own args and `msg_type`. */
+export interface NestedRpcCall {
+  /** The RPC method; a registered action of that name lends its options (backend, category, hooks). */
+  method: string;
+  /** The client frame the call carries as `args`. @default the current request's frame */
+  args?: ClientMessage;
+  /** The reply's `msg_type`. @default the method's action's `msgType`, else `method` */
+  msgType?: string;
 }
 
 /**
@@ -225,20 +254,29 @@ export interface RpcHooks {
    * reply; a falsy value sends nothing. The action's callback is used if set, else the global one.
    */
   rpcResponseCb?: (conn: Connection, req: RpcRequest, res: RpcResponse) => HookResult | Promise<HookResult>;
-  /** Called when the call failed (timeout, Redis/HTTP error, unusable reply) or the response carried `error`. */
+  /**
+   * Called when the call failed (timeout, Redis/HTTP error, unusable reply) or the response carried `error`.
+   * The action's callback if it has one, else the global one (Perl); not called for a closed connection.
+   */
   rpcFailureCb?: (
     conn: Connection,
     res: RpcResponse | undefined,
     req: RpcRequest,
     failure: RpcFailure,
   ) => void | Promise<void>;
-  /** When true, failures (WrongResponse, CallError) send nothing to the client. */
+  /**
+   * When true, failures (WrongResponse, CallError) send nothing to the client. A hook may set
+   * `req.blockResponse` for one request, which wins.
+   */
   blockResponse?: boolean;
   /** Called with a success reply (the `stash` already removed) before it is sent; may change it in place. */
   success?: (conn: Connection, req: RpcRequest, reply: ApiReply, result: unknown) => void | Promise<void>;
   /** Called with an application error reply before it is sent; may change it in place. */
   error?: (conn: Connection, req: RpcRequest, reply: ApiReply, result: unknown) => void | Promise<void>;
-  /** Called with a success or application error reply; its return value, when truthy, replaces the reply. */
+  /**
+   * Called with a success or application error reply; its return value is the reply (Perl): `null` or
+   * `false` sends nothing, `undefined` (no return) keeps the reply, changed in place or not.
+   */
   response?: (conn: Connection, req: RpcRequest, reply: ApiReply) => HookResult | Promise<HookResult>;
 }
 

@@ -71,7 +71,9 @@ export function createGateway(options: CreateGatewayOptions): Gateway {
 
   if (gateway.push) mountPush(app, gateway, gateway.push, reportConfigError);
 
-  app.all(core.basePath, async (c) => {
+  // Perl's route took `/websockets/v3/` too; clients written for it keep their URL.
+  const socketPaths = core.basePath.endsWith("/") ? [core.basePath] : [core.basePath, `${core.basePath}/`];
+  app.on("ALL", socketPaths, async (c) => {
     if (c.req.method !== "GET" || c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("Upgrade Required", 426, { upgrade: "websocket" });
     }

@@ -88,11 +88,13 @@ const checkSanity = createSanityCheck();
 function requestOutcome(text: string, built: boolean): Outcome {
   // `__proto__` keys are dropped at any depth when a frame is decoded (PROTOCOL.md 1.1.1); what was bad
   // inside one no longer counts, so the sanity of such a frame is that of what remains.
-  const message = JSON.parse(text.replace(/^\uFEFF/, ""), (key, value: unknown) =>
+  // Frames are NFC-normalised before parsing, as the Perl proxy did.
+  const message = JSON.parse(text.replace(/^\uFEFF/, "").normalize("NFC"), (key, value: unknown) =>
     key === "__proto__" ? undefined : value,
   ) as JsonObject;
   const sane = text.includes('"__proto__"') ? checkSanity(message) === undefined : built;
-  const reqId = Object.hasOwn(message, "req_id") ? message.req_id : undefined;
+  // `"req_id": null` is not echoed (Perl).
+  const reqId = Object.hasOwn(message, "req_id") ? (message.req_id ?? undefined) : undefined;
   try {
     JSON.stringify(message);
   } catch {

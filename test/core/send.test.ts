@@ -17,10 +17,33 @@ describe("the send step (PROTOCOL 1.2)", () => {
     ]);
   });
 
-  it("leaves sensitive fields out of echo_req, at the top level and one level down", async () => {
+  it("masks sensitive fields in echo_req as <not shown>, at any depth and inside arrays", async () => {
     const { conn, send } = gateway({ sensitiveFields: ["password", "token"], actions: [["login"]] });
-    await send({ login: 1, password: "p", token: "t", change: { password: "q", keep: 1 } });
-    expect(conn.sent[0]?.echo_req).toEqual({ login: 1, change: { keep: 1 } });
+    await send({
+      login: 1,
+      password: "p",
+      token: "t",
+      change: { password: "q", keep: 1, deeper: { token: "u", list: [{ password: "v" }] } },
+    });
+    expect(conn.sent[0]?.echo_req).toEqual({
+      login: 1,
+      password: "<not shown>",
+      token: "<not shown>",
+      change: {
+        password: "<not shown>",
+        keep: 1,
+        deeper: { token: "<not shown>", list: [{ password: "<not shown>" }] },
+      },
+    });
+    expect(JSON.stringify(conn.sent)).not.toMatch(/"[ptquv]"/);
+  });
+
+  it("does not echo a req_id that is null, on replies and on gateway errors", async () => {
+    const { conn, send } = gateway();
+    await send({ ping: 1, req_id: null });
+    await send({ nothing: 1, req_id: null });
+    expect(conn.sent.map((frame) => Object.hasOwn(frame, "req_id"))).toEqual([false, false]);
+    expect(conn.sent[0]?.echo_req).toEqual({ ping: 1, req_id: null });
   });
 
   it("adds no request data when requestData is off", async () => {
@@ -68,7 +91,21 @@ describe("the send step (PROTOCOL 1.2)", () => {
     const { conn, send } = gateway({ beforeSendApiResponse, afterSentApiResponse, requestData: false });
     await send({ ping: 1 });
     expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" }, extra: true }]);
-    expect(afterSentApiResponse).toHaveBeenCalledWith(conn, { ping: 1 }, conn.sent[0]);
+    expect(afterSentApiResponse).toHaveBeenCalledWith(conn, { ping: 1 }, conn.sent[0], expect.anything());
+  });
+
+  it("hands the send hooks the request record the RPC hooks saw (Perl's $req_storage)", async () => {
+    const seen: unknown[] = [];
+    const { conn, send } = gateway({
+      beforeForward: (_conn, req) => void (req.tenant = "acme"),
+      beforeSendApiResponse: (_conn, _req, _reply, rpcRequest) => void seen.push(rpcRequest?.tenant),
+      afterSentApiResponse: (_conn, _req, _reply, rpcRequest) => void seen.push(rpcRequest?.msgType),
+    });
+    await send({ ping: 1 });
+    // A frame that matches no action has no request record.
+    await send({ nothing: 1 });
+    expect(conn.sent).toHaveLength(2);
+    expect(seen).toEqual(["acme", "ping", undefined, undefined]);
   });
 
   it("uses sendText when the connection has it, serialising once", async () => {

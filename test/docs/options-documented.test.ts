@@ -156,6 +156,6 @@ describe("the configuration reference (docs/configuration.md)", () => {
     const afterSent = interfaceMembers("GatewayHooks").find(
       (member) => member.name === "afterSentApiResponse",
     );
-    expect(afterSent?.parameters).toEqual(["conn", "req", "reply"]);
+    expect(afterSent?.parameters).toEqual(["conn", "req", "reply", "rpcRequest"]);
   });
 });

@@ -15,6 +15,16 @@ import { createGateway, type GatewayEnv } from "../../src/worker/gateway.js";
 import type { GatewayDurableObject } from "../../src/worker/gateway-object.js";
 import { requireAuth } from "../../src/worker/security.js";
 
+/** The message of the ConfigError a configuration written with Perl's option names gets, if any. */
+function perlNamesRefusal(): string | null {
+  try {
+    createGateway({ actions: [["whoami", { stash_params: ["loginid"] }]], backends: {} });
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 /** The current incarnation of the one object of `/websockets/v3`, for the debug actions. */
 const current: { object?: GatewayDurableObject & { restart(): void } } = {};
 
@@ -45,10 +55,59 @@ const gateway = createGateway({
     ],
     // Resets the object (`ctx.abort`) as a crash would: its sockets drop (1006), the next upgrade runs a new incarnation.
     ["restart_object", { insteadOfForward: () => current.object?.restart() }],
+    // Perl's hook semantics (test/e2e/perl-hooks.test.ts), on the `perl` backend (queue separation on,
+    // a 2 s timeout; nothing reads the `unread` stream).
+    // deriv's active queues: a hook that deletes the category sends the call to `general`.
+    [
+      "active_queue",
+      {
+        backend: "perl",
+        category: "unread",
+        beforeForward: (_conn, req) => {
+          req.method = "ping";
+          if (req.args.general) delete req.category;
+        },
+      },
+    ],
+    // A hook shortens this request's wait (Perl's rpc_timeout_extend_offset on the request): 2 s - 1.8 s.
+    [
+      "hurried",
+      {
+        backend: "perl",
+        beforeForward: (_conn, req) => {
+          req.method = "slow";
+          if (req.args.hurry) req.rpc_timeout_extend_offset = -1.8;
+        },
+      },
+    ],
+    // The response hook's return is the reply; null sends nothing.
+    [
+      "shaped",
+      {
+        beforeForward: (_conn, req) => void (req.method = "ping"),
+        response: (_conn, req, reply) => (req.args.drop ? null : { ...reply, shaped: true }),
+      },
+    ],
+    // Perl's call_rpc: another method with its own args and msg_type.
+    [
+      "via_call_rpc",
+      {
+        insteadOfForward: (_conn, req) =>
+          req.callRpc?.({ method: "echo", args: { echo: { from: "via_call_rpc" } }, msgType: "called" }),
+      },
+    ],
+    // Whether a Perl-named option made createGateway refuse the configuration (and with what message).
+    ["perl_names", { insteadOfForward: () => ({ msg_type: "perl_names", perl_names: perlNamesRefusal() }) }],
   ],
   backends: {
     default: { type: "consumer_groups" },
     patient: { type: "consumer_groups", timeout: 6 },
+    perl: {
+      type: "consumer_groups",
+      timeout: 2,
+      queueSeparationEnabled: true,
+      categories: ["general", "unread"],
+    },
   },
   hookTimeoutMs: 300,
   maxResponseBytes: 4_000,
