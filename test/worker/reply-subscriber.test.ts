@@ -42,7 +42,9 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     const pubsub = fakePubSub();
     pubsub.autoConfirm = false;
     servePublishing(redis, pubsub, { ping: () => "pong" });
-    const { cg } = subscriber(redis, pubsub);
+    // A manual clock: the list check (1 s on the real one) cannot fire however slow a loaded turn is, so
+    // `polls: 0` holds.
+    const { cg } = subscriber(redis, pubsub, { clock: manualClock() });
     const call = cg.call(request(), { args: { ping: 1 } }, conn);
     await sleep(50);
     expect(pubsub.streams).toHaveLength(1);
@@ -65,13 +67,19 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     const redis = new FakeRedis();
     const pubsub = fakePubSub();
     pubsub.autoConfirm = false;
-    const { cg } = subscriber(redis, pubsub, { timeout: 0.1, subscribeGraceMs: 20 });
-    const started = Date.now();
-    await expect(cg.call(request(), { args: {} }, conn)).rejects.toThrow(/within 100 ms/);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // A manual clock: the timeout fires while the stream is surely unconfirmed (no wall-clock bound).
+    const clock = manualClock();
+    const { cg } = subscriber(redis, pubsub, { timeout: 0.1, subscribeGraceMs: 20, clock });
+    const call = cg.call(request(), { args: {} }, conn);
+    call.catch(() => undefined);
+    await waitFor(() => pubsub.streams.length === 1);
+    await clock.advance(100);
+    await expect(call).rejects.toThrow(/within 100 ms/);
     pubsub.streams[0]?.confirm();
+    // Time for a wrong `XADD` to show, then the grace period ends the unused stream.
     await sleep(60);
     expect(redis.count("XADD")).toBe(0);
+    await clock.advance(20);
     expect(pubsub.streams[0]?.closed).toBe(true);
     cg.close();
   });
@@ -104,20 +112,29 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     const redis = new FakeRedis();
     const pubsub = fakePubSub();
     const { cg, logs } = subscriber(redis, pubsub, { replyListCheckMs: 0, subscribeGraceMs: 50 });
-    const first = cg.call(request(), { args: {} }, conn);
-    const second = cg.call(request(), { args: {} }, conn);
-    await waitFor(() => redis.count("XADD") === 2);
+    const first = cg.call(request(), { args: { n: 1 } }, conn);
+    const second = cg.call(request(), { args: { n: 2 } }, conn);
+    // Each request's `message_id`, from its stored entry (not from the order of the writes).
+    const idOf = (n: number): string => {
+      const entry = redis.entries.find(
+        (e) => (JSON.parse(e.fields.args ?? "{}") as { args?: { n?: number } }).args?.n === n,
+      );
+      if (!entry?.fields.message_id) throw new Error(`no entry for request ${n}`);
+      return entry.fields.message_id;
+    };
+    // Wait for the stored entries, not `count("XADD")`: the fake logs a command a turn before it stores
+    // it, and a reply built in between carried no `message_id`, so `first` waited out its 30 s timeout.
+    await waitFor(() => redis.entries.length === 2);
     pubsub.streams[0]?.end();
     // A reply pushed to the list meanwhile is found by the fallback poll.
-    redis.push(cg.whoami, replyPayload(redis.entries[0]?.fields.message_id ?? "", "from the list"));
+    redis.push(cg.whoami, replyPayload(idOf(1), "from the list"));
     await expect(first).resolves.toMatchObject({ result: "from the list" });
     expect(redis.count("LPOP")).toBeGreaterThan(0);
     // Still wanted (the second request waits): subscribed again after the back-off.
     await waitFor(() => pubsub.open() !== undefined && pubsub.streams.length === 2);
-    await sleep(10);
-    pubsub.publishTo(cg.whoami, replyPayload(redis.entries[1]?.fields.message_id ?? "", "pushed again"));
+    expect(pubsub.publishTo(cg.whoami, replyPayload(idOf(2), "pushed again"))).toBe(1);
     await expect(second).resolves.toMatchObject({ result: "pushed again" });
-    expect(cg.stats()).toMatchObject({ subscriptions: 2, streamBreaks: 1 });
+    expect(cg.stats()).toMatchObject({ subscriptions: 2, streamBreaks: 1, pushedReplies: 1 });
     expect(logs.join("\n")).toMatch(/SUBSCRIBE .*the subscription stream ended/);
     cg.close();
   });
@@ -152,7 +169,9 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     const { cg } = subscriber(redis, pubsub, { clock });
     // Keeps the stream wanted; its own attempt fails, so the subscriber backs off (50 ms +-20%).
     const waiting = cg.call({ ...request(), method: "never" }, { args: {} }, conn);
-    await waitFor(() => redis.count("XADD") === 1);
+    // The stored entry, not `count("XADD")` (logged a turn earlier): else this entry reached the
+    // `onEntry` below, with no stream up, and `streamUpAtXadd` read [false, true].
+    await waitFor(() => redis.entries.length === 1);
     pubsub.failWithStatus = 0;
     const streamUpAtXadd: boolean[] = [];
     servePublishing(redis, pubsub, { ping: () => "pong" });
