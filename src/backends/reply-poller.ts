@@ -12,6 +12,11 @@
  *   answers within about one round trip the reply is usually there when it arrives; a timer would only add
  *   its own granularity (a 1 ms `setTimeout` in workerd fires after about 1.3 ms). The estimate may sink
  *   to `pollMinMs / 16`, so a few misses at the acknowledgement move it back to timed polls;
+ * - a poll at the acknowledgement that came back empty is followed at once by one more: the service is
+ *   known fast, so its reply is most likely there one REST round trip later, where a timer would wait
+ *   1.3 ms or more. Such a second poll costs a command only when it is empty too, so it is made from a
+ *   budget earned by each request ({@link REPOLL_SHARE} of a command per request): on average at most
+ *   that many extra `LPOP`s per request, whatever the service's speed;
  * - a poll that returned replies is followed at once by another (more are likely queued behind them);
  * - an empty poll backs off exponentially from `pollMinMs` by `pollBackoffFactor` up to `pollMaxMs`, but a
  *   request acknowledged meanwhile pulls the next poll forward to its own expected time;
@@ -66,6 +71,8 @@ export interface ReplyPollerDeps {
 export interface ReplyPollerStats {
   polls: number;
   emptyPolls: number;
+  /** Second polls sent at once after an empty poll at the acknowledgement (see the module comment). */
+  repolls: number;
   pollErrors: number;
   /** Current expected service latency, ms. */
   expectedLatencyMs: number;
@@ -96,6 +103,16 @@ const MISS_STEP = 0.2;
 /** The estimate's floor, as a share of `pollMinMs` (below `pollMinMs` the first poll goes at the ack). */
 const ESTIMATE_FLOOR_SHARE = 1 / 16;
 
+/**
+ * Budget of the second poll at once after an empty poll at the acknowledgement: each acknowledged request
+ * adds this share of a command, an empty second poll spends one, and a second poll needs a whole one. It
+ * keeps the poller within its share of commands at light load (one `XADD` and about one `LPOP` per
+ * request; the gateway's target is 2.1 commands per request at 1 client, docs/performance.md).
+ */
+const REPOLL_SHARE = 0.04;
+/** The most the budget saves up, in commands: a few second polls in a row after a quiet spell. */
+const REPOLL_SAVINGS = 2;
+
 /** Settled once, shared: polling needs no preparation before an `XADD`. */
 const READY = Promise.resolve();
 
@@ -115,13 +132,21 @@ export class ReplyPoller implements ReplyReceiver {
   private currentPoll = 0;
   /** Issue times of the last {@link POLL_HISTORY} polls, by sequence number modulo its length. */
   private readonly pollIssuedAt: number[] = new Array<number>(POLL_HISTORY).fill(0);
+  /** Commands saved up for second polls at once ({@link REPOLL_SHARE}). */
+  private repollBudget = 1;
 
   constructor(
     private readonly options: ReplyPollerOptions,
     private readonly deps: ReplyPollerDeps,
   ) {
     this.backoffMs = options.pollMinMs;
-    this.stats = { polls: 0, emptyPolls: 0, pollErrors: 0, expectedLatencyMs: options.pollInitialDelayMs };
+    this.stats = {
+      polls: 0,
+      emptyPolls: 0,
+      repolls: 0,
+      pollErrors: 0,
+      expectedLatencyMs: options.pollInitialDelayMs,
+    };
   }
 
   /** Number of acknowledged requests the poller is polling for. */
@@ -148,11 +173,12 @@ export class ReplyPoller implements ReplyReceiver {
     this.latestDueAt = Math.max(this.latestDueAt, dueAt);
     // A new request restarts the back-off: its own reply should not wait behind an older one's long gaps.
     this.backoffMs = this.options.pollMinMs;
+    this.repollBudget = Math.min(REPOLL_SAVINGS, this.repollBudget + REPOLL_SHARE);
     if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, dueAt);
     else if (dueAt <= now) {
       // Polled at the acknowledgement: no timer (see the module comment).
       this.cancelTimer();
-      void this.poll();
+      void this.poll(true);
     } else this.scheduleAt(dueAt);
   }
 
@@ -212,7 +238,8 @@ export class ReplyPoller implements ReplyReceiver {
     this.timer = undefined;
   }
 
-  private async poll(): Promise<void> {
+  private async poll(atAcknowledgement = false): Promise<void> {
+    let repoll = false;
     // Loop rather than recurse: a busy object re-polls back to back for as long as replies keep coming.
     while (!this.stopped && !this.inFlight && this.waiting.size > 0) {
       this.inFlight = true;
@@ -231,9 +258,22 @@ export class ReplyPoller implements ReplyReceiver {
       }
       if (popped !== undefined && popped > 0) {
         this.backoffMs = this.options.pollMinMs;
+        atAcknowledgement = false;
+        repoll = false;
         continue;
       }
-      if (popped !== undefined) this.stats.emptyPolls += 1;
+      if (popped === undefined) {
+        this.scheduleAfterEmptyPoll();
+        return;
+      }
+      this.stats.emptyPolls += 1;
+      if (repoll) this.repollBudget -= 1;
+      if (atAcknowledgement && !repoll && this.repollBudget >= 1) {
+        // Known fast (see the module comment): once more at once, from the budget.
+        repoll = true;
+        this.stats.repolls += 1;
+        continue;
+      }
       this.scheduleAfterEmptyPoll();
       return;
     }

@@ -124,6 +124,7 @@ export class ReplySubscriber implements ReplyReceiver {
     return {
       polls: a.polls + b.polls,
       emptyPolls: a.emptyPolls + b.emptyPolls,
+      repolls: a.repolls + b.repolls,
       pollErrors: a.pollErrors + b.pollErrors,
       expectedLatencyMs: a.expectedLatencyMs,
       ...this.counters,

@@ -58,6 +58,21 @@ describe("the Redis port", () => {
     expect(piped[1]?.result).toBe(1);
   });
 
+  it("sends a lone command on an idle port without waiting for a timer; commands queued behind an open request go together", async () => {
+    const { redis, sent } = port();
+    const first = redis.exec(["PING"]);
+    // Out by the end of this turn's microtasks: no timer between a request at light load and Redis.
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(sent).toEqual(["PING"]);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const behind = [redis.exec(["ECHO", "a"]), redis.exec(["ECHO", "b"])];
+    await Promise.all([first, ...behind]);
+    expect(sent).toEqual(["PING", "ECHO", "ECHO"]);
+    expect(redis.stats).toMatchObject({ redisCommandsSent: 3, redisInFlight: 0 });
+    expect(redis.stats.redisRequests).toBeLessThanOrEqual(2);
+  });
+
   it("holds one of the object's connections while a subscription is open and gives it back when it ends", async () => {
     const { redis } = port(1);
     const controller = new AbortController();

@@ -19,6 +19,8 @@ const options: ReplyPollerOptions = {
 function setup(overrides: Partial<ReplyPollerOptions> = {}) {
   const clock = manualClock();
   const queue: string[] = [];
+  /** Replies on their way: each lands in `queue` just after the next poll looked (one round trip late). */
+  const arriving: string[] = [];
   const pollTimes: number[] = [];
   const errors: unknown[] = [];
   let failNext = 0;
@@ -36,6 +38,7 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
           throw error;
         }
         const payloads = queue.splice(0, count);
+        queue.push(...arriving.splice(0));
         for (const id of payloads) poller.received(id);
         return payloads.length;
       },
@@ -45,6 +48,7 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
   return {
     clock,
     queue,
+    arriving,
     poller,
     errors,
     polls: () => pollTimes.map((t) => t - start),
@@ -133,6 +137,52 @@ describe("ReplyPoller", () => {
     poller.sent("timed");
     await flush();
     expect(polls().length).toBe(polled);
+  });
+
+  it("polls once more at once when a poll at the acknowledgement just missed a fast reply, within a budget", async () => {
+    const { clock, poller, polls, queue, arriving } = setup({ pollInitialDelayMs: 1.2, pollMinMs: 1 });
+    for (let round = 0; round < 20; round++) {
+      const id = `fast-${round}`;
+      queue.push(id);
+      poller.sent(id);
+      await clock.advance(5);
+    }
+    expect(poller.stats.expectedLatencyMs).toBeLessThan(1);
+    // The reply lands just after the poll at the acknowledgement looked: the next poll, sent at once
+    // rather than after a timer, takes it one REST round trip later.
+    const before = polls().length;
+    arriving.push("just-late");
+    poller.sent("just-late");
+    await flush();
+    expect(poller.waitingCount).toBe(0);
+    expect(polls().length).toBe(before + 2);
+    expect(poller.stats.repolls).toBe(1);
+    // A slower service: second polls that come back empty are paid from the budget (0.04 of a command
+    // per request, one saved at the start), so they never add more than that to the commands.
+    const start = { polls: polls().length, empty: poller.stats.emptyPolls };
+    let requests = 0;
+    for (let round = 0; round < 200; round++) {
+      const id = `slow-${round}`;
+      poller.sent(id);
+      requests += 1;
+      await flush();
+      await clock.advance(0.6);
+      queue.push(id);
+      await clock.advance(20);
+      // Now and then a fast reply pulls the estimate back under pollMinMs.
+      for (let fast = 0; fast < 3; fast++) {
+        const quick = `quick-${round}-${fast}`;
+        queue.push(quick);
+        poller.sent(quick);
+        requests += 1;
+        await clock.advance(5);
+      }
+    }
+    // Every second poll for a slow reply comes back empty.
+    const secondPolls = poller.stats.repolls - 1;
+    expect(secondPolls).toBeGreaterThan(0);
+    expect(secondPolls).toBeLessThanOrEqual(1 + 0.04 * requests);
+    expect(polls().length - start.polls - requests).toBe(poller.stats.emptyPolls - start.empty);
   });
 
   it("counts a miss only against a first poll that came at its request's due time", async () => {
