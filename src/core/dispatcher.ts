@@ -11,7 +11,7 @@
  * Frames are not queued: each is handled as it comes, and replies go out in completion order.
  */
 import { clientError, errorToReply } from "./errors.js";
-import { decodeFrame, utf8ByteLength } from "./decode.js";
+import { decodeFrame, utf8ByteLength, type DecodeResult } from "./decode.js";
 import { createForwardPipeline, type ForwardPipeline } from "./forward-pipeline.js";
 import { consoleLogger, hookList, runHook } from "./hooks.js";
 import {
@@ -132,26 +132,46 @@ class GatewayDispatcher implements Dispatcher {
     return { ...this.limits.usage, stashWritesDropped: this.stashWritesDropped };
   }
 
-  async handleFrame(conn: Connection, data: string | ArrayBuffer | Uint8Array, frame: FrameInfo = {}) {
+  handleFrame(conn: Connection, data: string | ArrayBuffer | Uint8Array, frame: FrameInfo = {}) {
+    // Not an async function: the raw frame is read here only (its size, its decoding), so it is garbage as
+    // soon as the request is dispatched. A suspended async call would keep it, as a parameter, until the
+    // reply went out: a slow request parked its frame twice (the text and the parsed message) for as long
+    // as the call took.
+    let handled: Promise<void>;
     try {
-      const bytes = byteLength(data);
-      if (bytes > this.options.maxMessageBytes) {
-        conn.close(1009, "Message too big");
-        return;
-      }
-      const binary = frame.binary ?? typeof data !== "string";
-      if (frame.overRate || !this.limits.admitFrame(conn))
-        await this.refuseFrame(conn, binary ? undefined : data);
-      else if (binary) await this.handleBinary(conn, toBytes(data));
-      else await this.handleText(conn, data, bytes);
+      handled = this.startFrame(conn, data, frame);
     } catch (error) {
-      // Only a bug gets here (every step handles its own failures); the socket stays usable.
-      this.logger.error(`unexpected failure handling a frame on connection ${conn.id}`, error);
-    } finally {
-      // The gateway closed it (1009, 1008) or the peer went away: its counters must not outlive it, even
-      // if the platform never reports the close.
-      if (!conn.isOpen) this.limits.forget(conn.id);
+      handled = Promise.reject(error);
     }
+    return handled
+      .catch((error: unknown) => {
+        // Only a bug gets here (every step handles its own failures); the socket stays usable.
+        this.logger.error(`unexpected failure handling a frame on connection ${conn.id}`, error);
+      })
+      .finally(() => {
+        // The gateway closed it (1009, 1008) or the peer went away: its counters must not outlive it, even
+        // if the platform never reports the close.
+        if (!conn.isOpen) this.limits.forget(conn.id);
+      });
+  }
+
+  /** Reads and decodes `data` at once, and returns the handling of what it held. */
+  private startFrame(
+    conn: Connection,
+    data: string | ArrayBuffer | Uint8Array,
+    frame: FrameInfo,
+  ): Promise<void> {
+    const bytes = byteLength(data, this.options.maxMessageBytes);
+    if (bytes > this.options.maxMessageBytes) {
+      conn.close(1009, "Message too big");
+      return Promise.resolve();
+    }
+    const binary = frame.binary ?? typeof data !== "string";
+    if (frame.overRate || !this.limits.admitFrame(conn)) {
+      return this.refuseFrame(conn, binary ? undefined : decodeFrame(data));
+    }
+    if (binary) return this.handleBinary(conn, toBytes(data));
+    return this.handleText(conn, decodeFrame(data), bytes);
   }
 
   async handlePush(conn: Connection, message: PushMessage): Promise<PushStatus> {
@@ -184,12 +204,7 @@ class GatewayDispatcher implements Dispatcher {
     return this.notify("onClose", hookList(this.options.onClose), conn, code, reason);
   }
 
-  private async handleText(
-    conn: Connection,
-    data: string | ArrayBuffer | Uint8Array,
-    bytes: number,
-  ): Promise<void> {
-    const decoded = decodeFrame(data);
+  private async handleText(conn: Connection, decoded: DecodeResult, bytes: number): Promise<void> {
     let message: ClientMessage | undefined;
     if (decoded.ok) {
       message = decoded.message;
@@ -211,10 +226,9 @@ class GatewayDispatcher implements Dispatcher {
   }
 
   /** Answers a frame over the message rate: RateLimit (with `req_id` when it decodes), nothing else. */
-  private async refuseFrame(conn: Connection, data: string | ArrayBuffer | Uint8Array | undefined) {
+  private async refuseFrame(conn: Connection, decoded: DecodeResult | undefined) {
     // Binary frames have no reply to carry the error: they are dropped, but still count as abuse.
-    if (data !== undefined) {
-      const decoded = decodeFrame(data);
+    if (decoded !== undefined) {
       await this.send(conn, decoded.ok ? decoded.message : undefined, clientError("RateLimit"));
     }
     this.noteRejection(conn);
@@ -290,8 +304,13 @@ class GatewayDispatcher implements Dispatcher {
   }
 }
 
-function byteLength(data: string | ArrayBuffer | Uint8Array): number {
-  return typeof data === "string" ? utf8ByteLength(data) : data.byteLength;
+/**
+ * The frame's size in bytes, exact up to `limit`: a string of more than `limit` UTF-16 code units has more
+ * than `limit` UTF-8 bytes, so an oversized frame is not scanned.
+ */
+function byteLength(data: string | ArrayBuffer | Uint8Array, limit: number): number {
+  if (typeof data !== "string") return data.byteLength;
+  return data.length > limit ? data.length : utf8ByteLength(data);
 }
 
 function toBytes(data: string | ArrayBuffer | Uint8Array): Uint8Array {

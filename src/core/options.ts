@@ -107,7 +107,7 @@ export interface GatewayOptions extends GatewayHooks {
    * that would pass it gets RateLimit and is not forwarded. A request on its own is always admitted, so
    * any frame within `maxMessageBytes` goes through once the earlier ones are answered. Counted in
    * `/metrics` as `wsproxy_byte_budget_rejections_total{scope="connection"}`. 0 turns it off.
-   * @default 1048576 (1 MiB: 16 frames of the largest size, hundreds of ordinary calls)
+   * @default 262144 (256 KiB: 4 frames of the largest size, hundreds of ordinary calls)
    */
   maxPendingBytesPerConnection?: number;
   /**
@@ -166,8 +166,11 @@ export const DEFAULT_GATEWAY_OPTIONS = {
   // https://developers.cloudflare.com/durable-objects/platform/limits/), memory 128 MB per isolate
   // ("Workers limits", https://developers.cloudflare.com/workers/platform/limits/), and a parked frame costs about
   // three times its size in the runtime (measured: 240 MB of frames in flight grew workerd by 745 MB).
-  // 16 MiB per object keeps requests in flight near 50 MB; 1 MiB per connection lets 16 sockets fill it.
-  maxPendingBytesPerConnection: 1024 * 1024,
+  // 16 MiB per object keeps requests in flight near 50 MB. Per connection 256 KiB: a parked request costs
+  // far more than its frame while frames keep arriving (the memory attack of test/e2e/abuse.test.ts, 6
+  // sockets parking 48 KB requests: 1 MiB each, 126 parked, grew workerd by 98-145 MB; 256 KiB, 30 parked,
+  // by 46 MB), and 256 KiB still holds hundreds of ordinary requests or 4 of the largest frames.
+  maxPendingBytesPerConnection: 256 * 1024,
   maxPendingBytesPerObject: 16 * 1024 * 1024,
   maxMessagesPerSecond: 2000,
   abuseCloseAfterRejections: 500,

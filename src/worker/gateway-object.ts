@@ -134,24 +134,27 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
     }
   }
 
-  /** One client frame; the dispatcher enforces `maxMessageBytes` (close 1009) and answers. */
-  override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  /**
+   * One client frame; the dispatcher enforces `maxMessageBytes` (close 1009) and answers. Not an async
+   * function: a suspended one would hold `message` until the reply went out (see `Dispatcher.handleFrame`).
+   */
+  override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
       const conn = SocketConnection.of(socket, this.maxAttachmentBytes);
       if (!this.dispatcher) {
         conn.close(1011, "gateway misconfigured");
-        return;
+        return Promise.resolve();
       }
       const overRate = !this.addressFrames.take(addressOfTags(this.ctx.getTags(socket)));
       if (overRate) this.observability?.recorder.admissionRefused("address_frames");
       this.framesInFlight += 1;
-      try {
-        await this.dispatcher.handleFrame(conn, message, { overRate });
-      } finally {
-        this.framesInFlight -= 1;
-      }
+      return this.dispatcher
+        .handleFrame(conn, message, { overRate })
+        .catch((error: unknown) => this.log.error("webSocketMessage failed", error))
+        .finally(() => (this.framesInFlight -= 1));
     } catch (error) {
       this.log.error("webSocketMessage failed", error);
+      return Promise.resolve();
     }
   }
 

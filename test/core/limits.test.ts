@@ -148,10 +148,10 @@ describe("byte budgets of requests in flight", () => {
     expect(dispatcher.counters.pendingBytes).toBe(0);
   });
 
-  it("defaults to 1 MiB per connection and 16 MiB per object, with 64 KiB frames at most", () => {
+  it("defaults to 256 KiB per connection and 16 MiB per object, with 64 KiB frames at most", () => {
     expect(resolveGatewayOptions({ actions: [] })).toMatchObject({
       maxMessageBytes: 65_536,
-      maxPendingBytesPerConnection: 1_048_576,
+      maxPendingBytesPerConnection: 262_144,
       maxPendingBytesPerObject: 16_777_216,
     });
   });
