@@ -13,6 +13,7 @@ const LAYERS = [
   { files: ["src/worker/**"], forbidden: ["consumer", "bridge", "devstack"] },
   { files: ["src/consumer/**"], forbidden: ["worker", "backends", "bridge", "devstack"] },
   { files: ["src/bridge/**"], forbidden: ["core", "backends", "worker", "consumer", "devstack"] },
+  { files: ["src/cli/**"], forbidden: ["core", "backends", "worker", "consumer", "bridge", "devstack"] },
 ];
 
 export default tseslint.config(

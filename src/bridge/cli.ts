@@ -14,8 +14,8 @@
  * `--help` prints the usage line. Exit codes: 0 after SIGINT/SIGTERM (or `--help`), 1 when it cannot start, 2
  * for bad flags.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { hasPassword, readSecretFile } from "../cli/secrets.js";
 import { SSE_FRAMINGS, type SseFraming } from "./event-stream.js";
 import { redactRedisUrl } from "./redis-connections.js";
 import { startBridge } from "./server.js";
@@ -38,28 +38,12 @@ interface BridgeConfig {
   secretFlags: string[];
 }
 
-/** A secret kept in a file: its text without the final line break an editor adds. */
-function readSecretFile(path: string, flag: string): string {
-  let text: string;
+/** {@link readSecretFile}, failing with the usage line (exit 2). */
+function secretFromFile(path: string, flag: string): string {
   try {
-    text = readFileSync(path, "utf8");
+    return readSecretFile(path, flag);
   } catch (error) {
-    fail(
-      `cannot read ${flag} ${path}: ${error instanceof Error ? error.message : String(error)}; ${USAGE}`,
-      2,
-    );
-  }
-  const secret = text.replace(/\r?\n$/, "");
-  if (!secret) fail(`${flag} ${path} is empty; ${USAGE}`, 2);
-  return secret;
-}
-
-/** True for a Redis URL that carries a password (`redis://:pw@host`, `redis://user:pw@host`). */
-function hasPassword(url: string): boolean {
-  try {
-    return new URL(url).password !== "";
-  } catch {
-    return false;
+    fail(`${(error as Error).message}; ${USAGE}`, 2);
   }
 }
 
@@ -104,13 +88,13 @@ function readConfig(): BridgeConfig {
   const redisUrl =
     values.redis ??
     (values["redis-url-file"] !== undefined
-      ? readSecretFile(values["redis-url-file"], "--redis-url-file")
+      ? secretFromFile(values["redis-url-file"], "--redis-url-file")
       : process.env.REDIS_URL || "redis://127.0.0.1:6379");
   const portText = values.port ?? (process.env.BRIDGE_PORT || "8079");
   const token =
     values.token ??
     (values["token-file"] !== undefined
-      ? readSecretFile(values["token-file"], "--token-file")
+      ? secretFromFile(values["token-file"], "--token-file")
       : (process.env.BRIDGE_TOKEN ?? ""));
   const framing = values["sse-framing"] ?? (process.env.BRIDGE_SSE_FRAMING || "upstash");
   const port = Number(portText);

@@ -2,9 +2,9 @@
  * The command line of `npm run service`: flags and environment into {@link RpcServiceOptions} (minus the
  * handlers, which come from the module). Kept apart from `cli.ts` so it can be tested without a process.
  */
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { hasPassword, readSecretFile } from "../cli/secrets.js";
 import type { RpcServiceOptions } from "./options.js";
 
 /** One-line usage, printed with every flag error. */
@@ -94,9 +94,9 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     }
   }
   const fromFiles = {
-    redis: values.redis ?? readSecretFile(values["redis-url-file"], "--redis-url-file"),
+    redis: values.redis ?? secretFromFile(values["redis-url-file"], "--redis-url-file"),
     "rest-url": values["rest-url"],
-    "rest-token": values["rest-token"] ?? readSecretFile(values["rest-token-file"], "--rest-token-file"),
+    "rest-token": values["rest-token"] ?? secretFromFile(values["rest-token-file"], "--rest-token-file"),
   };
   return {
     modulePath: values.module ?? DEFAULT_MODULE,
@@ -118,26 +118,13 @@ export function parseCliArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   };
 }
 
-/** A secret kept in a file: its text without the final line break an editor adds. */
-function readSecretFile(path: string | undefined, flag: string): string | undefined {
+/** {@link readSecretFile} for an optional flag, as a usage error. */
+function secretFromFile(path: string | undefined, flag: string): string | undefined {
   if (path === undefined) return undefined;
-  let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    return readSecretFile(path, flag);
   } catch (error) {
-    throw new UsageError(`cannot read ${flag} ${path}: ${(error as Error).message}`);
-  }
-  const secret = text.replace(/\r?\n$/, "");
-  if (!secret) throw new UsageError(`${flag} ${path} is empty`);
-  return secret;
-}
-
-/** True for a Redis URL that carries a password (`redis://:pw@host`, `redis://user:pw@host`). */
-function hasPassword(url: string): boolean {
-  try {
-    return new URL(url).password !== "";
-  } catch {
-    return false;
+    throw new UsageError((error as Error).message);
   }
 }
 
