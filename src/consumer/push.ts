@@ -65,6 +65,9 @@ export const DEFAULT_PUSHER_OPTIONS = { retries: 3, retryMinMs: 100, retryMaxMs:
 /** Messages per batch request: the gateway's default `maxPushBatch`. */
 export const MAX_PUSH_BATCH = 500;
 
+/** Batch requests `pushBatch` keeps in flight at once. */
+export const PUSH_BATCH_CONCURRENCY = 4;
+
 /** The gateway refused a push (`status`), or it could not be delivered (`status` undefined: network). */
 export class PushError extends Error {
   override name = "PushError";
@@ -100,15 +103,25 @@ export function createPusher(options: PusherOptions = {}): Pusher {
         const url = batchUrl(message.connection);
         groups.set(url, [...(groups.get(url) ?? []), index]);
       });
+      const chunks: Array<{ url: string; indexes: number[] }> = [];
       for (const [url, indexes] of groups) {
         for (let start = 0; start < indexes.length; start += MAX_PUSH_BATCH) {
-          const chunk = indexes.slice(start, start + MAX_PUSH_BATCH);
-          const body = { messages: chunk.map((index) => messages[index]) };
-          const answer = await post(url, body, settings, callOptions.signal);
-          const statuses = readBatchResults(answer, chunk.length);
-          chunk.forEach((index, position) => (results[index] = { status: statuses[position] as number }));
+          chunks.push({ url, indexes: indexes.slice(start, start + MAX_PUSH_BATCH) });
         }
       }
+      // A fan-out of thousands is several requests: a few in flight at once, not one after another.
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        for (let chunk = chunks[next++]; chunk; chunk = chunks[next++]) {
+          const body = { messages: chunk.indexes.map((index) => messages[index]) };
+          const answer = await post(chunk.url, body, settings, callOptions.signal);
+          const statuses = readBatchResults(answer, chunk.indexes.length);
+          chunk.indexes.forEach(
+            (index, position) => (results[index] = { status: statuses[position] as number }),
+          );
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PUSH_BATCH_CONCURRENCY, chunks.length) }, worker));
       return results;
     },
   };

@@ -160,6 +160,39 @@ describe("pushTo and createPusher", () => {
       data: 2,
     });
   });
+
+  it("sends a large fan-out as several batch requests a few at a time, each message's status in order", async () => {
+    endpoint.answer = (push) => ({
+      status: 200,
+      body: {
+        results: (push.body.messages as Array<{ frame: { n: number } }>).map((message) => ({
+          status: message.frame.n % 7 === 0 ? 410 : 202,
+        })),
+      },
+    });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const countingFetch: typeof fetch = async (input, init) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        // Held a little, so requests sent one after another could never overlap.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return await fetch(input, init);
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    const messages = Array.from({ length: 3_000 }, (_, n) => ({
+      connection: endpoint.connection(`a.${n}.00000000000000000000000000000001`),
+      frame: { n },
+    }));
+    const results = await createPusher({ ...fast, fetch: countingFetch }).pushBatch(messages);
+    expect(endpoint.received).toHaveLength(6);
+    expect(results.map((result) => result.status)).toEqual(messages.map((_, n) => (n % 7 === 0 ? 410 : 202)));
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(maxInFlight).toBeLessThanOrEqual(4);
+  });
 });
 
 describe("push from handlers", () => {
