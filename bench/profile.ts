@@ -15,6 +15,32 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
+}
+
+function frameKey(node: ProfileNode): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  return `${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`;
+}
+
+/** Samples per function including its callees, each sample counted once per function on its stack. */
+function inclusiveHits(nodes: ProfileNode[]): Map<string, number> {
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const totals = new Map<string, number>();
+  for (const node of nodes) {
+    const hits = node.hitCount ?? 0;
+    if (hits === 0) continue;
+    const seen = new Set<string>();
+    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+      const key = frameKey(byId.get(id) as ProfileNode);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      totals.set(key, (totals.get(key) ?? 0) + hits);
+    }
+  }
+  return totals;
 }
 
 async function inspectorSocket(): Promise<WebSocket> {
@@ -90,16 +116,40 @@ async function main(): Promise<void> {
     const total = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0);
     const byFunction = new Map<string, number>();
     for (const node of profile.nodes) {
-      const { functionName, url, lineNumber } = node.callFrame;
-      const key = `${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`;
+      const key = frameKey(node);
       byFunction.set(key, (byFunction.get(key) ?? 0) + (node.hitCount ?? 0));
     }
     const ms = (profile.endTime - profile.startTime) / 1000;
+    const line = (hits: number, key: string): string =>
+      `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${(((hits / total) * ms * 1000) / requests).toFixed(1).padStart(6)} us/req  ${key}`;
     console.log(`${requests} requests in ${seconds} s; ${total} samples over ${ms.toFixed(0)} ms`);
-    for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
-      console.log(
-        `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${(((hits / total) * ms * 1000) / requests).toFixed(1).padStart(6)} us/req  ${key}`,
-      );
+    console.log("self time:");
+    for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40))
+      console.log(line(hits, key));
+    console.log("total time (with callees) of the worker's own functions:");
+    const inclusive = [...inclusiveHits(profile.nodes)].filter(([key]) => key.includes(".mjs:"));
+    for (const [key, hits] of inclusive.sort((a, b) => b[1] - a[1]).slice(0, 40))
+      console.log(line(hits, key));
+    const callersOf = process.env.PROFILE_CALLERS;
+    if (callersOf) {
+      // Who calls `PROFILE_CALLERS` (a function name): samples under it, by caller.
+      const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+      const parentOf = new Map<number, ProfileNode>();
+      for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+      const subtree = (node: ProfileNode): number =>
+        (node.hitCount ?? 0) +
+        (node.children ?? []).reduce((sum, id) => sum + subtree(byId.get(id) as ProfileNode), 0);
+      const callers = new Map<string, number>();
+      for (const node of profile.nodes) {
+        if (node.callFrame.functionName !== callersOf) continue;
+        let caller = parentOf.get(node.id);
+        while (caller && !caller.callFrame.url) caller = parentOf.get(caller.id);
+        const key = caller ? frameKey(caller) : "(root)";
+        callers.set(key, (callers.get(key) ?? 0) + subtree(node));
+      }
+      console.log(`callers of ${callersOf}:`);
+      for (const [key, hits] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, 15))
+        console.log(line(hits, key));
     }
     for (const client of loadClients) client.close();
   } finally {

@@ -60,9 +60,10 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
   /** Commands sent together in one `/pipeline` request (a burst's `XADD`s and the `LPOP`). @default 100 */
   writeBatchSize?: number;
   /**
-   * Bytes (JSON) of one `/pipeline` request; a single larger command goes alone. Well under Upstash's
-   * 10 MB request limit (https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded).
-   * @default 2097152
+   * Size of one `/pipeline` request, counted in characters of its commands' arguments; a single larger
+   * command goes alone. The request itself can be up to 3x that in bytes (escapes, UTF-8), so keep it at
+   * most 3 MiB to stay under Upstash's 10 MB request limit
+   * (https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded). @default 2097152
    */
   writeBatchBytes?: number;
   /** Names this object in its reply key: `<prefix>wsp:reply:<objectId>:<random>`. @default "local" */

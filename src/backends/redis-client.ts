@@ -55,8 +55,12 @@ export interface RedisClientSettings {
  *   the same HTTP client, so one timeout per request and one result or error per command); Upstash bills
  *   per command either way;
  * - no telemetry headers and no read-your-writes token (the gateway reads only keys it does not write);
- * - the SDK's default base64 response encoding kept: each popped reply is decoded on its own, so one
- *   payload with bytes that are not UTF-8 cannot make the whole `LPOP` batch unreadable.
+ * - base64 responses (`Upstash-Encoding: base64`, as the SDK asks by default): each popped reply is decoded
+ *   on its own, so one payload with bytes that are not UTF-8 cannot make the whole `LPOP` batch
+ *   unreadable. The decoding is ours ({@link decodeBase64Results}), with the SDK's rules but without its
+ *   per-string byte copy and `TextDecoder` for ASCII, which every reply the service SDK writes is;
+ * - one timeout signal shared by the requests started within {@link timeoutSignals}' short window,
+ *   instead of a timer per request.
  */
 export function createRedisClient(settings: RedisClientSettings): RedisCommands {
   const { url, token, requestTimeoutMs } = settings;
@@ -64,27 +68,98 @@ export function createRedisClient(settings: RedisClientSettings): RedisCommands 
     url,
     token,
     retry: { retries: 0 },
-    signal: () => AbortSignal.timeout(requestTimeoutMs),
+    signal: timeoutSignals(requestTimeoutMs),
     automaticDeserialization: false,
+    // Asked for per request below and decoded here, so the SDK does not decode it again.
+    responseEncoding: false,
     enableAutoPipelining: false,
     enableTelemetry: false,
     readYourWrites: false,
   });
-  // The SDK's own HTTP client (the one its `pipeline()` uses), so a raw pipeline gets exactly the settings
-  // above: no retry, a fresh timeout signal per request, base64 results decoded per command.
+  // The SDK's own HTTP client (the one its `pipeline()` uses), so a raw request gets exactly the settings
+  // above: no retry, a timeout signal per request, no telemetry.
   const requester = (redis as unknown as { client: Requester }).client;
   return {
     abortsOwnRequests: true,
-    exec: <TResult>(command: RedisCommand): Promise<TResult> => redis.exec<TResult>(command),
+    exec: async <TResult>(command: RedisCommand): Promise<TResult> => {
+      const body = command.map(String);
+      const { result, error } = (await requester.request({ body, headers: BASE64 })) as PipelineResult;
+      if (error !== undefined && error !== null)
+        throw new Error(`${error}, command was: ${JSON.stringify(body)}`);
+      return decodeBase64Result(result) as TResult;
+    },
     execPipeline: async (commands: RedisCommand[]): Promise<PipelineResult[]> => {
       const body = commands.map((command) => command.map(String));
-      const results = (await requester.request({ path: ["pipeline"], body })) as unknown;
+      const results = (await requester.request({ path: ["pipeline"], body, headers: BASE64 })) as unknown;
       if (!Array.isArray(results) || results.length !== commands.length) {
         throw new Error(`pipeline of ${commands.length} commands returned ${describeShape(results)}`);
       }
-      return results as PipelineResult[];
+      return decodeBase64Results(results as PipelineResult[]);
     },
   };
+}
+
+/** Asks Upstash (and the bridge) for base64 strings in the response: "Upstash-Encoding" in Upstash's REST API docs. */
+const BASE64 = { "Upstash-Encoding": "base64" };
+
+/**
+ * A signal factory for the SDK's `signal` option: requests started within one window of
+ * `max(1, min(100, timeoutMs / 10))` ms share a signal that aborts `timeoutMs + window` after the window
+ * opened, so each request is aborted between `timeoutMs` and `timeoutMs + window` after it started, and
+ * a busy object makes one timer per window instead of one per request.
+ */
+export function timeoutSignals(timeoutMs: number, now: () => number = Date.now): () => AbortSignal {
+  const windowMs = Math.max(1, Math.min(100, Math.floor(timeoutMs / 10)));
+  let signal: AbortSignal | undefined;
+  let closesAt = -Infinity;
+  return () => {
+    const at = now();
+    if (signal === undefined || at >= closesAt) {
+      signal = AbortSignal.timeout(timeoutMs + windowMs);
+      closesAt = at + windowMs;
+    }
+    return signal;
+  };
+}
+
+/** Each command's result decoded from base64 (see {@link decodeBase64Result}); errors are left as sent. */
+export function decodeBase64Results(results: PipelineResult[]): PipelineResult[] {
+  return results.map(({ result, error }) => ({ result: decodeBase64Result(result), error }));
+}
+
+/**
+ * One result of a base64-encoded response, decoded by `@upstash/redis`'s rules: numbers as they are, `"OK"`
+ * as it is, strings from base64 (one that is not base64 stays as it came), arrays element by element
+ * (nested arrays too), any other object as null.
+ */
+export function decodeBase64Result(raw: unknown): unknown {
+  if (raw === undefined || typeof raw === "number") return raw;
+  if (typeof raw === "string") return raw === "OK" ? raw : base64Text(raw);
+  if (Array.isArray(raw)) {
+    return raw.map((item: unknown) =>
+      typeof item === "string" ? base64Text(item) : Array.isArray(item) ? item.map(decodeBase64Result) : item,
+    );
+  }
+  return typeof raw === "object" ? null : undefined;
+}
+
+const utf8 = new TextDecoder();
+/** A character of a binary string (one per byte, as `atob` returns) that is a byte of 0x80 or more. */
+const NOT_ASCII = /[\u0080-\u00ff]/;
+
+/** `b64`'s bytes as UTF-8 text (invalid sequences become U+FFFD); a string that is not base64 as it came. */
+function base64Text(b64: string): string {
+  let binary: string;
+  try {
+    binary = atob(b64);
+  } catch {
+    return b64;
+  }
+  // ASCII bytes are their own UTF-8: no byte copy, no decoder.
+  if (!NOT_ASCII.test(binary)) return binary;
+  const bytes = new Uint8Array(binary.length);
+  for (let index = 0; index < binary.length; index += 1) bytes[index] = binary.charCodeAt(index);
+  return utf8.decode(bytes);
 }
 
 function describeShape(value: unknown): string {

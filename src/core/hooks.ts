@@ -21,10 +21,21 @@ function toArray<F>(setting: HookSetting<F>): F[] {
 
 /**
  * Calls `invoke` and waits at most `timeoutMs` for it to settle. A synchronous throw becomes a rejection;
- * running out of time rejects with {@link HookTimeoutError}. The timer is cleared as soon as the hook
- * settles, so no timer outlives the work (a Durable Object with no timers can hibernate).
+ * running out of time rejects with {@link HookTimeoutError}. A hook that returns a plain value (not a
+ * promise) has settled already and gets no timer: a timer is among the costliest calls an object makes
+ * per request (`bench/profile.ts`), and the gateway's own metrics hooks are synchronous. A hook's timer is
+ * cleared as soon as it settles, so no timer outlives the work (a Durable Object with no timers can
+ * hibernate).
  */
 export function runHook<T>(name: string, timeoutMs: number, invoke: () => T | Promise<T>): Promise<T> {
+  let result: T | Promise<T>;
+  try {
+    result = invoke();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (!isThenable(result)) return Promise.resolve(result);
+  const pending = result;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new HookTimeoutError(name, timeoutMs)), timeoutMs);
     const settle =
@@ -33,12 +44,16 @@ export function runHook<T>(name: string, timeoutMs: number, invoke: () => T | Pr
         clearTimeout(timer);
         finish(arg);
       };
-    try {
-      Promise.resolve(invoke()).then(settle(resolve), settle(reject));
-    } catch (error) {
-      settle(reject)(error);
-    }
+    Promise.resolve(pending).then(settle(resolve), settle(reject));
   });
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 /** The logger used when none is given: the runtime console (Workers send it to their logs). */

@@ -74,8 +74,26 @@ export interface PendingEntryOptions {
 interface PendingEntry<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
-  timer: TimerHandle;
+  /** When it times out ({@link Clock.now} time). */
+  deadline: number;
+  timeoutMs: number;
+  label: string;
   owner?: string;
+}
+
+/** One request in a {@link DeadlineQueue}; it may have settled since (then it is skipped). */
+interface QueuedDeadline {
+  messageId: string;
+  deadline: number;
+}
+
+/**
+ * The requests of one timeout length in the order they were added, so also in deadline order (the clock
+ * does not go back). Settled requests stay until they reach the head or the queue is compacted.
+ */
+interface DeadlineQueue {
+  items: QueuedDeadline[];
+  head: number;
 }
 
 type SettledAs = "replied" | "abandoned";
@@ -93,6 +111,14 @@ export class PendingRequests<T> {
   };
   private readonly entries = new Map<string, PendingEntry<T>>();
   private readonly recent = new Map<string, SettledAs>();
+  /**
+   * One timer for the whole table, at its earliest deadline, instead of one per request: a timer is among
+   * the costliest calls an object makes per request (`bench/profile.ts`). Requests are queued by timeout
+   * length (one queue per length, in deadline order), so the earliest deadline is one of the heads.
+   */
+  private readonly deadlines = new Map<number, DeadlineQueue>();
+  private queuedDeadlines = 0;
+  private timer: { handle: TimerHandle; at: number } | undefined;
   private readonly clock: Clock;
   private readonly recentLimit: number;
   private readonly onEmpty?: () => void;
@@ -120,13 +146,19 @@ export class PendingRequests<T> {
   add(messageId: string, options: PendingEntryOptions): Promise<T> {
     if (this.entries.has(messageId)) throw new Error(`message_id ${messageId} is already pending`);
     this.counters.added += 1;
+    const { timeoutMs, label, owner } = options;
+    const deadline = this.clock.now() + timeoutMs;
     return new Promise<T>((resolve, reject) => {
-      const timer = this.clock.setTimeout(() => {
-        if (!this.remove(messageId, "abandoned")) return;
-        this.counters.timedOut += 1;
-        reject(new RpcTimeoutError(options.label, options.timeoutMs));
-      }, options.timeoutMs);
-      this.entries.set(messageId, { resolve, reject, timer, owner: options.owner });
+      this.entries.set(messageId, { resolve, reject, deadline, timeoutMs, label, owner });
+      let queue = this.deadlines.get(timeoutMs);
+      if (!queue) {
+        queue = { items: [], head: 0 };
+        this.deadlines.set(timeoutMs, queue);
+      }
+      queue.items.push({ messageId, deadline });
+      this.queuedDeadlines += 1;
+      if (this.queuedDeadlines > 2 * this.entries.size + 1_024) this.compactDeadlines();
+      if (!this.timer || this.timer.at > deadline) this.armTimer(deadline);
     });
   }
 
@@ -171,11 +203,81 @@ export class PendingRequests<T> {
   private remove(messageId: string, as: SettledAs): boolean {
     const entry = this.entries.get(messageId);
     if (!entry) return false;
-    this.clock.clearTimeout(entry.timer);
     this.entries.delete(messageId);
     this.remember(messageId, as);
-    if (this.entries.size === 0) this.onEmpty?.();
+    if (this.entries.size === 0) {
+      // Nothing waits: no timer left behind (a Durable Object with no timers can hibernate).
+      this.cancelTimer();
+      this.deadlines.clear();
+      this.queuedDeadlines = 0;
+      this.onEmpty?.();
+    }
     return true;
+  }
+
+  private armTimer(at: number): void {
+    this.cancelTimer();
+    const handle = this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.expire();
+      },
+      Math.max(0, at - this.clock.now()),
+    );
+    this.timer = { handle, at };
+  }
+
+  private cancelTimer(): void {
+    if (!this.timer) return;
+    this.clock.clearTimeout(this.timer.handle);
+    this.timer = undefined;
+  }
+
+  /** Times out every request whose deadline has come, then sets the timer for the next deadline. */
+  private expire(): void {
+    const now = this.clock.now();
+    let next = Infinity;
+    for (const [timeoutMs, queue] of this.deadlines) {
+      while (queue.head < queue.items.length) {
+        const item = queue.items[queue.head] as QueuedDeadline;
+        const entry = this.entries.get(item.messageId);
+        if (entry && entry.deadline === item.deadline) {
+          if (item.deadline > now) {
+            next = Math.min(next, item.deadline);
+            break;
+          }
+          queue.head += 1;
+          this.queuedDeadlines -= 1;
+          this.timeOut(item.messageId, entry);
+          // The last one: the table has dropped every queue and has no timer to set.
+          if (this.entries.size === 0) return;
+          continue;
+        }
+        queue.head += 1;
+        this.queuedDeadlines -= 1;
+      }
+      if (queue.head >= queue.items.length) this.deadlines.delete(timeoutMs);
+    }
+    if (next !== Infinity && this.entries.size > 0 && !this.timer) this.armTimer(next);
+  }
+
+  private timeOut(messageId: string, entry: PendingEntry<T>): void {
+    if (!this.remove(messageId, "abandoned")) return;
+    this.counters.timedOut += 1;
+    entry.reject(new RpcTimeoutError(entry.label, entry.timeoutMs));
+  }
+
+  /** Drops the queued deadlines of settled requests (they are skipped anyway; this bounds the memory). */
+  private compactDeadlines(): void {
+    this.queuedDeadlines = 0;
+    for (const [timeoutMs, queue] of this.deadlines) {
+      const items = queue.items
+        .slice(queue.head)
+        .filter((item) => this.entries.get(item.messageId)?.deadline === item.deadline);
+      if (items.length === 0) this.deadlines.delete(timeoutMs);
+      else this.deadlines.set(timeoutMs, { items, head: 0 });
+      this.queuedDeadlines += items.length;
+    }
   }
 
   private remember(messageId: string, as: SettledAs): void {

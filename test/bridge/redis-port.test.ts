@@ -73,6 +73,30 @@ describe("the Redis port", () => {
     expect(redis.stats.redisRequests).toBeLessThanOrEqual(2);
   });
 
+  it("splits a turn's commands into requests of at most batchBytes, counting each argument's characters", async () => {
+    const sent: number[] = [];
+    const redis = createRedisPort({
+      url: fixture.bridge.url,
+      token: TOKEN,
+      requestTimeoutMs: 5_000,
+      maxConnections: 1,
+      // ["ECHO","<40 x>"] counts 2 + (4 + 3) + (40 + 3) = 52: two fit in 110, a third does not.
+      batchBytes: 110,
+      observer: {
+        sent: (commands: readonly RedisCommand[]) => sent.push(commands.length),
+        failed: () => undefined,
+      },
+    });
+    const text = "x".repeat(40);
+    const replies = await Promise.all(Array.from({ length: 5 }, () => redis.exec(["ECHO", text])));
+    expect(replies).toEqual(Array.from({ length: 5 }, () => text));
+    // Five queued in one turn go two by two.
+    expect(sent).toEqual([2, 2, 1]);
+    // A command larger than the limit is not refused: it goes alone.
+    await expect(redis.exec(["ECHO", "y".repeat(500)])).resolves.toBe("y".repeat(500));
+    expect(sent).toEqual([2, 2, 1, 1]);
+  });
+
   it("holds one of the object's connections while a subscription is open and gives it back when it ends", async () => {
     const { redis } = port(1);
     const controller = new AbortController();

@@ -100,4 +100,57 @@ describe("PendingRequests", () => {
     void table.add("1", { timeoutMs: 1000, label: "x" });
     expect(() => table.add("1", { timeoutMs: 1000, label: "x" })).toThrow(/already pending/);
   });
+
+  it("times out many requests of mixed timeouts each at its own deadline, on one timer", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const settled = new Map<string, number>();
+    const start = clock.now();
+    const wait = (id: string, timeoutMs: number) =>
+      table.add(id, { timeoutMs, label: id }).catch(() => settled.set(id, clock.now() - start));
+    const waits = [wait("a", 300), wait("b", 100)];
+    await clock.advance(50);
+    waits.push(wait("c", 300), wait("d", 100), wait("e", 5_000));
+    // Five requests waiting, yet one timer: the table's, at its earliest deadline.
+    expect(clock.timerCount()).toBe(1);
+    expect(clock.nextTimerIn()).toBe(50);
+    expect(table.resolve("d", "answered in time")).toBe("delivered");
+    await clock.advance(5_000);
+    await Promise.all(waits);
+    expect(Object.fromEntries(settled)).toEqual({ b: 100, a: 300, c: 350, e: 5_050 });
+    expect(table.counters).toMatchObject({ timedOut: 4, delivered: 1 });
+    expect(clock.timerCount()).toBe(0);
+  });
+
+  it("a request that times out sooner than every waiting one moves the timer forward", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const long = table.add("long", { timeoutMs: 10_000, label: "long" }).catch((error: unknown) => error);
+    const short = table.add("short", { timeoutMs: 20, label: "short" }).catch((error: unknown) => error);
+    expect(clock.nextTimerIn()).toBe(20);
+    await clock.advance(20);
+    await expect(short).resolves.toBeInstanceOf(RpcTimeoutError);
+    expect(table.has("long")).toBe(true);
+    // The next deadline is the long one's, and nothing waits in between.
+    expect(clock.nextTimerIn()).toBe(9_980);
+    await clock.advance(9_980);
+    await expect(long).resolves.toBeInstanceOf(RpcTimeoutError);
+  });
+
+  it("keeps no timer and forgets the queued deadlines once nothing waits, then times out new requests", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    for (let round = 0; round < 3_000; round += 1) {
+      void table.add(`r${round}`, { timeoutMs: 1_000, label: "x" });
+      // Another request keeps the table busy while this one is answered.
+      if (round > 0) table.resolve(`r${round - 1}`, "ok");
+      await clock.advance(1);
+    }
+    table.resolve("r2999", "ok");
+    expect(clock.timerCount()).toBe(0);
+    const late = table.add("late", { timeoutMs: 10, label: "late" });
+    await clock.advance(10);
+    await expect(late).rejects.toBeInstanceOf(RpcTimeoutError);
+    expect(table.counters).toMatchObject({ delivered: 3_000, timedOut: 1 });
+  });
 });
