@@ -58,6 +58,26 @@ describe("request shapes", () => {
     ]);
   });
 
+  it("/pipeline of one command answers as a longer pipeline does: its result, its error or its refusal, base64 too", async () => {
+    const k = key("one");
+    expect(await post("/pipeline", [["SET", k, "text ü"]])).toMatchObject({
+      status: 200,
+      body: [{ result: "OK" }],
+    });
+    expect(await post("/pipeline", [["GET", k]], BASE64)).toMatchObject({
+      status: 200,
+      body: [{ result: Buffer.from("text ü").toString("base64") }],
+    });
+    expect(await post("/pipeline", [["INCR", k]])).toMatchObject({
+      status: 200,
+      body: [{ error: "ERR value is not an integer or out of range" }],
+    });
+    expect(await post("/pipeline", [["BLPOP", k, "1"]])).toMatchObject({
+      status: 200,
+      body: [{ error: expect.stringMatching(/blocking command 'BLPOP' is not supported/) }],
+    });
+  });
+
   it("/multi-exec answers one entry per command, or one error when the transaction aborts", async () => {
     const k = key("m");
     expect(
