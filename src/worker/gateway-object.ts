@@ -48,6 +48,8 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
   private readonly observability?: ObjectObservability;
   /** Frames being handled now (a gauge of `/metrics`). */
   private framesInFlight = 0;
+  /** Each socket's client address (from its tags), see `addressOf`. */
+  private readonly socketAddresses = new WeakMap<WebSocket, string | undefined>();
   /** Settings holding a local Redis URL, served only to requests on a loopback address. */
   private readonly localRedis: readonly string[] = [];
   private localRedisLogged = false;
@@ -145,7 +147,7 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
         conn.close(1011, "gateway misconfigured");
         return Promise.resolve();
       }
-      const overRate = !this.addressFrames.take(addressOfTags(this.ctx.getTags(socket)));
+      const overRate = !this.addressFrames.take(this.addressOf(socket));
       if (overRate) this.observability?.recorder.admissionRefused("address_frames");
       this.framesInFlight += 1;
       return this.dispatcher
@@ -156,6 +158,14 @@ export class GatewayDurableObject extends DurableObject<GatewayEnv> {
       this.log.error("webSocketMessage failed", error);
       return Promise.resolve();
     }
+  }
+
+  /** The client address in a socket's tags, read once per socket per incarnation (a frame's hot path). */
+  private addressOf(socket: WebSocket): string | undefined {
+    if (this.socketAddresses.has(socket)) return this.socketAddresses.get(socket);
+    const address = addressOfTags(this.ctx.getTags(socket));
+    this.socketAddresses.set(socket, address);
+    return address;
   }
 
   /** The client closed: answer its close frame, drop its pending calls, run `onClose`. */
