@@ -25,6 +25,9 @@ export const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+/** The pending table's timer is never set further ahead than this (see {@link PendingRequests}). */
+export const SWEEP_MS = 1_000;
+
 /** What happened to a reply handed to {@link PendingRequests.resolve}. */
 export type ReplyOutcome =
   /** It settled a waiting request. */
@@ -112,9 +115,13 @@ export class PendingRequests<T> {
   private readonly entries = new Map<string, PendingEntry<T>>();
   private readonly recent = new Map<string, SettledAs>();
   /**
-   * One timer for the whole table, at its earliest deadline, instead of one per request: a timer is among
-   * the costliest calls an object makes per request (`bench/profile.ts`). Requests are queued by timeout
-   * length (one queue per length, in deadline order), so the earliest deadline is one of the heads.
+   * One timer for the whole table instead of one per request (a timer is among the costliest calls an
+   * object makes per request, `bench/profile.ts`), set for the earliest deadline but never more than
+   * {@link SWEEP_MS} ahead. It is not cleared when the table empties, so a busy object with one request at
+   * a time sets about one timer a second instead of one per request; once nothing waits it fires within
+   * {@link SWEEP_MS}, finds nothing to do and is not set again, leaving the object free to hibernate.
+   * Requests are queued by timeout length (one queue per length, in deadline order), so the earliest
+   * deadline is one of the heads.
    */
   private readonly deadlines = new Map<number, DeadlineQueue>();
   private queuedDeadlines = 0;
@@ -158,7 +165,7 @@ export class PendingRequests<T> {
       queue.items.push({ messageId, deadline });
       this.queuedDeadlines += 1;
       if (this.queuedDeadlines > 2 * this.entries.size + 1_024) this.compactDeadlines();
-      if (!this.timer || this.timer.at > deadline) this.armTimer(deadline);
+      if (!this.timer || this.timer.at > deadline) this.armTimer(Math.min(deadline, this.clock.now() + SWEEP_MS));
     });
   }
 
@@ -195,9 +202,10 @@ export class PendingRequests<T> {
     return count;
   }
 
-  /** Rejects every waiting request (the object is going away). */
+  /** Rejects every waiting request and clears the timer (the object is going away). */
   failAll(error: unknown): void {
     for (const messageId of [...this.entries.keys()]) this.fail(messageId, error);
+    this.cancelTimer();
   }
 
   private remove(messageId: string, as: SettledAs): boolean {
@@ -206,8 +214,7 @@ export class PendingRequests<T> {
     this.entries.delete(messageId);
     this.remember(messageId, as);
     if (this.entries.size === 0) {
-      // Nothing waits: no timer left behind (a Durable Object with no timers can hibernate).
-      this.cancelTimer();
+      // Nothing waits: the timer, at most SWEEP_MS away, fires once more and is not set again.
       this.deadlines.clear();
       this.queuedDeadlines = 0;
       this.onEmpty?.();
@@ -258,7 +265,7 @@ export class PendingRequests<T> {
       }
       if (queue.head >= queue.items.length) this.deadlines.delete(timeoutMs);
     }
-    if (next !== Infinity && this.entries.size > 0 && !this.timer) this.armTimer(next);
+    if (this.entries.size > 0 && !this.timer) this.armTimer(Math.min(next, now + SWEEP_MS));
   }
 
   private timeOut(messageId: string, entry: PendingEntry<T>): void {

@@ -1,19 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { RpcTimeoutError, TransportError } from "../../src/core/errors.js";
-import { PendingRequests } from "../../src/core/pending-requests.js";
+import { PendingRequests, SWEEP_MS } from "../../src/core/pending-requests.js";
 import { manualClock } from "../support/manual-clock.js";
 
 describe("PendingRequests", () => {
-  it("delivers a reply to its own request and clears the timer", async () => {
+  it("delivers a reply to its own request; once nothing waits, its timer fires within a second and stops", async () => {
     const clock = manualClock();
     const table = new PendingRequests<string>({ clock });
-    const first = table.add("1", { timeoutMs: 1000, label: "ping" });
-    const second = table.add("2", { timeoutMs: 1000, label: "time" });
+    const first = table.add("1", { timeoutMs: 5_000, label: "ping" });
+    const second = table.add("2", { timeoutMs: 5_000, label: "time" });
     expect(table.resolve("2", "reply-2")).toBe("delivered");
     expect(table.resolve("1", "reply-1")).toBe("delivered");
     await expect(first).resolves.toBe("reply-1");
     await expect(second).resolves.toBe("reply-2");
     expect(table.size).toBe(0);
+    expect(clock.nextTimerIn()).toBeLessThanOrEqual(SWEEP_MS);
+    await clock.advance(SWEEP_MS);
+    // No timer left: a Durable Object can hibernate.
     expect(clock.timerCount()).toBe(0);
     expect(table.counters).toMatchObject({ added: 2, delivered: 2, timedOut: 0 });
   });
@@ -131,26 +134,49 @@ describe("PendingRequests", () => {
     await clock.advance(20);
     await expect(short).resolves.toBeInstanceOf(RpcTimeoutError);
     expect(table.has("long")).toBe(true);
-    // The next deadline is the long one's, and nothing waits in between.
-    expect(clock.nextTimerIn()).toBe(9_980);
-    await clock.advance(9_980);
+    expect(table.has("long")).toBe(true);
+    await clock.advance(9_979);
+    expect(table.has("long")).toBe(true);
+    await clock.advance(1);
     await expect(long).resolves.toBeInstanceOf(RpcTimeoutError);
   });
 
-  it("keeps no timer and forgets the queued deadlines once nothing waits, then times out new requests", async () => {
+  it("sets about one timer a second for one request at a time, none once idle, and still times out", async () => {
     const clock = manualClock();
-    const table = new PendingRequests<string>({ clock });
+    let timersSet = 0;
+    const counting = {
+      ...clock,
+      setTimeout: (callback: () => void, ms: number) => {
+        timersSet += 1;
+        return clock.setTimeout(callback, ms);
+      },
+    };
+    const table = new PendingRequests<string>({ clock: counting });
+    // 3,000 requests one after another, 1 ms each, over 3 seconds.
     for (let round = 0; round < 3_000; round += 1) {
-      void table.add(`r${round}`, { timeoutMs: 1_000, label: "x" });
-      // Another request keeps the table busy while this one is answered.
-      if (round > 0) table.resolve(`r${round - 1}`, "ok");
+      void table.add(`r${round}`, { timeoutMs: 30_000, label: "x" });
       await clock.advance(1);
+      table.resolve(`r${round}`, "ok");
     }
-    table.resolve("r2999", "ok");
+    expect(timersSet).toBeLessThanOrEqual(4);
+    await clock.advance(SWEEP_MS);
     expect(clock.timerCount()).toBe(0);
     const late = table.add("late", { timeoutMs: 10, label: "late" });
     await clock.advance(10);
     await expect(late).rejects.toBeInstanceOf(RpcTimeoutError);
     expect(table.counters).toMatchObject({ delivered: 3_000, timedOut: 1 });
+  });
+
+  it("forgets the queued deadlines of answered requests while others keep the table busy", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const stuck = table.add("stuck", { timeoutMs: 60_000, label: "stuck" });
+    for (let round = 0; round < 5_000; round += 1) {
+      void table.add(`r${round}`, { timeoutMs: 30_000, label: "x" });
+      table.resolve(`r${round}`, "ok");
+    }
+    await clock.advance(60_000);
+    await expect(stuck).rejects.toBeInstanceOf(RpcTimeoutError);
+    expect(table.counters).toMatchObject({ delivered: 5_000, timedOut: 1 });
   });
 });
