@@ -165,7 +165,8 @@ export class PendingRequests<T> {
       queue.items.push({ messageId, deadline });
       this.queuedDeadlines += 1;
       if (this.queuedDeadlines > 2 * this.entries.size + 1_024) this.compactDeadlines();
-      if (!this.timer || this.timer.at > deadline) this.armTimer(Math.min(deadline, this.clock.now() + SWEEP_MS));
+      if (!this.timer || this.timer.at > deadline)
+        this.armTimer(Math.min(deadline, this.clock.now() + SWEEP_MS));
     });
   }
 
