@@ -17,6 +17,12 @@
  *   1.3 ms or more. Such a second poll costs a command only when it is empty too, so it is made from a
  *   budget earned by each request ({@link REPOLL_SHARE} of a command per request): on average at most
  *   that many extra `LPOP`s per request, whatever the service's speed;
+ * - with W acknowledged requests waiting, the next poll comes after the expected latency divided by W (at
+ *   least `pollMinMs`): each reply is expected by then with the probability the estimate gives, and the
+ *   first of W of them about W times sooner. So a busy object polls at a short cadence whatever the
+ *   estimate (each poll then brings several replies, so commands per request stay low), and a request
+ *   alone waits for its own expected time. Whether a reply's first poll was late enough is still judged
+ *   by the request's own expected time;
  * - a poll that returned replies is followed at once by another (more are likely queued behind them);
  * - an empty poll backs off exponentially from `pollMinMs` by `pollBackoffFactor` up to `pollMaxMs`, but a
  *   request acknowledged meanwhile pulls the next poll forward to its own expected time;
@@ -168,18 +174,22 @@ export class ReplyPoller implements ReplyReceiver {
   sent(messageId: string): void {
     if (this.stopped) return;
     const now = this.deps.clock.now();
-    const dueAt = now + this.firstPollDelay();
+    const delay = this.firstPollDelay();
+    const dueAt = now + delay;
     this.waiting.set(messageId, { pollsBefore: this.stats.polls, dueAt });
     this.latestDueAt = Math.max(this.latestDueAt, dueAt);
+    // With W requests waiting, the first of their W replies is due about W times sooner than any one of
+    // them: a busy object polls that much sooner (see the module comment). `dueAt` stays this request's own.
+    const pollAt = delay === 0 ? now : now + Math.max(this.options.pollMinMs, delay / this.waiting.size);
     // A new request restarts the back-off: its own reply should not wait behind an older one's long gaps.
     this.backoffMs = this.options.pollMinMs;
     this.repollBudget = Math.min(REPOLL_SAVINGS, this.repollBudget + REPOLL_SHARE);
-    if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, dueAt);
-    else if (dueAt <= now) {
+    if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, pollAt);
+    else if (pollAt <= now) {
       // Polled at the acknowledgement: no timer (see the module comment).
       this.cancelTimer();
       void this.poll(true);
-    } else this.scheduleAt(dueAt);
+    } else this.scheduleAt(pollAt);
   }
 
   /** The reply of `messageId` was delivered (called while `poll` delivers): learn whether its first poll was late enough. */
