@@ -69,6 +69,9 @@ export function commandBytes(command: RedisCommand): number {
   return bytes;
 }
 
+/** Settled once, shared: `SETTLED.then(f)` runs `f` in a microtask. */
+const SETTLED = Promise.resolve();
+
 /** Raised for one command of a pipeline that Redis refused (the others are unaffected). */
 export class RedisCommandError extends Error {
   override readonly name = "RedisCommandError";
@@ -141,7 +144,9 @@ export class RedisPipe {
     // the costliest calls an object makes per request in workerd (`bench/profile.ts`). The commands of
     // this turn still go together. A busy pipe waits for a macrotask instead: every command of this turn
     // (each frame of a burst resumes its own chain of promises) is queued by then and goes in one request.
-    if (this.requestsRunning === 0 && this.queue.length === 1) queueMicrotask(flush);
+    // (`Promise.prototype.then` rather than `queueMicrotask`: the same microtask, without a call into the
+    // runtime's API, which the profile shows as the dearer of the two.)
+    if (this.requestsRunning === 0 && this.queue.length === 1) void SETTLED.then(flush);
     else setTimeout(flush, 0);
   }
 
