@@ -140,11 +140,32 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
     expect(length).toBeLessThanOrEqual(2 * NODE_ENTRIES);
   });
 
+  it("keeps dead letters when deadLetterMaxAgeSeconds reaches back before 1970 (a century)", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    // The age bound would be a negative stream id, which Redis refuses: the oldest possible id is kept instead.
+    await harness.start({ handlers: { ping: () => "pong" }, deadLetterMaxAgeSeconds: 100 * 365 * 24 * 3600 });
+    await deadLetterOne(stream, "kept");
+    expect((await readDeadLetters(redis.client, stream)).map((dead) => dead.marker)).toEqual(["kept"]);
+  });
+
+  it("copies args unmasked, even when not JSON, when sensitiveFields is empty", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await harness.start({ handlers: { ping: () => "pong" }, sensitiveFields: [] });
+    await redis.client.xadd(stream, "*", "rpc", "login", "who", "wsp:reply:x", "args", '{"password":"p",');
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 5000);
+    const [dead] = await readDeadLetters(redis.client, stream);
+    expect(dead?.args).toBe('{"password":"p",');
+  });
+
   it("masks sensitiveFields at any depth of args and the stash values in the dead letter", async () => {
     const stream = `${harness.streamPrefix}general`;
     await harness.start({ handlers: { ping: () => "pong" }, sensitiveFields: ["password", "token", "pin"] });
     const args = {
-      args: { login: "a1", Password: "hunter2", nested: [{ deeper: { pin: 1234, keep: "me" } }] },
+      args: {
+        login: "a1",
+        Password: "hunter2",
+        nested: [{ deeper: { pin: 1234, keep: "me", none: null } }, 7],
+      },
       token: "stash-secret",
       loginid: "CR1",
     };
@@ -156,7 +177,7 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
       args: {
         login: "a1",
         Password: "<not shown>",
-        nested: [{ deeper: { pin: "<not shown>", keep: "me" } }],
+        nested: [{ deeper: { pin: "<not shown>", keep: "me", none: null } }, 7],
       },
       token: "<not shown>",
       loginid: "CR1",

@@ -222,6 +222,43 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     expect((await harness.gateway.replies(1, 600)).has(late)).toBe(false);
   });
 
+  it("answers a malformed entry that says where to reply with InternalServerError, and dead-letters it", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const stream = `${harness.streamPrefix}general`;
+    const { who } = harness.gateway;
+    await redis.client.xadd(stream, "*", "rpc", "ping", "who", who, "args", "{nope", "message_id", "m-bad");
+    const replies = await harness.gateway.replies(1);
+    expect(replies.get("m-bad")?.response.result).toEqual(INTERNAL_ERROR_RESULT);
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1);
+    const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
+    expect(pending).toBe(0);
+  });
+
+  it("treats a method named after an Object.prototype member as unknown: nothing inherited is called", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const ids = await Promise.all(
+      ["constructor", "toString", "hasOwnProperty"].map((method) => harness.gateway.send(method)),
+    );
+    const replies = await harness.gateway.replies(3);
+    expect(ids.map((id) => replies.get(id)?.response.result)).toEqual(Array(3).fill(INTERNAL_ERROR_RESULT));
+  });
+
+  it("a deadline weeks away (beyond a timer's range) neither aborts ctx.signal nor abandons the handler", async () => {
+    await harness.start({
+      handlerGraceMs: 0,
+      handlers: {
+        patient: async (_params, ctx) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return { aborted: ctx.signal.aborted };
+        },
+      },
+    });
+    // 40 days: past the 2^31-1 ms (24.8 days) a Node timer can wait.
+    const deadlineSeconds = Math.floor(Date.now() / 1000) + 40 * 24 * 3600;
+    const id = await harness.gateway.send("patient", {}, { deadlineSeconds });
+    expect(await harness.gateway.resultOf(id)).toEqual({ aborted: false });
+  });
+
   it("start() refuses to run twice", async () => {
     const service = await harness.start({ handlers: exampleHandlers });
     await expect(service.start()).rejects.toThrow(/already/);
