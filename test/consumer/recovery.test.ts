@@ -5,6 +5,9 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
+import { createNativeTransport } from "../../src/consumer/native-transport.js";
+import { reclaimRound } from "../../src/consumer/reclaimer.js";
+import type { RawEntry } from "../../src/consumer/stream-replies.js";
 import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
@@ -124,6 +127,42 @@ describe.each(TRANSPORTS)("recovery on the %s transport", (kind) => {
     await harness.start({ maxDeliveries: 3, handlers: { count: (_params, ctx) => ctx.deliveryCount } });
     expect(await harness.gateway.resultOf(id, 3000)).toBe(3);
     expect(await redis.client.exists(`${stream}:dead`)).toBe(0);
+  });
+});
+
+describe("one reclaim round", () => {
+  it("takes over every stalled entry, page after page, except those this process still serves", async () => {
+    const stream = `r${Date.now()}:general`;
+    await redis.client.xgroup("CREATE", stream, "processors", "$", "MKSTREAM");
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await redis.client.xadd(stream, "*", "rpc", "ping", "n", String(i)));
+    // Read under this consumer's name: two entries this process still serves, and one an earlier process
+    // of the same name left behind. Then three a crashed consumer left behind.
+    await redis.client.xreadgroup("GROUP", "processors", "me", "COUNT", "3", "STREAMS", stream, ">");
+    await redis.client.xreadgroup("GROUP", "processors", "crashed", "COUNT", "3", "STREAMS", stream, ">");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const transport = createNativeTransport(redis.server.url);
+    const served: Array<[string, number]> = [];
+    try {
+      const claimed = await reclaimRound({
+        transport,
+        streams: [stream],
+        group: "processors",
+        consumerName: "me",
+        claimIdleMs: 10,
+        maxDeliveries: 5,
+        // One entry per XPENDING page: the round must page on rather than stop after the first.
+        claimCount: 1,
+        isHeld: (_stream, id) => id === ids[0] || id === ids[1],
+        dispatch: async (_stream: string, entry: RawEntry, count: number) =>
+          void served.push([entry.id, count]),
+        deadLetter: () => {},
+      });
+      expect(claimed).toBe(4);
+      expect(served).toEqual(ids.slice(2).map((id) => [id, 2]));
+    } finally {
+      await transport.close();
+    }
   });
 });
 
