@@ -321,6 +321,27 @@ describe("push from handlers", () => {
     expect(endpoint.received.length).toBe(pushed);
   });
 
+  it("ends the subscription of a handler abandoned at its deadline: its pushes are gone, not left waiting", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({
+      handlerGraceMs: 100,
+      handlers: { hang: (_, ctx) => ((subscription = ctx.subscribe()), new Promise(() => {})) },
+    });
+    const entry = {
+      method: "hang",
+      who: harness.gateway.who,
+      deadline: Math.ceil(Date.now() / 1000) + 1,
+      args: { args: { hang: 1, subscribe: 1 } },
+      connection: endpoint.connection(),
+    };
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xadd(stream, "*", ...entryFields(entry, "m-hang"));
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 5000);
+    await waitFor(() => subscription?.signal.aborted === true, 5000);
+    await expect(subscription?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(endpoint.received).toEqual([]);
+  });
+
   it("retries a 410 that comes before the gateway read the subscribing reply", async () => {
     let subscription: Subscription | undefined;
     await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
