@@ -259,6 +259,26 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     expect(await harness.gateway.resultOf(id)).toEqual({ aborted: false });
   });
 
+  it("close() past closeTimeoutMs aborts ctx.signal of running handlers and still sends what they answer", async () => {
+    const service = await harness.start({
+      closeTimeoutMs: 200,
+      handlers: {
+        wait: (_params, ctx) =>
+          new Promise((resolve) =>
+            ctx.signal.addEventListener("abort", () => resolve(`stopped: ${String(ctx.signal.reason)}`)),
+          ),
+      },
+    });
+    const id = await harness.gateway.send("wait");
+    await waitFor(() => service.inFlight === 1);
+    await service.close();
+    expect(await harness.gateway.resultOf(id, 1000)).toBe("stopped: Error: service closed");
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(0);
+  });
+
   it("start() refuses to run twice", async () => {
     const service = await harness.start({ handlers: exampleHandlers });
     await expect(service.start()).rejects.toThrow(/already/);
