@@ -8,7 +8,13 @@ import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import { createNativeTransport } from "../../src/consumer/native-transport.js";
 import { reclaimRound } from "../../src/consumer/reclaimer.js";
 import type { RawEntry } from "../../src/consumer/stream-replies.js";
-import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import {
+  ServiceHarness,
+  TRANSPORTS,
+  interceptedTransport,
+  startTestRedis,
+  type TestRedis,
+} from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
@@ -163,6 +169,31 @@ describe("one reclaim round", () => {
     } finally {
       await transport.close();
     }
+  });
+});
+
+describe("close() while reply batches fail", () => {
+  it("finishes, giving up on the unsent reply and leaving the entry pending for a reclaim", async () => {
+    const transport = interceptedTransport(redis.server.url, async () => {
+      throw new Error("connection refused");
+    });
+    const harness = new ServiceHarness(redis, "native");
+    const service = await harness.start({
+      redis: transport,
+      closeTimeoutMs: 0,
+      handlers: { ping: () => "pong" },
+    });
+    await harness.gateway.send("ping");
+    await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
+    let closed = false;
+    const closing = service.close().then(() => (closed = true));
+    await waitFor(() => closed, 10_000);
+    await closing;
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(1);
+    expect(await redis.client.exists(harness.gateway.who)).toBe(0);
   });
 });
 
