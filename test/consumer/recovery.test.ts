@@ -136,38 +136,52 @@ describe.each(TRANSPORTS)("recovery on the %s transport", (kind) => {
   });
 });
 
-describe("one reclaim round", () => {
-  it("takes over every stalled entry, page after page, except those this process still serves", async () => {
+describe("reclaim rounds", () => {
+  it("take over every stalled entry page by page, at most 10 pages a round, except those this process still serves", async () => {
     const stream = `r${Date.now()}:general`;
     await redis.client.xgroup("CREATE", stream, "processors", "$", "MKSTREAM");
     const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push(await redis.client.xadd(stream, "*", "rpc", "ping", "n", String(i)));
+    for (let i = 0; i < 23; i++)
+      ids.push(await redis.client.xadd(stream, "*", "rpc", "ping", "n", String(i)));
     // Read under this consumer's name: two entries this process still serves, and one an earlier process
-    // of the same name left behind. Then three a crashed consumer left behind.
+    // of the same name left behind. Then twenty a crashed consumer left behind.
     await redis.client.xreadgroup("GROUP", "processors", "me", "COUNT", "3", "STREAMS", stream, ">");
-    await redis.client.xreadgroup("GROUP", "processors", "crashed", "COUNT", "3", "STREAMS", stream, ">");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const transport = createNativeTransport(redis.server.url);
+    await redis.client.xreadgroup("GROUP", "processors", "crashed", "COUNT", "20", "STREAMS", stream, ">");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const native = createNativeTransport(redis.server.url);
+    const pendingPages: string[] = [];
     const served: Array<[string, number]> = [];
+    const context = {
+      transport: {
+        ...native,
+        call: (command: Parameters<typeof native.call>[0]) => {
+          if (command[0] === "XPENDING") pendingPages.push(command[5]);
+          return native.call(command);
+        },
+      },
+      streams: [stream],
+      group: "processors",
+      consumerName: "me",
+      claimIdleMs: 1000,
+      maxDeliveries: 5,
+      // Two entries per XPENDING page: 23 pending entries take 12 pages.
+      claimCount: 2,
+      isHeld: (_stream: string, id: string) => id === ids[0] || id === ids[1],
+      dispatch: async (_stream: string, entry: RawEntry, count: number) =>
+        void served.push([entry.id, count]),
+      deadLetter: () => {},
+    };
     try {
-      const claimed = await reclaimRound({
-        transport,
-        streams: [stream],
-        group: "processors",
-        consumerName: "me",
-        claimIdleMs: 10,
-        maxDeliveries: 5,
-        // One entry per XPENDING page: the round must page on rather than stop after the first.
-        claimCount: 1,
-        isHeld: (_stream, id) => id === ids[0] || id === ids[1],
-        dispatch: async (_stream: string, entry: RawEntry, count: number) =>
-          void served.push([entry.id, count]),
-        deadLetter: () => {},
-      });
-      expect(claimed).toBe(4);
+      // The first round reads 10 pages (entries 0-19) and takes over 2-19; the next one the rest.
+      expect(await reclaimRound(context)).toBe(18);
+      expect(pendingPages).toHaveLength(10);
+      pendingPages.length = 0;
+      expect(await reclaimRound(context)).toBe(3);
+      // Entries 0-1 (held), 20-21, then 22 alone: a short page ends the round without another XPENDING.
+      expect(pendingPages).toEqual(["-", `(${ids[1]}`, `(${ids[21]}`]);
       expect(served).toEqual(ids.slice(2).map((id) => [id, 2]));
     } finally {
-      await transport.close();
+      await native.close();
     }
   });
 });
