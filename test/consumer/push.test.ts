@@ -434,6 +434,51 @@ describe("push from handlers", () => {
     expect(endpoint.received).toEqual([]);
   });
 
+  it("a subscription push the gateway refuses with another 4xx rejects at once, and the subscription goes on", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => 413;
+    await expect(subscription?.push({ huge: 1 })).rejects.toMatchObject({ name: "PushError", status: 413 });
+    expect(endpoint.received).toHaveLength(1);
+    expect(subscription?.signal.aborted).toBe(false);
+    endpoint.answer = () => 202;
+    await subscription?.push({ small: 1 });
+    expect(endpoint.received).toHaveLength(2);
+  });
+
+  it("without a push URL ctx.subscribe() throws and ctx.push() rejects; after the handler returned, ctx.subscribe() throws", async () => {
+    let returned: RpcContext | undefined;
+    await harness.start({
+      handlers: {
+        nowhere: async (_, ctx) => {
+          const subscribeError = (() => {
+            try {
+              ctx.subscribe();
+              return "none";
+            } catch (error) {
+              return (error as Error).message;
+            }
+          })();
+          const pushError = await ctx.push({ msg_type: "notice" }).then(
+            () => "none",
+            (error: Error) => error.message,
+          );
+          return { subscribeError, pushError };
+        },
+        done: (_, ctx) => ((returned = ctx), "ok"),
+      },
+    });
+    const reply = await replyTo(await send("nowhere", { nowhere: 1, subscribe: 1 }));
+    expect(reply.response.result).toEqual({
+      subscribeError: expect.stringMatching(/no connection/),
+      pushError: expect.stringMatching(/no connection/),
+    });
+    await replyTo(await send("done", { done: 1, subscribe: 1 }, endpoint.connection()));
+    expect(() => returned?.subscribe()).toThrow(/already returned/);
+    expect(endpoint.received).toEqual([]);
+  });
+
   it("retries a 410 that comes before the gateway read the subscribing reply", async () => {
     let subscription: Subscription | undefined;
     await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
