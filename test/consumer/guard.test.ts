@@ -148,6 +148,15 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
     expect((await readDeadLetters(redis.client, stream)).map((dead) => dead.marker)).toEqual(["kept"]);
   });
 
+  it("masks an args that is not JSON whole: it cannot be inspected for secrets", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await harness.start({ handlers: { ping: () => "pong" } });
+    await redis.client.xadd(stream, "*", "rpc", "login", "who", "wsp:reply:x", "args", '{"password":"p",');
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 5000);
+    const [dead] = await readDeadLetters(redis.client, stream);
+    expect(dead).toMatchObject({ rpc: "login", args: "<not shown>" });
+  });
+
   it("copies args unmasked, even when not JSON, when sensitiveFields is empty", async () => {
     const stream = `${harness.streamPrefix}general`;
     await harness.start({ handlers: { ping: () => "pong" }, sensitiveFields: [] });
