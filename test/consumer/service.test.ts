@@ -279,6 +279,24 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     expect(pending).toBe(0);
   });
 
+  it("close() returns while every handler slot is held by a hung handler, leaving its entry pending", async () => {
+    const service = await harness.start({
+      concurrency: 1,
+      closeTimeoutMs: 0,
+      handlers: { hang: () => new Promise(() => {}) },
+    });
+    await harness.gateway.send("hang");
+    await waitFor(() => service.inFlight === 1);
+    let closed = false;
+    const closing = service.close().then(() => (closed = true));
+    await waitFor(() => closed, 10_000);
+    await closing;
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(1);
+  });
+
   it("start() refuses to run twice", async () => {
     const service = await harness.start({ handlers: exampleHandlers });
     await expect(service.start()).rejects.toThrow(/already/);
