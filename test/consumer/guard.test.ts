@@ -16,6 +16,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** Calls of `command` Redis has run so far (`INFO commandstats`). */
+async function callsOf(command: string): Promise<number> {
+  const info = await redis.client.info("commandstats");
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+}
+
 /** Redis's `~` trimming frees whole macro nodes of up to 100 entries (https://redis.io/commands/XTRIM). */
 const NODE_ENTRIES = 100;
 
@@ -118,6 +124,18 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
     }
     await pipeline.exec();
   }
+
+  it("sends the count bound (XTRIM) with a stream's first dead letter and then with every 100th, not with each", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await harness.start({ handlers: { ping: () => "pong" } });
+    const trimsBefore = await callsOf("xtrim");
+    const pipeline = redis.client.pipeline();
+    for (let i = 0; i < 101; i++) pipeline.xadd(stream, "*", "who", "wsp:reply:x", "marker", String(i));
+    await pipeline.exec();
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 101, 10_000);
+    // The 1st and the 101st dead letter.
+    expect((await callsOf("xtrim")) - trimsBefore).toBe(2);
+  });
 
   it("drops dead letters older than deadLetterMaxAgeSeconds when a dead letter is written", async () => {
     const stream = `${harness.streamPrefix}general`;
