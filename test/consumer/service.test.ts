@@ -141,7 +141,7 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
             startedAt = Date.now();
             ctx.signal.addEventListener("abort", () => {
               abortedAt = Date.now();
-              resolve("stopped");
+              resolve(`stopped: ${String(ctx.signal.reason)}`);
             });
           }),
       },
@@ -150,7 +150,7 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     const deadlineSeconds = Math.ceil(Date.now() / 1000) + 2;
     const deadlineMs = deadlineSeconds * 1000;
     const id = await harness.gateway.send("wait", {}, { deadlineSeconds });
-    expect(await harness.gateway.resultOf(id, 8000)).toBe("stopped");
+    expect(await harness.gateway.resultOf(id, 8000)).toBe("stopped: Error: deadline passed");
     expect(startedAt).toBeLessThan(deadlineMs - 500);
     // Node timers may fire a millisecond or so early; anything more is an early abort.
     expect(abortedAt).toBeGreaterThanOrEqual(deadlineMs - 20);
@@ -160,13 +160,16 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
   it("dead-letters a malformed entry with the reason, acks it and keeps serving", async () => {
     await harness.start({ handlers: exampleHandlers });
     const stream = `${harness.streamPrefix}general`;
-    await redis.client.xadd(stream, "*", "who", "wsp:reply:x", "args", "{}");
+    const { who } = harness.gateway;
+    // A reply key but no message_id: nothing the gateway could match a reply to, so no reply.
+    await redis.client.xadd(stream, "*", "who", who, "args", "{}");
     const ping = await harness.gateway.send("ping");
-    expect(await harness.gateway.resultOf(ping)).toBe("pong");
+    const replies = await harness.gateway.replies(2, 1000);
+    expect([...replies.keys()]).toEqual([ping]);
     await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1);
     const [[, fields]] = (await redis.client.xrange(`${stream}:dead`, "-", "+")) as [[string, string[]]];
     const dead = Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]])));
-    expect(dead).toMatchObject({ who: "wsp:reply:x", reason: "malformed entry: missing rpc, message_id" });
+    expect(dead).toMatchObject({ who, reason: "malformed entry: missing rpc, message_id" });
     const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
     expect(pending).toBe(0);
   });
@@ -295,6 +298,29 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
       number,
     ];
     expect(pending).toBe(1);
+  });
+
+  it("serves an entry without a deadline: no ctx.deadline, ctx.signal quiet, the handler never abandoned", async () => {
+    await harness.start({
+      handlerGraceMs: 0,
+      handlers: {
+        patient: async (_params, ctx) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return { deadline: ctx.deadline ?? "none", aborted: ctx.signal.aborted };
+        },
+      },
+    });
+    const { who } = harness.gateway;
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xadd(stream, "*", "rpc", "patient", "who", who, "args", "{}", "message_id", "m-none");
+    expect(await harness.gateway.resultOf("m-none")).toEqual({ deadline: "none", aborted: false });
+  });
+
+  it("sends a handler's null result as the result", async () => {
+    await harness.start({ handlers: { nothing: () => null } });
+    const id = await harness.gateway.send("nothing");
+    const replies = await harness.gateway.replies(1);
+    expect(replies.get(id)?.response).toEqual({ result: null, timestamp: expect.any(Number) });
   });
 
   it("start() refuses to run twice", async () => {
