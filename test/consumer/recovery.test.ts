@@ -142,7 +142,7 @@ describe("reclaim rounds", () => {
     await redis.client.xgroup("CREATE", stream, "processors", "$", "MKSTREAM");
     const ids: string[] = [];
     for (let i = 0; i < 23; i++)
-      ids.push(await redis.client.xadd(stream, "*", "rpc", "ping", "n", String(i)));
+      ids.push((await redis.client.xadd(stream, "*", "rpc", "ping", "n", String(i))) as string);
     // Read under this consumer's name: two entries this process still serves, and one an earlier process
     // of the same name left behind. Then twenty a crashed consumer left behind.
     await redis.client.xreadgroup("GROUP", "processors", "me", "COUNT", "3", "STREAMS", stream, ">");
