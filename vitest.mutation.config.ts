@@ -6,7 +6,8 @@ import { defineConfig } from "vitest/config";
  * - `core`: src/core and src/wire against test/core (fast, in-memory) and the SDK's wire round trip;
  * - `consumer`: src/consumer against test/consumer (a real redis-server and bridge per file, so slow).
  * Left out: the fuzz test (one 10 s property run that covers every core line, so it would run for every
- * core mutant) and the CLI tests (they spawn a child process, whose coverage Stryker cannot see).
+ * core mutant) and the CLI tests, the service's and `npm run call`'s (they spawn a child process, whose
+ * coverage Stryker cannot see).
  */
 const scope = process.env.MUTATION_SCOPE === "consumer" ? "consumer" : "core";
 
@@ -17,7 +18,7 @@ export default defineConfig({
       scope === "core"
         ? ["test/core/**/*.test.ts", "test/consumer/wire-round-trip.test.ts"]
         : ["test/consumer/**/*.test.ts"],
-    exclude: ["test/core/fuzz.test.ts", "test/consumer/cli.test.ts"],
+    exclude: ["test/core/fuzz.test.ts", "test/consumer/cli.test.ts", "test/consumer/call-cli.test.ts"],
     environment: "node",
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -95,10 +95,14 @@ export class Outbox {
       if (!item.deadLetter) continue;
       const deadStream = `${item.stream}:dead`;
       const since = this.deadLettersSinceTrim.get(deadStream);
-      if (since === undefined || since + 1 >= DEAD_LETTERS_PER_COUNT_TRIM) due.add(deadStream);
-      this.deadLettersSinceTrim.set(deadStream, (since ?? 0) + 1);
+      // Counted per dead letter, so the ones after the trim in a large batch count towards the next.
+      if (since === undefined || since + 1 >= DEAD_LETTERS_PER_COUNT_TRIM) {
+        due.add(deadStream);
+        this.deadLettersSinceTrim.set(deadStream, 0);
+      } else {
+        this.deadLettersSinceTrim.set(deadStream, since + 1);
+      }
     }
-    for (const deadStream of due) this.deadLettersSinceTrim.set(deadStream, 0);
     return due;
   }
 

@@ -16,6 +16,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** Calls of `command` Redis has run so far (`INFO commandstats`). */
+async function callsOf(command: string): Promise<number> {
+  const info = await redis.client.info("commandstats");
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+}
+
 /** Redis's `~` trimming frees whole macro nodes of up to 100 entries (https://redis.io/commands/XTRIM). */
 const NODE_ENTRIES = 100;
 
@@ -119,6 +125,18 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
     await pipeline.exec();
   }
 
+  it("sends the count bound (XTRIM) with a stream's first dead letter and then with every 100th, not with each", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await harness.start({ handlers: { ping: () => "pong" } });
+    const trimsBefore = await callsOf("xtrim");
+    const pipeline = redis.client.pipeline();
+    for (let i = 0; i < 101; i++) pipeline.xadd(stream, "*", "who", "wsp:reply:x", "marker", String(i));
+    await pipeline.exec();
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 101, 10_000);
+    // The 1st and the 101st dead letter.
+    expect((await callsOf("xtrim")) - trimsBefore).toBe(2);
+  });
+
   it("drops dead letters older than deadLetterMaxAgeSeconds when a dead letter is written", async () => {
     const stream = `${harness.streamPrefix}general`;
     await harness.start({ handlers: { ping: () => "pong" }, deadLetterMaxAgeSeconds: 3600 });
@@ -140,11 +158,41 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
     expect(length).toBeLessThanOrEqual(2 * NODE_ENTRIES);
   });
 
+  it("keeps dead letters when deadLetterMaxAgeSeconds reaches back before 1970 (a century)", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    // The age bound would be a negative stream id, which Redis refuses: the oldest possible id is kept instead.
+    await harness.start({ handlers: { ping: () => "pong" }, deadLetterMaxAgeSeconds: 100 * 365 * 24 * 3600 });
+    await deadLetterOne(stream, "kept");
+    expect((await readDeadLetters(redis.client, stream)).map((dead) => dead.marker)).toEqual(["kept"]);
+  });
+
+  it("masks an args that is not JSON whole: it cannot be inspected for secrets", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await harness.start({ handlers: { ping: () => "pong" } });
+    await redis.client.xadd(stream, "*", "rpc", "login", "who", "wsp:reply:x", "args", '{"password":"p",');
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 5000);
+    const [dead] = await readDeadLetters(redis.client, stream);
+    expect(dead).toMatchObject({ rpc: "login", args: "<not shown>" });
+  });
+
+  it("copies args unmasked, even when not JSON, when sensitiveFields is empty", async () => {
+    const stream = `${harness.streamPrefix}general`;
+    await harness.start({ handlers: { ping: () => "pong" }, sensitiveFields: [] });
+    await redis.client.xadd(stream, "*", "rpc", "login", "who", "wsp:reply:x", "args", '{"password":"p",');
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 5000);
+    const [dead] = await readDeadLetters(redis.client, stream);
+    expect(dead?.args).toBe('{"password":"p",');
+  });
+
   it("masks sensitiveFields at any depth of args and the stash values in the dead letter", async () => {
     const stream = `${harness.streamPrefix}general`;
     await harness.start({ handlers: { ping: () => "pong" }, sensitiveFields: ["password", "token", "pin"] });
     const args = {
-      args: { login: "a1", Password: "hunter2", nested: [{ deeper: { pin: 1234, keep: "me" } }] },
+      args: {
+        login: "a1",
+        Password: "hunter2",
+        nested: [{ deeper: { pin: 1234, keep: "me", none: null } }, 7],
+      },
       token: "stash-secret",
       loginid: "CR1",
     };
@@ -156,7 +204,7 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
       args: {
         login: "a1",
         Password: "<not shown>",
-        nested: [{ deeper: { pin: "<not shown>", keep: "me" } }],
+        nested: [{ deeper: { pin: "<not shown>", keep: "me", none: null } }, 7],
       },
       token: "<not shown>",
       loginid: "CR1",

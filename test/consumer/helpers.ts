@@ -6,6 +6,8 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { startBridge, type RunningBridge } from "../../src/bridge/server.js";
 import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
+import { createNativeTransport } from "../../src/consumer/native-transport.js";
+import type { PipelineResult, ServiceTransport, WriteCommand } from "../../src/consumer/transport.js";
 import {
   createRpcService,
   type LogEntry,
@@ -181,4 +183,25 @@ export async function readDeadLetters(client: Redis, stream: string): Promise<Re
   return entries.map(([, fields]) =>
     Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]]))),
   );
+}
+
+/**
+ * A native transport to `url` whose reply batches go through `pipeline`: it gets the real round trip
+ * (`send`) and the batch's commands, and may fail before or after running them, as a dropped connection does.
+ */
+export function interceptedTransport(
+  url: string,
+  pipeline: (send: () => Promise<PipelineResult[]>, commands: WriteCommand[]) => Promise<PipelineResult[]>,
+): ServiceTransport {
+  const inner = createNativeTransport(url);
+  return {
+    kind: inner.kind,
+    target: inner.target,
+    supportsBlockingReads: inner.supportsBlockingReads,
+    read: (command) => inner.read(command),
+    call: (command) => inner.call(command),
+    pipeline: (commands) => pipeline(() => inner.pipeline(commands), commands),
+    stopReading: () => inner.stopReading(),
+    close: () => inner.close(),
+  };
 }

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import {
   INTERNAL_ERROR_RESULT,
@@ -31,7 +31,8 @@ interface ReceivedPush {
 /** A node:http server answering pushes like the gateway: `answer` picks the status of each request. */
 class PushEndpoint {
   readonly received: ReceivedPush[] = [];
-  answer: (push: ReceivedPush) => number | { status: number; body: unknown } = () => 202;
+  /** The status (and body) of each answer; `"hang"` never answers. */
+  answer: (push: ReceivedPush) => number | { status: number; body: unknown } | "hang" = () => 202;
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<PushEndpoint> {
@@ -48,6 +49,7 @@ class PushEndpoint {
         };
         endpoint.received.push(push);
         const answer = endpoint.answer(push);
+        if (answer === "hang") return;
         const { status, body } = typeof answer === "number" ? { status: answer, body: {} } : answer;
         response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
       });
@@ -195,6 +197,96 @@ describe("pushTo and createPusher", () => {
   });
 });
 
+describe("pusher options and push URLs", () => {
+  const fast = { retryMinMs: 5, retryMaxMs: 20 };
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it.each([
+    [{ retries: -1 }, /`retries`/],
+    [{ retries: 1.5 }, /`retries`/],
+    [{ retryMinMs: 0 }, /`retryMinMs`/],
+    [{ retryMaxMs: Number.NaN }, /`retryMaxMs`/],
+    [{ timeoutMs: -5 }, /`timeoutMs`/],
+  ])("createPusher(%j) throws a TypeError naming the option", (options, message) => {
+    expect(() => createPusher(options)).toThrow(message);
+  });
+
+  it("refuses a connection that is not <origin>/connections/<ref>, and drops a trailing slash", async () => {
+    await expect(pushTo(`${endpoint.origin}/elsewhere/abc`, { frame: {} }, fast)).rejects.toThrow(TypeError);
+    await expect(
+      createPusher(fast).pushBatch([{ connection: "connections/abc", frame: {} }]),
+    ).rejects.toThrow(TypeError);
+    expect(endpoint.received).toEqual([]);
+    await pushTo(`${endpoint.connection()}/`, { frame: {} }, fast);
+    expect(endpoint.received.map((push) => push.path)).toEqual([
+      `${new URL(endpoint.connection()).pathname}/messages`,
+    ]);
+  });
+
+  it("sends the secret from PUSH_SECRET by default, and no authorization header without a secret", async () => {
+    vi.stubEnv("PUSH_SECRET", "from-env");
+    await pushTo(endpoint.connection(), { frame: {} }, fast);
+    vi.stubEnv("PUSH_SECRET", "");
+    await pushTo(endpoint.connection(), { frame: {} }, fast);
+    expect(endpoint.received.map((push) => push.authorization)).toEqual(["Bearer from-env", undefined]);
+  });
+
+  it("abandons an attempt the gateway does not answer within timeoutMs, retries it, then rejects without status", async () => {
+    endpoint.answer = () => "hang";
+    const error = await pushTo(
+      endpoint.connection(),
+      { frame: {} },
+      { ...fast, retries: 1, timeoutMs: 200 },
+    ).catch((reason: unknown) => reason);
+    expect(error).toBeInstanceOf(PushError);
+    expect((error as PushError).status).toBeUndefined();
+    expect(endpoint.received).toHaveLength(2);
+  });
+
+  it("stops retrying once the caller's signal fires, rejecting with its reason", async () => {
+    const caller = new AbortController();
+    endpoint.answer = () => {
+      caller.abort(new Error("caller gave up"));
+      return 500;
+    };
+    await expect(
+      pushTo(endpoint.connection(), { frame: {} }, { ...fast, retries: 5, signal: caller.signal }),
+    ).rejects.toThrow("caller gave up");
+    expect(endpoint.received).toHaveLength(1);
+  });
+
+  it("sends one batch request per gateway, and rejects a batch answer without one result per message", async () => {
+    const other = await PushEndpoint.start();
+    try {
+      const answerAll = (push: ReceivedPush) => ({
+        status: 200,
+        body: { results: (push.body.messages as unknown[]).map(() => ({ status: 202 })) },
+      });
+      endpoint.answer = answerAll;
+      other.answer = answerAll;
+      const results = await createPusher(fast).pushBatch([
+        { connection: endpoint.connection("a.1.00000000000000000000000000000001"), frame: { n: 1 } },
+        { connection: other.connection("b.2.00000000000000000000000000000002"), frame: { n: 2 } },
+        { connection: endpoint.connection("c.3.00000000000000000000000000000003"), frame: { n: 3 } },
+      ]);
+      expect(results).toEqual([{ status: 202 }, { status: 202 }, { status: 202 }]);
+      expect(endpoint.received.map((push) => (push.body.messages as unknown[]).length)).toEqual([2]);
+      expect(other.received.map((push) => (push.body.messages as unknown[]).length)).toEqual([1]);
+      endpoint.answer = () => ({ status: 200, body: { results: [{ status: 202 }] } });
+      await expect(
+        createPusher(fast).pushBatch([
+          { connection: endpoint.connection(), frame: { n: 1 } },
+          { connection: endpoint.connection(), frame: { n: 2 } },
+        ]),
+      ).rejects.toBeInstanceOf(PushError);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe("push from handlers", () => {
   let redis: TestRedis;
   let harness: ServiceHarness;
@@ -319,6 +411,72 @@ describe("push from handlers", () => {
     const pushed = endpoint.received.length;
     await delay(500);
     expect(endpoint.received.length).toBe(pushed);
+  });
+
+  it("ends the subscription of a handler abandoned at its deadline: its pushes are gone, not left waiting", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({
+      handlerGraceMs: 100,
+      handlers: { hang: (_, ctx) => ((subscription = ctx.subscribe()), new Promise(() => {})) },
+    });
+    const entry = {
+      method: "hang",
+      who: harness.gateway.who,
+      deadline: Math.ceil(Date.now() / 1000) + 1,
+      args: { args: { hang: 1, subscribe: 1 } },
+      connection: endpoint.connection(),
+    };
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xadd(stream, "*", ...entryFields(entry, "m-hang"));
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1, 5000);
+    await waitFor(() => subscription?.signal.aborted === true, 5000);
+    await expect(subscription?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(endpoint.received).toEqual([]);
+  });
+
+  it("a subscription push the gateway refuses with another 4xx rejects at once, and the subscription goes on", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => 413;
+    await expect(subscription?.push({ huge: 1 })).rejects.toMatchObject({ name: "PushError", status: 413 });
+    expect(endpoint.received).toHaveLength(1);
+    expect(subscription?.signal.aborted).toBe(false);
+    endpoint.answer = () => 202;
+    await subscription?.push({ small: 1 });
+    expect(endpoint.received).toHaveLength(2);
+  });
+
+  it("without a push URL ctx.subscribe() throws and ctx.push() rejects; after the handler returned, ctx.subscribe() throws", async () => {
+    let returned: RpcContext | undefined;
+    await harness.start({
+      handlers: {
+        nowhere: async (_, ctx) => {
+          const subscribeError = (() => {
+            try {
+              ctx.subscribe();
+              return "none";
+            } catch (error) {
+              return (error as Error).message;
+            }
+          })();
+          const pushError = await ctx.push({ msg_type: "notice" }).then(
+            () => "none",
+            (error: Error) => error.message,
+          );
+          return { subscribeError, pushError };
+        },
+        done: (_, ctx) => ((returned = ctx), "ok"),
+      },
+    });
+    const reply = await replyTo(await send("nowhere", { nowhere: 1, subscribe: 1 }));
+    expect(reply.response.result).toEqual({
+      subscribeError: expect.stringMatching(/no connection/),
+      pushError: expect.stringMatching(/no connection/),
+    });
+    await replyTo(await send("done", { done: 1, subscribe: 1 }, endpoint.connection()));
+    expect(() => returned?.subscribe()).toThrow(/already returned/);
+    expect(endpoint.received).toEqual([]);
   });
 
   it("retries a 410 that comes before the gateway read the subscribing reply", async () => {

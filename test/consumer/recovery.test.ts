@@ -5,7 +5,16 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
-import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { createNativeTransport } from "../../src/consumer/native-transport.js";
+import { reclaimRound } from "../../src/consumer/reclaimer.js";
+import type { RawEntry } from "../../src/consumer/stream-replies.js";
+import {
+  ServiceHarness,
+  TRANSPORTS,
+  interceptedTransport,
+  startTestRedis,
+  type TestRedis,
+} from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
@@ -124,6 +133,81 @@ describe.each(TRANSPORTS)("recovery on the %s transport", (kind) => {
     await harness.start({ maxDeliveries: 3, handlers: { count: (_params, ctx) => ctx.deliveryCount } });
     expect(await harness.gateway.resultOf(id, 3000)).toBe(3);
     expect(await redis.client.exists(`${stream}:dead`)).toBe(0);
+  });
+});
+
+describe("reclaim rounds", () => {
+  it("take over every stalled entry page by page, at most 10 pages a round, except those this process still serves", async () => {
+    const stream = `r${Date.now()}:general`;
+    await redis.client.xgroup("CREATE", stream, "processors", "$", "MKSTREAM");
+    const ids: string[] = [];
+    for (let i = 0; i < 23; i++)
+      ids.push((await redis.client.xadd(stream, "*", "rpc", "ping", "n", String(i))) as string);
+    // Read under this consumer's name: two entries this process still serves, and one an earlier process
+    // of the same name left behind. Then twenty a crashed consumer left behind.
+    await redis.client.xreadgroup("GROUP", "processors", "me", "COUNT", "3", "STREAMS", stream, ">");
+    await redis.client.xreadgroup("GROUP", "processors", "crashed", "COUNT", "20", "STREAMS", stream, ">");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const native = createNativeTransport(redis.server.url);
+    const pendingPages: string[] = [];
+    const served: Array<[string, number]> = [];
+    const context = {
+      transport: {
+        ...native,
+        call: (command: Parameters<typeof native.call>[0]) => {
+          if (command[0] === "XPENDING") pendingPages.push(command[5]);
+          return native.call(command);
+        },
+      },
+      streams: [stream],
+      group: "processors",
+      consumerName: "me",
+      claimIdleMs: 1000,
+      maxDeliveries: 5,
+      // Two entries per XPENDING page: 23 pending entries take 12 pages.
+      claimCount: 2,
+      isHeld: (_stream: string, id: string) => id === ids[0] || id === ids[1],
+      dispatch: async (_stream: string, entry: RawEntry, count: number) =>
+        void served.push([entry.id, count]),
+      deadLetter: () => {},
+    };
+    try {
+      // The first round reads 10 pages (entries 0-19) and takes over 2-19; the next one the rest.
+      expect(await reclaimRound(context)).toBe(18);
+      expect(pendingPages).toHaveLength(10);
+      pendingPages.length = 0;
+      expect(await reclaimRound(context)).toBe(3);
+      // Entries 0-1 (held), 20-21, then 22 alone: a short page ends the round without another XPENDING.
+      expect(pendingPages).toEqual(["-", `(${ids[1]}`, `(${ids[21]}`]);
+      expect(served).toEqual(ids.slice(2).map((id) => [id, 2]));
+    } finally {
+      await native.close();
+    }
+  });
+});
+
+describe("close() while reply batches fail", () => {
+  it("finishes, giving up on the unsent reply and leaving the entry pending for a reclaim", async () => {
+    const transport = interceptedTransport(redis.server.url, async () => {
+      throw new Error("connection refused");
+    });
+    const harness = new ServiceHarness(redis, "native");
+    const service = await harness.start({
+      redis: transport,
+      closeTimeoutMs: 0,
+      handlers: { ping: () => "pong" },
+    });
+    await harness.gateway.send("ping");
+    await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
+    let closed = false;
+    const closing = service.close().then(() => (closed = true));
+    await waitFor(() => closed, 10_000);
+    await closing;
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(1);
+    expect(await redis.client.exists(harness.gateway.who)).toBe(0);
   });
 });
 

@@ -3,7 +3,13 @@
  * command), and set again whenever a reply re-creates a key the gateway popped empty. Both transports.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import {
+  ServiceHarness,
+  TRANSPORTS,
+  interceptedTransport,
+  startTestRedis,
+  type TestRedis,
+} from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
@@ -74,5 +80,33 @@ describe.each(TRANSPORTS)("reply key TTL on the %s transport", (kind) => {
     await waitFor(async () => (await redis.client.llen(gateway.who)) === 2);
     await waitFor(async () => (await redis.client.pttl(gateway.who)) > 4500, 2000);
     expect((await gateway.replies(2)).size).toBe(2);
+  });
+});
+
+describe("reply key TTL after a lost round trip", () => {
+  it("sets the TTL when a batch ran but its answer was lost, and the retry found the key it had re-created", async () => {
+    let loseNextAnswer = false;
+    const transport = interceptedTransport(redis.server.url, async (send) => {
+      const results = await send();
+      if (!loseNextAnswer) return results;
+      loseNextAnswer = false;
+      throw new Error("connection reset after the batch ran");
+    });
+    const harness = new ServiceHarness(redis, "native");
+    try {
+      await harness.start({ redis: transport, handlers: { ping: () => "pong" }, replyTtlSeconds: 60 });
+      const { gateway } = harness;
+      expect(await gateway.resultOf(await gateway.send("ping"))).toBe("pong");
+      expect(await redis.client.exists(gateway.who)).toBe(0);
+      // The next reply re-creates the popped key; its EXPIRE is not due (sent moments ago), and the answer
+      // that would show the key was re-created is lost: the retry pushes the reply again onto a list of one.
+      loseNextAnswer = true;
+      await gateway.send("ping");
+      await waitFor(async () => (await redis.client.llen(gateway.who)) === 2);
+      await waitFor(async () => (await redis.client.ttl(gateway.who)) > 0, 2000);
+      expect(await redis.client.ttl(gateway.who)).toBeLessThanOrEqual(60);
+    } finally {
+      await harness.closeAll();
+    }
   });
 });

@@ -141,7 +141,7 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
             startedAt = Date.now();
             ctx.signal.addEventListener("abort", () => {
               abortedAt = Date.now();
-              resolve("stopped");
+              resolve(`stopped: ${String(ctx.signal.reason)}`);
             });
           }),
       },
@@ -150,7 +150,7 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     const deadlineSeconds = Math.ceil(Date.now() / 1000) + 2;
     const deadlineMs = deadlineSeconds * 1000;
     const id = await harness.gateway.send("wait", {}, { deadlineSeconds });
-    expect(await harness.gateway.resultOf(id, 8000)).toBe("stopped");
+    expect(await harness.gateway.resultOf(id, 8000)).toBe("stopped: Error: deadline passed");
     expect(startedAt).toBeLessThan(deadlineMs - 500);
     // Node timers may fire a millisecond or so early; anything more is an early abort.
     expect(abortedAt).toBeGreaterThanOrEqual(deadlineMs - 20);
@@ -160,13 +160,16 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
   it("dead-letters a malformed entry with the reason, acks it and keeps serving", async () => {
     await harness.start({ handlers: exampleHandlers });
     const stream = `${harness.streamPrefix}general`;
-    await redis.client.xadd(stream, "*", "who", "wsp:reply:x", "args", "{}");
+    const { who } = harness.gateway;
+    // A reply key but no message_id: nothing the gateway could match a reply to, so no reply.
+    await redis.client.xadd(stream, "*", "who", who, "args", "{}");
     const ping = await harness.gateway.send("ping");
-    expect(await harness.gateway.resultOf(ping)).toBe("pong");
+    const replies = await harness.gateway.replies(2, 1000);
+    expect([...replies.keys()]).toEqual([ping]);
     await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1);
     const [[, fields]] = (await redis.client.xrange(`${stream}:dead`, "-", "+")) as [[string, string[]]];
     const dead = Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]])));
-    expect(dead).toMatchObject({ who: "wsp:reply:x", reason: "malformed entry: missing rpc, message_id" });
+    expect(dead).toMatchObject({ who, reason: "malformed entry: missing rpc, message_id" });
     const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
     expect(pending).toBe(0);
   });
@@ -220,6 +223,104 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     expect(pending).toBe(0);
     const late = await harness.gateway.send("ping");
     expect((await harness.gateway.replies(1, 600)).has(late)).toBe(false);
+  });
+
+  it("answers a malformed entry that says where to reply with InternalServerError, and dead-letters it", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const stream = `${harness.streamPrefix}general`;
+    const { who } = harness.gateway;
+    await redis.client.xadd(stream, "*", "rpc", "ping", "who", who, "args", "{nope", "message_id", "m-bad");
+    const replies = await harness.gateway.replies(1);
+    expect(replies.get("m-bad")?.response.result).toEqual(INTERNAL_ERROR_RESULT);
+    await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1);
+    const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
+    expect(pending).toBe(0);
+  });
+
+  it("treats a method named after an Object.prototype member as unknown: nothing inherited is called", async () => {
+    await harness.start({ handlers: exampleHandlers });
+    const ids = await Promise.all(
+      ["constructor", "toString", "hasOwnProperty"].map((method) => harness.gateway.send(method)),
+    );
+    const replies = await harness.gateway.replies(3);
+    expect(ids.map((id) => replies.get(id)?.response.result)).toEqual(Array(3).fill(INTERNAL_ERROR_RESULT));
+  });
+
+  it("a deadline weeks away (beyond a timer's range) neither aborts ctx.signal nor abandons the handler", async () => {
+    await harness.start({
+      handlerGraceMs: 0,
+      handlers: {
+        patient: async (_params, ctx) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return { aborted: ctx.signal.aborted };
+        },
+      },
+    });
+    // 40 days: past the 2^31-1 ms (24.8 days) a Node timer can wait.
+    const deadlineSeconds = Math.floor(Date.now() / 1000) + 40 * 24 * 3600;
+    const id = await harness.gateway.send("patient", {}, { deadlineSeconds });
+    expect(await harness.gateway.resultOf(id)).toEqual({ aborted: false });
+  });
+
+  it("close() past closeTimeoutMs aborts ctx.signal of running handlers and still sends what they answer", async () => {
+    const service = await harness.start({
+      closeTimeoutMs: 200,
+      handlers: {
+        wait: (_params, ctx) =>
+          new Promise((resolve) =>
+            ctx.signal.addEventListener("abort", () => resolve(`stopped: ${String(ctx.signal.reason)}`)),
+          ),
+      },
+    });
+    const id = await harness.gateway.send("wait");
+    await waitFor(() => service.inFlight === 1);
+    await service.close();
+    expect(await harness.gateway.resultOf(id, 1000)).toBe("stopped: Error: service closed");
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(0);
+  });
+
+  it("close() returns while every handler slot is held by a hung handler, leaving its entry pending", async () => {
+    const service = await harness.start({
+      concurrency: 1,
+      closeTimeoutMs: 0,
+      handlers: { hang: () => new Promise(() => {}) },
+    });
+    await harness.gateway.send("hang");
+    await waitFor(() => service.inFlight === 1);
+    let closed = false;
+    const closing = service.close().then(() => (closed = true));
+    await waitFor(() => closed, 10_000);
+    await closing;
+    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
+      number,
+    ];
+    expect(pending).toBe(1);
+  });
+
+  it("serves an entry without a deadline: no ctx.deadline, ctx.signal quiet, the handler never abandoned", async () => {
+    await harness.start({
+      handlerGraceMs: 0,
+      handlers: {
+        patient: async (_params, ctx) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return { deadline: ctx.deadline ?? "none", aborted: ctx.signal.aborted };
+        },
+      },
+    });
+    const { who } = harness.gateway;
+    const stream = `${harness.streamPrefix}general`;
+    await redis.client.xadd(stream, "*", "rpc", "patient", "who", who, "args", "{}", "message_id", "m-none");
+    expect(await harness.gateway.resultOf("m-none")).toEqual({ deadline: "none", aborted: false });
+  });
+
+  it("sends a handler's null result as the result", async () => {
+    await harness.start({ handlers: { nothing: () => null } });
+    const id = await harness.gateway.send("nothing");
+    const replies = await harness.gateway.replies(1);
+    expect(replies.get(id)?.response).toEqual({ result: null, timestamp: expect.any(Number) });
   });
 
   it("start() refuses to run twice", async () => {
