@@ -170,12 +170,25 @@ describe("req.callRpc from insteadOfForward (Perl's call_rpc)", () => {
     ]);
   });
 
-  it("answers WrongResponse when called without a method", async () => {
-    const { conn, send } = gateway({
-      actions: [["ping", { insteadOfForward: (_conn, req) => req.callRpc?.({} as never) }]],
-    });
+  it.each([
+    ["without a method", {}],
+    ["with an empty method", { method: "" }],
+  ])("answers WrongResponse when called %s, calling no backend", async (_, call) => {
+    const backend = fakeBackend();
+    const { conn, send } = gateway(
+      { actions: [["ping", { insteadOfForward: (_conn, req) => req.callRpc?.(call as never) }]] },
+      { default: backend },
+    );
     await send({ ping: 1 });
     expect(conn.sent[0]).toMatchObject({ msg_type: "ping", error: { code: "WrongResponse" } });
+    expect(backend.calls).toEqual([]);
+  });
+
+  it("is offered to insteadOfForward only, not to the hooks of a forwarded request", async () => {
+    const seen: unknown[] = [];
+    const { send } = gateway({ beforeCall: (_conn, req) => void seen.push(req.callRpc) });
+    await send({ ping: 1 });
+    expect(seen).toEqual([undefined]);
   });
 });
 
