@@ -104,6 +104,10 @@ describe("gateway options (PROTOCOL section 2)", () => {
     expect(() => assertBackendsExist(local, {}, true)).not.toThrow();
     const forwarded = resolveGatewayOptions({ actions: [["ping"]], push: false });
     expect(() => assertBackendsExist(forwarded, {}, true)).toThrow(ConfigError);
+    // With no backend at all, the deployer is told so, and which option to set.
+    expect(() => assertBackendsExist(forwarded, {}, true)).toThrow(
+      '"ping" uses backend "default", which is not in `backends` (known: none; set `defaultBackend`?)',
+    );
   });
 
   it("refuses an action whose backend does not exist, naming both", () => {
