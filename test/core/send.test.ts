@@ -265,3 +265,18 @@ describe("the send step when something goes wrong", () => {
     expect(afterSentApiResponse).toHaveBeenCalledTimes(1);
   });
 });
+
+describe("hook lists", () => {
+  it("skip undefined entries (a hook left out by a condition)", async () => {
+    const seen: string[] = [];
+    const { conn, send, logger } = gateway({
+      requestData: false,
+      beforeSendApiResponse: [undefined, (_conn, _req, reply) => void (reply.tagged = true)],
+      afterSentApiResponse: [undefined, () => void seen.push("sent")],
+    });
+    await send({ ping: 1 });
+    expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" }, tagged: true }]);
+    expect(seen).toEqual(["sent"]);
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+});
