@@ -46,6 +46,20 @@ describe("the response hook (Perl: its return value is the reply)", () => {
     expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" }, checked: true }]);
   });
 
+  it("may rewrite or remove the reply's data in place", async () => {
+    const { conn, send } = gateway({
+      requestData: false,
+      actions: [["ping"], ["time"]],
+      response: (_conn, req, reply) => {
+        if (req.name === "ping") reply.ping = "rewritten";
+        else delete reply.time;
+      },
+    });
+    await send({ ping: 1 });
+    await send({ time: 1 });
+    expect(conn.sent).toEqual([{ msg_type: "ping", ping: "rewritten" }, { msg_type: "time" }]);
+  });
+
   it("hands each hook the reply the previous one returned (global, then the action's)", async () => {
     const { conn, send } = gateway({
       requestData: false,
