@@ -28,7 +28,7 @@ describe("unusable service answers", () => {
         actions: [["ticks", { msgType: "tick" }]],
         rpcFailureCb: (_conn, _res, _req, failure) => void failures.push(failure),
       },
-      { default: fakeBackend(() => response as RpcResponse) },
+      { default: fakeBackend(() => response as unknown as RpcResponse) },
     );
     await send({ ticks: "R_100" });
     expect(conn.sent).toEqual([{ msg_type: "tick", error: { code: "WrongResponse", message: SORRY } }]);
@@ -44,7 +44,7 @@ describe("unusable service answers", () => {
     const failures: RpcFailure[] = [];
     const { conn, send } = gateway(
       { requestData: false, rpcFailureCb: (_conn, _res, _req, failure) => void failures.push(failure) },
-      { default: fakeBackend(() => ({ error }) as RpcResponse) },
+      { default: fakeBackend(() => ({ error }) as unknown as RpcResponse) },
     );
     await send({ ping: 1 });
     expect(conn.sent).toEqual([{ msg_type: "ping", error: { code: "CallError", message: SORRY } }]);

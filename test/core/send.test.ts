@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { createDispatcher, type Connection, type JsonObject } from "../../src/core/index.js";
+import { createDispatcher, type Connection, type JsonObject, type SendHook } from "../../src/core/index.js";
 import { fakeBackend, gateway, quietLogger } from "./helpers.js";
 
 describe("the send step (PROTOCOL 1.2)", () => {
@@ -267,12 +267,14 @@ describe("the send step when something goes wrong", () => {
 });
 
 describe("hook lists", () => {
-  it("skip undefined entries (a hook left out by a condition)", async () => {
+  it("skip entries that are not functions (a hook left out by a condition, in plain JavaScript)", async () => {
     const seen: string[] = [];
+    const tag: SendHook = (_conn, _req, reply) => void (reply.tagged = true);
     const { conn, send, logger } = gateway({
       requestData: false,
-      beforeSendApiResponse: [undefined, (_conn, _req, reply) => void (reply.tagged = true)],
-      afterSentApiResponse: [undefined, () => void seen.push("sent")],
+      // What `[debug && logHook, tag]` gives a JavaScript deployment when `debug` is off.
+      beforeSendApiResponse: [undefined, tag] as unknown as SendHook[],
+      afterSentApiResponse: [false, () => void seen.push("sent")] as unknown as SendHook[],
     });
     await send({ ping: 1 });
     expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" }, tagged: true }]);
