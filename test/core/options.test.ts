@@ -115,5 +115,11 @@ describe("gateway options (PROTOCOL section 2)", () => {
       createDispatcher({ actions: [["ping", { backend: "rpc" }]] }, { default: fakeBackend() });
     expect(create).toThrow(ConfigError);
     expect(create).toThrow('"ping" uses backend "rpc", which is not in `backends` (known: default)');
+    const withTwo = () =>
+      createDispatcher(
+        { actions: [["ping", { backend: "rpc" }]] },
+        { default: fakeBackend(), jsonrpc: fakeBackend() },
+      );
+    expect(withTwo).toThrow("(known: default, jsonrpc)");
   });
 });
