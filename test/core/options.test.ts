@@ -61,6 +61,7 @@ describe("gateway options (PROTOCOL section 2)", () => {
     [{ actions: [], defaultBackend: "" }, "`defaultBackend`"],
     [{ actions: { ping: {} } }, "`actions`"],
     [{ actions: [[5]] }, "`actions`"],
+    [{ actions: ["ping"] }, "every entry must be [name, options?]"],
     [{ actions: [["ping", null]] }, '"ping" must be an object'],
     [{ actions: [["ping", { stashWrites: "loginid" }]] }, 'the stashWrites of "ping"'],
     [{ actions: [["ping", { stashWrites: ["loginid", 5] }]] }, 'the stashWrites of "ping"'],
