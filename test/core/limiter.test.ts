@@ -113,6 +113,15 @@ describe("abuse close", () => {
     expect(limits.usage.abuseCloses).toBe(0);
   });
 
+  it("never counts a connection that is already closed as an abuse close", () => {
+    const { limits } = limiter({ abuseCloseAfterRejections: 1 });
+    const conn = createMemoryConnection();
+    conn.disconnect();
+    expect(limits.recordRejection(conn)).toBe(false);
+    expect(limits.usage.abuseCloses).toBe(0);
+    expect(limits.size).toBe(0);
+  });
+
   it("a window ends exactly abuseWindowMs after its first rejection", () => {
     const { limits, clock } = limiter({ abuseCloseAfterRejections: 2, abuseWindowMs: 1000 });
     const conn = createMemoryConnection();
