@@ -88,4 +88,25 @@ describe("inbound frame decoding (PROTOCOL 1.1.1)", () => {
       expect(utf8ByteLength(text)).toBe(new TextEncoder().encode(text).byteLength);
     }
   });
+
+  it.each([
+    ["the 1-, 2- and 3-byte boundaries", "\u007F\u0080\u07FF\u0800\uFFFF"],
+    ["the first and last surrogate pairs", "\uD800\uDC00\uDBFF\uDFFF"],
+    ["a pair ending in the last low surrogate", "\uD800\uDFFF"],
+    ["a high surrogate before the range of low ones", "\uD7FF\uDC00"],
+    ["a high surrogate followed by another high one", "\uD800\uDBFF\uDC00"],
+    ["a high surrogate followed by a character just past the low ones", "\uD800\uE000"],
+    ["a 3-byte character followed by a low surrogate", "\u4E2D\uDC00"],
+    ["two low surrogates", "\uDC00\uDC00"],
+    ["a high surrogate followed by 2- and 3-byte characters", "\uD800é\uD800中"],
+  ])("measures UTF-8 length like TextEncoder at %s", (_, text) => {
+    expect(utf8ByteLength(text)).toBe(new TextEncoder().encode(text).byteLength);
+  });
+
+  it("accepts a long frame of many shallow objects (only nesting counts toward MAX_JSON_DEPTH)", () => {
+    const many = Array.from({ length: 2 * MAX_JSON_DEPTH }, () => "{}").join(",");
+    const both = Array.from({ length: MAX_JSON_DEPTH }, () => "[],{}").join(",");
+    expect(decodeFrame(`{"ping":1,"list":[${many}]}`).ok).toBe(true);
+    expect(decodeFrame(`{"ping":1,"list":[${both}]}`).ok).toBe(true);
+  });
 });

@@ -5,6 +5,7 @@ import {
   resolveGatewayOptions,
   type GatewayOptions,
 } from "../../src/core/index.js";
+import { assertBackendsExist } from "../../src/core/request.js";
 import { fakeBackend } from "./helpers.js";
 
 describe("gateway options (PROTOCOL section 2)", () => {
@@ -58,10 +59,56 @@ describe("gateway options (PROTOCOL section 2)", () => {
     [{ actions: [], skipSanityCheck: "password" }, "`skipSanityCheck`"],
     [{ actions: [], sensitiveFields: "password" }, "`sensitiveFields`"],
     [{ actions: [], defaultBackend: "" }, "`defaultBackend`"],
+    [{ actions: { ping: {} } }, "`actions`"],
+    [{ actions: [[5]] }, "`actions`"],
+    [{ actions: ["ping"] }, "every entry must be [name, options?]"],
+    [{ actions: [["ping", null]] }, '"ping" must be an object'],
+    [{ actions: [["ping", { stashWrites: "loginid" }]] }, 'the stashWrites of "ping"'],
+    [{ actions: [["ping", { stashWrites: ["loginid", 5] }]] }, 'the stashWrites of "ping"'],
+    [{ actions: [], sensitiveFields: ["password", 5] }, "`sensitiveFields`"],
+    [{ actions: [], defaultBackend: 5 }, "`defaultBackend`"],
+    [{ actions: [], maxSubscriptionsPerConnection: -1 }, "`maxSubscriptionsPerConnection`"],
+    [{ actions: [], maxSubscriptionsPerConnection: 1.5 }, "`maxSubscriptionsPerConnection`"],
   ])("rejects %j with a ConfigError naming the option", (options, named) => {
     const resolve = () => resolveGatewayOptions(options as unknown as GatewayOptions);
     expect(resolve).toThrow(ConfigError);
     expect(resolve).toThrow(named);
+  });
+
+  it("registers forget and forget_all only with push on, and never over the deployment's own", () => {
+    const own = { msgType: "mine" };
+    expect([...resolveGatewayOptions({ actions: [["ping"]] }).actionTable.keys()]).toEqual([
+      "ping",
+      "forget",
+      "forget_all",
+    ]);
+    expect([...resolveGatewayOptions({ actions: [["ping"]], push: false }).actionTable.keys()]).toEqual([
+      "ping",
+    ]);
+    expect(resolveGatewayOptions({ actions: [["forget", own]] }).actionTable.get("forget")).toBe(own);
+  });
+
+  it("accepts maxSubscriptionsPerConnection 0 (every subscription refused)", () => {
+    expect(resolveGatewayOptions({ actions: [], maxSubscriptionsPerConnection: 0 })).toMatchObject({
+      maxSubscriptionsPerConnection: 0,
+    });
+  });
+
+  it("does not ask a backend of actions answered in place, when every action's backend is checked", () => {
+    const local = resolveGatewayOptions({
+      actions: [
+        ["time", { answerLocally: () => 1 }],
+        ["ping", { insteadOfForward: () => ({ msg_type: "ping", ping: 1 }) }],
+      ],
+      push: false,
+    });
+    expect(() => assertBackendsExist(local, {}, true)).not.toThrow();
+    const forwarded = resolveGatewayOptions({ actions: [["ping"]], push: false });
+    expect(() => assertBackendsExist(forwarded, {}, true)).toThrow(ConfigError);
+    // With no backend at all, the deployer is told so, and which option to set.
+    expect(() => assertBackendsExist(forwarded, {}, true)).toThrow(
+      '"ping" uses backend "default", which is not in `backends` (known: none; set `defaultBackend`?)',
+    );
   });
 
   it("refuses an action whose backend does not exist, naming both", () => {
@@ -69,5 +116,11 @@ describe("gateway options (PROTOCOL section 2)", () => {
       createDispatcher({ actions: [["ping", { backend: "rpc" }]] }, { default: fakeBackend() });
     expect(create).toThrow(ConfigError);
     expect(create).toThrow('"ping" uses backend "rpc", which is not in `backends` (known: default)');
+    const withTwo = () =>
+      createDispatcher(
+        { actions: [["ping", { backend: "rpc" }]] },
+        { default: fakeBackend(), jsonrpc: fakeBackend() },
+      );
+    expect(withTwo).toThrow("(known: default, jsonrpc)");
   });
 });

@@ -179,4 +179,47 @@ describe("PendingRequests", () => {
     await expect(stuck).rejects.toBeInstanceOf(RpcTimeoutError);
     expect(table.counters).toMatchObject({ delivered: 5_000, timedOut: 1 });
   });
+
+  it("remembers exactly recentLimit settled ids", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock(), recentLimit: 2 });
+    for (const id of ["1", "2"]) {
+      const reply = table.add(id, { timeoutMs: 1000, label: "x" });
+      table.resolve(id, id);
+      await reply;
+    }
+    expect(table.resolve("1", "again")).toBe("duplicate");
+    expect(table.resolve("2", "again")).toBe("duplicate");
+  });
+
+  it("calls onEmpty only once the last waiting request settles", async () => {
+    let emptied = 0;
+    const table = new PendingRequests<string>({ clock: manualClock(), onEmpty: () => emptied++ });
+    const a = table.add("1", { timeoutMs: 1000, label: "x" });
+    const b = table.add("2", { timeoutMs: 1000, label: "x" });
+    table.resolve("1", "a");
+    await a;
+    expect(emptied).toBe(0);
+    table.resolve("2", "b");
+    await b;
+    expect(emptied).toBe(1);
+  });
+
+  it("fail() of an id that is not waiting does nothing and says so", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock() });
+    const reply = table.add("1", { timeoutMs: 1000, label: "x" });
+    expect(table.fail("2", new Error("no such request"))).toBe(false);
+    table.resolve("1", "ok");
+    await expect(reply).resolves.toBe("ok");
+    expect(table.fail("1", new Error("already answered"))).toBe(false);
+    expect(table.counters.failed).toBe(0);
+  });
+
+  it("uses the runtime's timers when given no clock", async () => {
+    const table = new PendingRequests<string>();
+    const reply = table.add("1", { timeoutMs: 20, label: "slow" });
+    await expect(reply).rejects.toBeInstanceOf(RpcTimeoutError);
+    const answered = table.add("2", { timeoutMs: 60_000, label: "fast" });
+    table.resolve("2", "ok");
+    await expect(answered).resolves.toBe("ok");
+  });
 });

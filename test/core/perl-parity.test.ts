@@ -46,6 +46,20 @@ describe("the response hook (Perl: its return value is the reply)", () => {
     expect(conn.sent).toEqual([{ msg_type: "ping", ping: { echo: "ping" }, checked: true }]);
   });
 
+  it("may rewrite or remove the reply's data in place", async () => {
+    const { conn, send } = gateway({
+      requestData: false,
+      actions: [["ping"], ["time"]],
+      response: (_conn, req, reply) => {
+        if (req.name === "ping") reply.ping = "rewritten";
+        else delete reply.time;
+      },
+    });
+    await send({ ping: 1 });
+    await send({ time: 1 });
+    expect(conn.sent).toEqual([{ msg_type: "ping", ping: "rewritten" }, { msg_type: "time" }]);
+  });
+
   it("hands each hook the reply the previous one returned (global, then the action's)", async () => {
     const { conn, send } = gateway({
       requestData: false,
@@ -170,12 +184,25 @@ describe("req.callRpc from insteadOfForward (Perl's call_rpc)", () => {
     ]);
   });
 
-  it("answers WrongResponse when called without a method", async () => {
-    const { conn, send } = gateway({
-      actions: [["ping", { insteadOfForward: (_conn, req) => req.callRpc?.({} as never) }]],
-    });
+  it.each([
+    ["without a method", {}],
+    ["with an empty method", { method: "" }],
+  ])("answers WrongResponse when called %s, calling no backend", async (_, call) => {
+    const backend = fakeBackend();
+    const { conn, send } = gateway(
+      { actions: [["ping", { insteadOfForward: (_conn, req) => req.callRpc?.(call as never) }]] },
+      { default: backend },
+    );
     await send({ ping: 1 });
     expect(conn.sent[0]).toMatchObject({ msg_type: "ping", error: { code: "WrongResponse" } });
+    expect(backend.calls).toEqual([]);
+  });
+
+  it("is offered to insteadOfForward only, not to the hooks of a forwarded request", async () => {
+    const seen: unknown[] = [];
+    const { send } = gateway({ beforeCall: (_conn, req) => void seen.push(req.callRpc) });
+    await send({ ping: 1 });
+    expect(seen).toEqual([undefined]);
   });
 });
 

@@ -73,6 +73,13 @@ describe("reply building (PROTOCOL 1.2)", () => {
     },
   );
 
+  it("replies an application error whose message is not a string with an empty message", async () => {
+    const error = { code: "InvalidToken", message_to_client: { text: "no" } };
+    const { conn, send } = answering({ result: { error } }, { requestData: false });
+    await send({ ping: 1 });
+    expect(conn.sent).toEqual([{ msg_type: "ping", error: { code: "InvalidToken", message: "" } }]);
+  });
+
   it("replies CallError with the action's msg_type when the response carries error", async () => {
     const rpcFailureCb = vi.fn();
     const { conn, send } = answering(
@@ -111,6 +118,8 @@ describe("reply building (PROTOCOL 1.2)", () => {
 
   it.each([
     ["an application error without a code", { result: { error: "text" } }],
+    ["an application error whose code is not a string", { result: { error: { code: 5, message: "x" } } }],
+    ["an application error whose code is empty", { result: { error: { code: "", message: "x" } } }],
     ["a response with neither result nor error", {} as RpcResponse],
   ])("replies WrongResponse on %s", async (_name, response) => {
     const { conn, send } = answering(response, { requestData: false });

@@ -24,6 +24,7 @@ describe("sanity check (PROTOCOL 1.1.2)", () => {
     ["a bad key of a nested object", { ping: { "no way": 1 } }],
     ["a bad top-level key holding an object", { "bad!": { a: 1 } }],
     ["a bad top-level key holding an array", { "bad!": [1] }],
+    ["a bad top-level key holding an empty array", { "bad!": [] }],
     ["a value over 300 characters", { ping: "x".repeat(301) }],
     ["script-specific punctuation (Armenian full stop)", { ping: "a\u0589b" }],
     ["a Tibetan mark in a nested value", { ping: { note: "\u0F04" } }],
