@@ -141,6 +141,15 @@ export class PendingRequests<T> {
     return this.entries.size;
   }
 
+  /**
+   * Deadlines queued for the timer, counting those of requests settled since (they are dropped when they
+   * reach the head of their queue, or by a compaction once they outnumber the waiting requests by more than
+   * 1,024): at most twice the waiting requests plus 1,024, and 0 when nothing waits. For stats and tests.
+   */
+  get deadlinesHeld(): number {
+    return this.queuedDeadlines;
+  }
+
   /** True while `messageId` waits for its reply. */
   has(messageId: string): boolean {
     return this.entries.has(messageId);

@@ -175,9 +175,13 @@ describe("PendingRequests", () => {
       void table.add(`r${round}`, { timeoutMs: 30_000, label: "x" });
       table.resolve(`r${round}`, "ok");
     }
+    // The answered requests' deadlines do not pile up behind the stuck one: memory stays bounded.
+    expect(table.deadlinesHeld).toBeLessThanOrEqual(2 * table.size + 1_024 + 1);
+    expect(table.deadlinesHeld).toBeGreaterThanOrEqual(table.size);
     await clock.advance(60_000);
     await expect(stuck).rejects.toBeInstanceOf(RpcTimeoutError);
     expect(table.counters).toMatchObject({ delivered: 5_000, timedOut: 1 });
+    expect(table.deadlinesHeld).toBe(0);
   });
 
   it("remembers exactly recentLimit settled ids", async () => {
@@ -221,5 +225,26 @@ describe("PendingRequests", () => {
     const answered = table.add("2", { timeoutMs: 60_000, label: "fast" });
     table.resolve("2", "ok");
     await expect(answered).resolves.toBe("ok");
+  });
+
+  it("counts each waiting request's deadline once, and drops them as requests time out or settle", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    const waits = ["a", "b", "c"].map((id, index) =>
+      table.add(id, { timeoutMs: 100 * (index + 1), label: id }).catch(() => id),
+    );
+    void table.add("d", { timeoutMs: 100, label: "d" }).catch(() => "d");
+    expect(table.deadlinesHeld).toBe(4);
+    table.resolve("d", "answered");
+    // Its deadline stays queued until it reaches the head of its queue.
+    expect(table.deadlinesHeld).toBe(4);
+    await clock.advance(100);
+    expect(table.deadlinesHeld).toBe(2);
+    await clock.advance(100);
+    expect(table.deadlinesHeld).toBe(1);
+    await clock.advance(100);
+    await Promise.all(waits);
+    expect(table.deadlinesHeld).toBe(0);
+    expect(table.counters.timedOut).toBe(3);
   });
 });
