@@ -247,4 +247,22 @@ describe("PendingRequests", () => {
     expect(table.deadlinesHeld).toBe(0);
     expect(table.counters.timedOut).toBe(3);
   });
+
+  it("keeps every waiting request's deadline through a compaction, and no more than twice them plus 1,024", async () => {
+    const clock = manualClock();
+    const table = new PendingRequests<string>({ clock });
+    for (let index = 0; index < 2_000; index += 1) {
+      void table.add(`waiting-${index}`, { timeoutMs: 60_000, label: "x" }).catch(() => undefined);
+    }
+    for (let round = 0; round < 5_000; round += 1) {
+      void table.add(`answered-${round}`, { timeoutMs: 30_000, label: "x" });
+      table.resolve(`answered-${round}`, "ok");
+    }
+    expect(table.size).toBe(2_000);
+    expect(table.deadlinesHeld).toBeGreaterThanOrEqual(2_000);
+    expect(table.deadlinesHeld).toBeLessThanOrEqual(2 * 2_000 + 1_024 + 1);
+    await clock.advance(60_000);
+    expect(table.counters.timedOut).toBe(2_000);
+    expect(table.deadlinesHeld).toBe(0);
+  });
 });
