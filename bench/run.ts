@@ -4,7 +4,8 @@
  * (the gateway and the runtime floor), runs every phase, prints the tables and stops everything it
  * started, also on Ctrl-C. See docs/performance.md for what each figure means.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import { StartError } from "../src/devstack/processes.js";
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchArgs } from "./args.js";
@@ -196,6 +197,8 @@ async function main(): Promise<void> {
     );
     console.log(formatReport(report));
     if (args.jsonFile) {
+      // A folder that does not exist yet is made, rather than losing a whole run's figures at the end.
+      mkdirSync(dirname(args.jsonFile), { recursive: true });
       writeFileSync(args.jsonFile, JSON.stringify(report, null, 2) + "\n");
       log(`wrote ${args.jsonFile}`);
     }
