@@ -17,7 +17,18 @@ const LAYERS = [
 ];
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "**/.wrangler/", "dist/", "coverage/", "bench-results/"] },
+  {
+    ignores: [
+      "node_modules/",
+      "**/.wrangler/",
+      "dist/",
+      "coverage/",
+      "bench-results/",
+      ".stryker-tmp/",
+      "reports/",
+      "scratch/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
