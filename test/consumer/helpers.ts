@@ -178,6 +178,12 @@ export class ServiceHarness {
 }
 
 /** The entries of `<stream>:dead`, oldest first, each as an object of its fields. */
+/** How many entries of `stream` the service's consumer group holds pending (read, not acked). */
+export async function pendingEntries(client: Redis, stream: string): Promise<number> {
+  const [pending] = (await client.xpending(stream, "processors")) as [number];
+  return pending;
+}
+
 export async function readDeadLetters(client: Redis, stream: string): Promise<Record<string, string>[]> {
   const entries = (await client.xrange(`${stream}:dead`, "-", "+")) as [string, string[]][];
   return entries.map(([, fields]) =>

@@ -14,6 +14,7 @@ import {
   interceptedTransport,
   startTestRedis,
   type TestRedis,
+  pendingEntries,
 } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
@@ -203,10 +204,7 @@ describe("close() while reply batches fail", () => {
     const closing = service.close().then(() => (closed = true));
     await waitFor(() => closed, 10_000);
     await closing;
-    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
-      number,
-    ];
-    expect(pending).toBe(1);
+    expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(1);
     expect(await redis.client.exists(harness.gateway.who)).toBe(0);
   });
 });

@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import { INTERNAL_ERROR_RESULT, createRpcService } from "../../src/consumer/index.js";
-import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis } from "./helpers.js";
+import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis, pendingEntries } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
@@ -294,10 +294,7 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     const closing = service.close().then(() => (closed = true));
     await waitFor(() => closed, 10_000);
     await closing;
-    const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
-      number,
-    ];
-    expect(pending).toBe(1);
+    expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(1);
   });
 
   it("serves an entry without a deadline: no ctx.deadline, ctx.signal quiet, the handler never abandoned", async () => {

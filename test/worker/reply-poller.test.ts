@@ -56,6 +56,21 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
   };
 }
 
+/** Twenty replies already there when polled: the estimate sinks below 1 ms (polls at the acknowledgement). */
+async function learnFastService({
+  clock,
+  poller,
+  queue,
+}: Pick<ReturnType<typeof setup>, "clock" | "poller" | "queue">) {
+  for (let round = 0; round < 20; round++) {
+    const id = `fast-${round}`;
+    queue.push(id);
+    poller.sent(id);
+    await clock.advance(5);
+  }
+  expect(poller.stats.expectedLatencyMs).toBeLessThan(1);
+}
+
 describe("ReplyPoller", () => {
   it("does nothing at all while no request waits", async () => {
     const { clock, polls } = setup();
@@ -124,13 +139,7 @@ describe("ReplyPoller", () => {
   it("polls at the acknowledgement once replies come faster than pollMinMs, and goes back to a timer after misses", async () => {
     const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 1.2, pollMinMs: 1 });
     // Replies are there by the time the poll arrives: each first poll hits, the estimate sinks below 1 ms.
-    for (let round = 0; round < 20; round++) {
-      const id = `fast-${round}`;
-      queue.push(id);
-      poller.sent(id);
-      await clock.advance(5);
-    }
-    expect(poller.stats.expectedLatencyMs).toBeLessThan(1);
+    await learnFastService({ clock, poller, queue });
     const before = polls().length;
     queue.push("now");
     poller.sent("now");
@@ -157,13 +166,7 @@ describe("ReplyPoller", () => {
 
   it("polls once more at once when a poll at the acknowledgement just missed a fast reply, within a budget", async () => {
     const { clock, poller, polls, queue, arriving } = setup({ pollInitialDelayMs: 1.2, pollMinMs: 1 });
-    for (let round = 0; round < 20; round++) {
-      const id = `fast-${round}`;
-      queue.push(id);
-      poller.sent(id);
-      await clock.advance(5);
-    }
-    expect(poller.stats.expectedLatencyMs).toBeLessThan(1);
+    await learnFastService({ clock, poller, queue });
     // The reply lands just after the poll at the acknowledgement looked: the next poll, sent at once
     // rather than after a timer, takes it one REST round trip later.
     const before = polls().length;
