@@ -56,7 +56,9 @@ describe("load", () => {
     console.log(
       `load (seed ${seed}): ${ledger.summaryLine()}; connected in ${connectMs} ms, answered in ${runMs} ms`,
     );
-    expect(counts.sent).toBeGreaterThan(CONNECTIONS * REQUESTS * 0.9);
+    // Every connection the client did not close on purpose sent all its requests (how many it closes is
+    // random: about 5%, so a fixed share of the total would fail now and then).
+    expect(counts.sent).toBeGreaterThanOrEqual((CONNECTIONS - counts.abandoned) * REQUESTS);
     expect(counts, JSON.stringify(ledger.problems())).toMatchObject({
       lost: 0,
       misrouted: 0,
