@@ -10,6 +10,8 @@ import { WebSocketClient } from "./load-clients.js";
 const clients = Number(process.argv[2] ?? 1);
 const seconds = Number(process.argv[3] ?? 5);
 const INSPECTOR_PORT = 9239;
+/** `PROFILE_TRANSPORT=subscribe`: the subscribe reply transport, as `npm run bench -- --reply-transport subscribe`. */
+const subscribe = process.env.PROFILE_TRANSPORT === "subscribe";
 
 interface ProfileNode {
   id: number;
@@ -80,8 +82,8 @@ function rpc(socket: WebSocket) {
 async function main(): Promise<void> {
   const bench = await startBenchStack({
     log: (line) => console.log(line),
-    gatewayVars: {},
-    serviceArgs: [],
+    gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
+    serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
     gatewayInspectorPort: INSPECTOR_PORT,
   });
   try {

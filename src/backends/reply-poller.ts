@@ -32,10 +32,13 @@
  *   `[limits] subrequests`; "Limits", https://developers.cloudflare.com/workers/platform/limits/), so a
  *   request waiting 30 s costs about 40 `LPOP`s instead of 600. With the default factor 2 the gap never
  *   exceeds the time already waited, so a late reply is found at most about twice as late;
- * - one `LPOP` in flight at a time; nothing waiting means no timer and no Redis command, so the object
- *   can hibernate.
+ * - one `LPOP` in flight at a time; nothing waiting means no Redis command, and within a second no timer
+ *   (a timer due within a second is left to run out rather than cleared: a lone client's requests then
+ *   cost about one timer a second, not a `setTimeout` and a `clearTimeout` each; see `LazyTimer`), so the
+ *   object can hibernate.
  */
-import type { Clock, TimerHandle } from "../core/pending-requests.js";
+import { SWEEP_MS, type Clock } from "../core/pending-requests.js";
+import { LazyTimer } from "../core/lazy-timer.js";
 import type { ReplyReceiver } from "./reply-receiver.js";
 
 /** The poller's knobs (all part of {@link ConsumerGroupsOptions}). */
@@ -126,7 +129,8 @@ const READY = Promise.resolve();
 export class ReplyPoller implements ReplyReceiver {
   readonly stats: ReplyPollerStats;
   private readonly waiting = new Map<string, Waiting>();
-  private timer: { handle: TimerHandle; at: number } | undefined;
+  /** The next timed poll; a timer due within {@link SWEEP_MS} is left to run out when cancelled. */
+  private readonly timer: LazyTimer;
   private inFlight = false;
   private stopped = false;
   private backoffMs: number;
@@ -146,6 +150,7 @@ export class ReplyPoller implements ReplyReceiver {
     private readonly deps: ReplyPollerDeps,
   ) {
     this.backoffMs = options.pollMinMs;
+    this.timer = new LazyTimer(deps.clock, () => void this.poll(), SWEEP_MS);
     this.stats = {
       polls: 0,
       emptyPolls: 0,
@@ -162,7 +167,7 @@ export class ReplyPoller implements ReplyReceiver {
 
   /** True while a poll is scheduled or in flight. */
   get active(): boolean {
-    return this.inFlight || this.timer !== undefined;
+    return this.inFlight || this.timer.at !== undefined;
   }
 
   /** Nothing to prepare: a reply pushed to the list waits there until the next poll. */
@@ -187,7 +192,7 @@ export class ReplyPoller implements ReplyReceiver {
     if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, pollAt);
     else if (pollAt <= now) {
       // Polled at the acknowledgement: no timer (see the module comment).
-      this.cancelTimer();
+      this.timer.cancel();
       void this.poll(true);
     } else this.scheduleAt(pollAt);
   }
@@ -213,14 +218,14 @@ export class ReplyPoller implements ReplyReceiver {
   /** `messageId` no longer waits (timed out, failed, cancelled); stops polling when nothing waits. */
   forget(messageId: string): void {
     this.waiting.delete(messageId);
-    if (this.waiting.size === 0) this.cancelTimer();
+    if (this.waiting.size === 0) this.timer.cancel();
   }
 
   /** Stops for good: no further poll; an in-flight one is not awaited. Idempotent. */
   stop(): void {
     this.stopped = true;
     this.waiting.clear();
-    this.cancelTimer();
+    this.timer.stop();
   }
 
   /** 0 (poll at the acknowledgement) when the expected latency is below `pollMinMs`. */
@@ -232,20 +237,9 @@ export class ReplyPoller implements ReplyReceiver {
   }
 
   private scheduleAt(at: number): void {
-    if (this.timer && this.timer.at <= at) return;
-    this.cancelTimer();
-    const delay = Math.max(0, at - this.deps.clock.now());
-    const handle = this.deps.clock.setTimeout(() => {
-      this.timer = undefined;
-      void this.poll();
-    }, delay);
-    this.timer = { handle, at };
-  }
-
-  private cancelTimer(): void {
-    if (!this.timer) return;
-    this.deps.clock.clearTimeout(this.timer.handle);
-    this.timer = undefined;
+    const wanted = this.timer.at;
+    if (wanted !== undefined && wanted <= at) return;
+    this.timer.set(at);
   }
 
   private async poll(atAcknowledgement = false): Promise<void> {

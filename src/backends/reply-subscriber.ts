@@ -18,6 +18,7 @@
  *   served (slowly, with a warning) instead of timing out. 0 turns this off for publish-only services.
  */
 import type { Clock, TimerHandle } from "../core/pending-requests.js";
+import { LazyTimer } from "../core/lazy-timer.js";
 import { ProtocolError, TransportError } from "../core/errors.js";
 import { readEventData } from "./event-stream-reader.js";
 import { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
@@ -41,7 +42,10 @@ export interface ReplySubscriberSettings extends ReplyPollerOptions {
 /** What the subscriber drives: the clock, the inbox's stream, pop-and-deliver and delivery. */
 export interface ReplySubscriberDeps {
   clock: Clock;
-  /** Opens the stream (`POST <restUrl>/subscribe/<channel>`, `Accept: text/event-stream`). */
+  /**
+   * Opens the stream (`POST <restUrl>/subscribe/<channel>`, `Accept: text/event-stream`). `signal` is
+   * aborted once the subscriber is done with the stream, however it ended.
+   */
   subscribe(signal: AbortSignal): Promise<Response>;
   /** `LPOP <who> <count>` and delivery, as for the poller: the number of replies popped. */
   poll(count: number): Promise<number>;
@@ -85,7 +89,12 @@ export class ReplySubscriber implements ReplyReceiver {
     pushedReplies: 0,
     listRepliesWhileSubscribed: 0,
   };
-  private graceTimer: TimerHandle | undefined;
+  /**
+   * Closes the stream `subscribeGraceMs` after the last request. The next request cancels it, and a
+   * cancelled timer is left to run out (the stream it would close keeps the object awake that long anyway),
+   * so a lone client's requests do not each cost a `setTimeout` and a `clearTimeout`.
+   */
+  private readonly grace: LazyTimer;
   private retryDelayMs = 0;
   private stopped = false;
   private warnedListReplies = false;
@@ -95,6 +104,7 @@ export class ReplySubscriber implements ReplyReceiver {
     private readonly deps: ReplySubscriberDeps,
   ) {
     this.fallback = new ReplyPoller(settings, { clock: deps.clock, poll: (count) => deps.poll(count) });
+    this.grace = new LazyTimer(deps.clock, () => this.close(), settings.subscribeGraceMs);
     // After the first check, later ones back off to 8x: a slow request of a publishing service (the
     // supported pairing) then costs a few LPOPs over a 30 s wait, not one per second.
     const every = Math.max(settings.replyListCheckMs, 1);
@@ -135,7 +145,7 @@ export class ReplySubscriber implements ReplyReceiver {
   async prepare(messageId: string): Promise<void> {
     if (this.stopped) return;
     this.demand.add(messageId);
-    this.cancelGrace();
+    this.grace.cancel();
     if (this.state.kind === "closed") this.connect();
     // Backing off: wait for the next attempt, since a published reply with no stream up is lost for sure
     // (and its RPC has run). If that attempt fails as well, the request goes out and is polled.
@@ -164,18 +174,15 @@ export class ReplySubscriber implements ReplyReceiver {
     if (this.demand.size > 0 || this.stopped) return;
     if (this.state.kind === "retrying") {
       this.close();
-    } else if (this.state.kind !== "closed" && this.graceTimer === undefined) {
-      this.graceTimer = this.deps.clock.setTimeout(() => {
-        this.graceTimer = undefined;
-        this.close();
-      }, this.settings.subscribeGraceMs);
+    } else if (this.state.kind !== "closed" && this.grace.at === undefined) {
+      this.grace.set(this.deps.clock.now() + this.settings.subscribeGraceMs);
     }
   }
 
   /** Aborts the stream and stops polling, for good. Idempotent. */
   stop(): void {
     this.stopped = true;
-    this.cancelGrace();
+    this.grace.stop();
     this.close();
     this.fallback.stop();
     this.listCheck.stop();
@@ -226,6 +233,8 @@ export class ReplySubscriber implements ReplyReceiver {
       failure = error;
     } finally {
       this.deps.clock.clearTimeout(timeout);
+      // Done with this stream however it ended: gives the port its connection back.
+      controller.abort();
       settle();
     }
     // Aborted by `close()` (idle or stopped): nothing went wrong and nothing is to be done.
@@ -254,7 +263,7 @@ export class ReplySubscriber implements ReplyReceiver {
     this.state = { kind: "closed" };
     if (this.stopped || this.demand.size === 0) {
       // Lost during the grace period: nothing is left to close, and the next request reconnects.
-      this.cancelGrace();
+      this.grace.stop();
       return;
     }
     const stable = wasOpen !== undefined && this.deps.clock.now() - wasOpen.since >= STABLE_STREAM_MS;
@@ -287,12 +296,6 @@ export class ReplySubscriber implements ReplyReceiver {
       state.settle();
     }
     if (state.kind === "connecting" || state.kind === "open") state.controller.abort();
-  }
-
-  private cancelGrace(): void {
-    if (this.graceTimer === undefined) return;
-    this.deps.clock.clearTimeout(this.graceTimer);
-    this.graceTimer = undefined;
   }
 
   private noteListReplies(count: number): void {

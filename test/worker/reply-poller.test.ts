@@ -239,10 +239,12 @@ describe("ReplyPoller", () => {
     expect(poller.stats.pollErrors).toBe(3);
     expect(polls().length).toBeGreaterThan(3);
     poller.forget("1");
-    expect(clock.timerCount()).toBe(0);
+    expect(poller.active).toBe(false);
     const count = polls().length;
     await clock.advance(1000);
     expect(polls().length).toBe(count);
+    // A timer due within a second may be left to run out; none outlives that.
+    expect(clock.timerCount()).toBe(0);
   });
 
   it("polls a late reply at gaps growing to pollLateBackoffMs: a 30 s wait costs about 40 LPOPs", async () => {

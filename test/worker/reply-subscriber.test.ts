@@ -108,6 +108,58 @@ describe("ReplySubscriber through the consumer-groups backend", () => {
     expect(pubsub.open()).toBeUndefined();
   });
 
+  it("closes the stream subscribeGraceMs after the last request, and a lone client costs a timer a second", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    servePublishing(redis, pubsub, { ping: () => "pong" });
+    const base = manualClock();
+    let timersSet = 0;
+    const clock = {
+      ...base,
+      setTimeout(callback: () => void, ms: number) {
+        // The pipe's guard for a Redis client that does not abort its own requests (this fake) is set
+        // per request at redisRequestTimeoutMs + 1 s; the REST client needs none. Not counted.
+        if (ms <= 1_000) timersSet += 1;
+        return base.setTimeout(callback, ms);
+      },
+    };
+    const { cg } = subscriber(redis, pubsub, { subscribeGraceMs: 1_000, clock });
+    await cg.call(request(), { args: {} }, conn);
+    const before = timersSet;
+    // 200 requests one after another over 2 s: twice the grace period, so the grace timer set after the
+    // first one comes due while later ones keep the stream wanted.
+    for (let i = 0; i < 200; i++) {
+      await expect(cg.call(request(), { args: {} }, conn)).resolves.toMatchObject({ result: "pong" });
+      await clock.advance(10);
+    }
+    expect(pubsub.streams).toHaveLength(1);
+    // Each request used to set two (the grace period and the list check) and clear them again.
+    expect(timersSet - before).toBeLessThanOrEqual(12);
+    await clock.advance(500);
+    expect(pubsub.streams[0]?.closed).toBe(false);
+    await clock.advance(600);
+    expect(pubsub.streams[0]?.closed).toBe(true);
+    expect(cg.stats()).toMatchObject({ subscriptions: 1, pushedReplies: 201, polls: 0 });
+    cg.close();
+  });
+
+  it("gives a stream's connection back when the stream ends by itself", async () => {
+    const redis = new FakeRedis();
+    const pubsub = fakePubSub();
+    servePublishing(redis, pubsub, { ping: () => "pong" });
+    // Two connections: one for the stream, one for the commands. A stream that kept its connection after
+    // ending would leave the next stream the last one, and the next XADD none.
+    const { cg } = subscriber(redis, pubsub, { maxRedisConnections: 2, subscribeGraceMs: 50, timeout: 5 });
+    for (let round = 0; round < 3; round++) {
+      const reply = cg.call(request(), { args: {} }, conn);
+      await expect(reply).resolves.toMatchObject({ result: "pong" });
+      pubsub.streams[round]?.end();
+      await waitFor(() => cg.stats().streamBreaks === round + 1);
+    }
+    expect(pubsub.streams).toHaveLength(3);
+    cg.close();
+  });
+
   it("polls the list while a broken stream is reopened, then takes replies from the new stream", async () => {
     const redis = new FakeRedis();
     const pubsub = fakePubSub();
