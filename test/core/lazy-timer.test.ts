@@ -64,6 +64,22 @@ describe("LazyTimer", () => {
     expect(fired).toEqual([]);
   });
 
+  it("takes cancel() and stop() with nothing armed, keeps a timer due exactly keepMs ahead, arms once per time", async () => {
+    const { clock, fired, timer } = setup(1_000);
+    timer.cancel();
+    timer.stop();
+    timer.set(1_000);
+    timer.set(1_000);
+    expect(clock.set()).toBe(1);
+    timer.cancel();
+    expect(clock.timerCount()).toBe(1);
+    timer.stop();
+    timer.stop();
+    expect(clock.timerCount()).toBe(0);
+    await clock.advance(2_000);
+    expect(fired).toEqual([]);
+  });
+
   it("fires at a later time set over an armed timer, not at the armed one", async () => {
     const { clock, fired, timer } = setup();
     timer.set(100);
