@@ -8,7 +8,7 @@
  * export const GatewayObject = gateway.GatewayObject;
  * ```
  */
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
 import { CONFIG_ERROR_TEXT, configErrorReporter } from "./config-errors.js";
 import { GatewayDurableObject, OBJECT_NAME_HEADER } from "./gateway-object.js";
