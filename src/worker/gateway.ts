@@ -8,6 +8,8 @@
  * export const GatewayObject = gateway.GatewayObject;
  * ```
  */
+// The pattern router preset: the gateway has a handful of routes, and the default preset's two routers
+// cost about 15 KiB more of bundle (4 KiB gzip) for speed it does not need.
 import { Hono } from "hono/tiny";
 import type { CreateGatewayOptions, GatewayEnv } from "./config.js";
 import { CONFIG_ERROR_TEXT, configErrorReporter } from "./config-errors.js";
