@@ -2,6 +2,8 @@
  * `npx tsx bench/profile.ts [clients] [seconds]`: a CPU profile of the gateway's workerd under a closed
  * loop (default 1 client, 5 s), through workerd's V8 inspector. Prints the functions with the most self
  * time, so a change to the per-request path can be aimed and checked. Starts and stops its own stack.
+ * `PROFILE_TRANSPORT=subscribe` profiles the subscribe reply transport (service in `publish-batch` mode);
+ * `PROFILE_CALLERS=<function>` also prints who calls that function.
  */
 import { WebSocket } from "ws";
 import { startBenchStack } from "./bench-stack.js";
