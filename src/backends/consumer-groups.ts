@@ -166,7 +166,7 @@ export class ConsumerGroupsBackend implements Backend {
     const stream = this.categoryStream(category);
     if (this.closed) throw new TransportError("the backend is closed", `XADD ${stream}`);
     return this.inbox.receive(
-      { timeoutMs: timeoutSeconds * 1000, label: entry.method, owner },
+      { timeoutMs: timeoutSeconds * 1000, label: entry.method, owner, category },
       (messageId, wanted) => this.writeEntry(stream, entry, messageId, wanted),
     );
   }

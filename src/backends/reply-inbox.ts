@@ -49,6 +49,8 @@ export interface ReplyWait {
   label: string;
   /** Groups waits for {@link ReplyInbox.connectionClosed} (a connection id). */
   owner?: string;
+  /** The category the request is written to: the poller learns each category's service latency apart. */
+  category: string;
 }
 
 /**
@@ -104,7 +106,7 @@ export class ReplyInbox {
       if (wanted()) {
         write(messageId, wanted).then(
           () => {
-            if (wanted()) this.receiver.sent(messageId);
+            if (wanted()) this.receiver.sent(messageId, wait.category);
           },
           (error: unknown) => this.pending.fail(messageId, error),
         );

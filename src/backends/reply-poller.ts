@@ -2,8 +2,9 @@
  * The reply poller: one per Durable Object incarnation, draining the object's reply key with
  * `LPOP <who> <batch>` while (and only while) acknowledged requests wait for replies.
  *
- * Schedule (PROTOCOL.md section 4, issue 8):
- * - the first poll after an `XADD` is acknowledged comes after the *expected service latency*, a running
+ * Schedule (PROTOCOL.md section 4):
+ * - the first poll after an `XADD` is acknowledged comes after the *expected service latency* of the
+ *   request's category (each category is served by its own services, at its own speed), a running
  *   estimate of a high percentile (about the 93rd) of the time until the reply is there, at most
  *   `pollMaxMs`: a first poll that finds its reply shortens it a little, one that misses lengthens it a
  *   lot, so about 7% of first polls come back empty whatever the service's speed;
@@ -83,11 +84,13 @@ export interface ReplyPollerStats {
   /** Second polls sent at once after an empty poll at the acknowledgement (see the module comment). */
   repolls: number;
   pollErrors: number;
-  /** Current expected service latency, ms. */
+  /** Expected service latency of the category whose reply was judged last, ms (see `expectedLatencyOf`). */
   expectedLatencyMs: number;
 }
 
 interface Waiting {
+  /** The request's category: its reply's first poll is judged against that category's estimate. */
+  category: string;
   /** Number of polls issued before the `XADD` was acknowledged. */
   pollsBefore: number;
   /** When its first poll was due by the latency estimate. */
@@ -129,6 +132,11 @@ const READY = Promise.resolve();
 export class ReplyPoller implements ReplyReceiver {
   readonly stats: ReplyPollerStats;
   private readonly waiting = new Map<string, Waiting>();
+  /**
+   * Expected service latency by category (the categories a gateway may write to are configured, so this
+   * stays small): a slow category's service must not delay the first poll of a fast one's replies.
+   */
+  private readonly estimates = new Map<string, number>();
   /** The next timed poll; a timer due within {@link SWEEP_MS} is left to run out when cancelled. */
   private readonly timer: LazyTimer;
   private inFlight = false;
@@ -175,13 +183,16 @@ export class ReplyPoller implements ReplyReceiver {
     return READY;
   }
 
-  /** The `XADD` of `messageId` was acknowledged: its reply may now appear. */
-  sent(messageId: string): void {
+  /**
+   * The `XADD` of `messageId` was acknowledged: its reply may now appear. `category` picks the latency
+   * estimate its first poll is timed by (one per category, learned from that category's replies).
+   */
+  sent(messageId: string, category = ""): void {
     if (this.stopped) return;
     const now = this.deps.clock.now();
-    const delay = this.firstPollDelay();
+    const delay = this.firstPollDelay(this.expectedLatencyOf(category));
     const dueAt = now + delay;
-    this.waiting.set(messageId, { pollsBefore: this.stats.polls, dueAt });
+    this.waiting.set(messageId, { category, pollsBefore: this.stats.polls, dueAt });
     this.latestDueAt = Math.max(this.latestDueAt, dueAt);
     // With W requests waiting, the first of their W replies is due about W times sooner than any one of
     // them: a busy object polls that much sooner (see the module comment). `dueAt` stays this request's own.
@@ -211,8 +222,15 @@ export class ReplyPoller implements ReplyReceiver {
       factor = 1 + MISS_STEP;
     }
     const { pollMinMs, pollMaxMs } = this.options;
-    const next = this.stats.expectedLatencyMs * factor;
-    this.stats.expectedLatencyMs = Math.min(pollMaxMs, Math.max(pollMinMs * ESTIMATE_FLOOR_SHARE, next));
+    const next = this.expectedLatencyOf(waiting.category) * factor;
+    const estimate = Math.min(pollMaxMs, Math.max(pollMinMs * ESTIMATE_FLOOR_SHARE, next));
+    this.estimates.set(waiting.category, estimate);
+    this.stats.expectedLatencyMs = estimate;
+  }
+
+  /** The expected service latency of `category`'s replies, ms (`pollInitialDelayMs` before its first reply). */
+  expectedLatencyOf(category = ""): number {
+    return this.estimates.get(category) ?? this.options.pollInitialDelayMs;
   }
 
   /** `messageId` no longer waits (timed out, failed, cancelled); stops polling when nothing waits. */
@@ -228,10 +246,9 @@ export class ReplyPoller implements ReplyReceiver {
     this.timer.stop();
   }
 
-  /** 0 (poll at the acknowledgement) when the expected latency is below `pollMinMs`. */
-  private firstPollDelay(): number {
+  /** 0 (poll at the acknowledgement) when the `expected` latency is below `pollMinMs`. */
+  private firstPollDelay(expected: number): number {
     const { pollMinMs, pollMaxMs } = this.options;
-    const expected = this.stats.expectedLatencyMs;
     if (this.deps.pollAtAcknowledgement === false) return Math.min(pollMaxMs, Math.max(pollMinMs, expected));
     return expected < pollMinMs ? 0 : Math.min(pollMaxMs, expected);
   }

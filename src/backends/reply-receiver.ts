@@ -34,8 +34,8 @@ export interface ReplyReceiver {
    * stream's confirmation here). Never rejects: a receiver that cannot get ready falls back to polling.
    */
   prepare(messageId: string): Promise<void>;
-  /** The `XADD` of `messageId` was acknowledged: its reply may now appear. */
-  sent(messageId: string): void;
+  /** The `XADD` of `messageId` (to `category`'s stream) was acknowledged: its reply may now appear. */
+  sent(messageId: string, category?: string): void;
   /** The reply of `messageId` was delivered to its request. */
   received(messageId: string): void;
   /** `messageId` no longer waits (answered, timed out, failed, cancelled). */

@@ -77,7 +77,7 @@ export class ReplySubscriber implements ReplyReceiver {
   /** Requests between `prepare` and `forget`: while there are any, the stream is wanted. */
   private readonly demand = new Set<string>();
   /** Acknowledged requests, by the poller that looks for them on the list. */
-  private readonly waiting = new Map<string, ReplyPoller>();
+  private readonly waiting = new Map<string, { poller: ReplyPoller; category: string | undefined }>();
   /** Polls slowly while subscribed: only for replies a list-mode service pushed. */
   private readonly listCheck: ReplyPoller;
   /** Polls on the normal schedule while no stream is confirmed. */
@@ -154,22 +154,22 @@ export class ReplySubscriber implements ReplyReceiver {
   }
 
   /** The `XADD` was acknowledged: listen on the stream, or poll if no stream is confirmed now. */
-  sent(messageId: string): void {
+  sent(messageId: string, category?: string): void {
     if (this.stopped || !this.demand.has(messageId)) return;
     const poller = this.state.kind === "open" ? this.listCheck : this.fallback;
-    this.waiting.set(messageId, poller);
-    if (poller === this.fallback || this.settings.replyListCheckMs > 0) poller.sent(messageId);
+    this.waiting.set(messageId, { poller, category });
+    if (poller === this.fallback || this.settings.replyListCheckMs > 0) poller.sent(messageId, category);
   }
 
   /** The reply was delivered: lets its poller learn and stop looking. */
   received(messageId: string): void {
-    this.waiting.get(messageId)?.received(messageId);
+    this.waiting.get(messageId)?.poller.received(messageId);
   }
 
   /** The request is done; the last one starts the grace period. */
   forget(messageId: string): void {
     this.demand.delete(messageId);
-    this.waiting.get(messageId)?.forget(messageId);
+    this.waiting.get(messageId)?.poller.forget(messageId);
     this.waiting.delete(messageId);
     if (this.demand.size > 0 || this.stopped) return;
     if (this.state.kind === "retrying") {
@@ -254,11 +254,11 @@ export class ReplySubscriber implements ReplyReceiver {
     if (wasOpen) this.counters.streamBreaks += 1;
     else this.counters.subscribeFailures += 1;
     this.deps.onError(failure);
-    for (const [messageId, poller] of this.waiting) {
+    for (const [messageId, { poller, category }] of this.waiting) {
       if (poller === this.fallback) continue;
       poller.forget(messageId);
-      this.waiting.set(messageId, this.fallback);
-      this.fallback.sent(messageId);
+      this.waiting.set(messageId, { poller: this.fallback, category });
+      this.fallback.sent(messageId, category);
     }
     this.state = { kind: "closed" };
     if (this.stopped || this.demand.size === 0) {

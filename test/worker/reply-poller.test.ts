@@ -136,6 +136,37 @@ describe("ReplyPoller", () => {
     expect(polls().length).toBe(before);
   });
 
+  it("learns each category's latency apart: a slow category's service does not delay a fast one's first poll", async () => {
+    const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 1.2, pollMinMs: 1, pollMaxMs: 64 });
+    for (let round = 0; round < 30; round++) {
+      // A fast category: the reply is there when the poll at the acknowledgement arrives.
+      const fast = `fast-${round}`;
+      queue.push(fast);
+      poller.sent(fast, "general");
+      await clock.advance(1);
+      // A slow one: its reply comes 30 ms after the acknowledgement.
+      const slow = `slow-${round}`;
+      poller.sent(slow, "reports");
+      await clock.advance(30);
+      queue.push(slow);
+      await clock.advance(40);
+    }
+    expect(poller.expectedLatencyOf("general")).toBeLessThan(1);
+    expect(poller.expectedLatencyOf("reports")).toBeGreaterThan(20);
+    // A category with no reply yet starts from pollInitialDelayMs.
+    expect(poller.expectedLatencyOf("other")).toBe(1.2);
+    const before = polls().length;
+    queue.push("fast-now");
+    poller.sent("fast-now", "general");
+    await flush();
+    // Polled at the acknowledgement, with no timer, although the last reply was a slow one.
+    expect(polls().length).toBe(before + 1);
+    expect(poller.waitingCount).toBe(0);
+    poller.sent("slow-now", "reports");
+    await clock.advance(15);
+    expect(polls().length).toBe(before + 1);
+  });
+
   it("polls at the acknowledgement once replies come faster than pollMinMs, and goes back to a timer after misses", async () => {
     const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 1.2, pollMinMs: 1 });
     // Replies are there by the time the poll arrives: each first poll hits, the estimate sinks below 1 ms.
