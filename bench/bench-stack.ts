@@ -41,7 +41,7 @@ export interface BenchStackOptions {
 }
 
 /** The compatibility date of wrangler.toml, so the bench runs what a deployment runs. */
-function compatibilityDate(): string {
+export function compatibilityDate(): string {
   const toml = readFileSync(join(PROJECT_ROOT, "wrangler.toml"), "utf8");
   return toml.match(/^compatibility_date\s*=\s*"([^"]+)"/m)?.[1] ?? "2026-04-20";
 }

@@ -130,6 +130,19 @@ async function main(): Promise<void> {
     console.log("self time:");
     for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 40))
       console.log(line(hits, key));
+    // Self time by origin: the bundle's code (the gateway and its packages), the runtime's built-ins and
+    // calls into it (`fetch`, `send`, `read`, ...), V8's own work, and time with nothing to do.
+    const byOrigin = new Map<string, number>();
+    for (const [key, hits] of byFunction) {
+      const origin = key.includes(".mjs:")
+        ? "the bundle's code"
+        : /^\((idle|program|garbage collector)\)/.test(key)
+          ? (key.split(" ")[0] ?? key)
+          : "runtime built-ins";
+      byOrigin.set(origin, (byOrigin.get(origin) ?? 0) + hits);
+    }
+    console.log("self time by origin:");
+    for (const [key, hits] of [...byOrigin].sort((a, b) => b[1] - a[1])) console.log(line(hits, key));
     console.log("total time (with callees) of the worker's own functions:");
     const inclusive = [...inclusiveHits(profile.nodes)].filter(([key]) => key.includes(".mjs:"));
     for (const [key, hits] of inclusive.sort((a, b) => b[1] - a[1]).slice(0, 40))

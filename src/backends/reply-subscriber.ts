@@ -217,7 +217,7 @@ export class ReplySubscriber implements ReplyReceiver {
           "SUBSCRIBE",
         );
       }
-      for await (const data of readEventData(response.body)) {
+      await readEventData(response.body, (data) => {
         const event = parseSubscriptionEvent(data, this.settings.channel);
         if (event.kind === "subscribed" && this.isCurrent(controller) && this.state.kind === "connecting") {
           this.deps.clock.clearTimeout(timeout);
@@ -227,7 +227,7 @@ export class ReplySubscriber implements ReplyReceiver {
           this.counters.pushedReplies += 1;
           this.deliver([event.payload]);
         }
-      }
+      });
       failure = new ProtocolError("the subscription stream ended");
     } catch (error) {
       failure = error;

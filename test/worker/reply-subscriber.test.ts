@@ -312,7 +312,7 @@ describe("readEventData", () => {
       },
     });
     const events: string[] = [];
-    for await (const data of readEventData(body)) events.push(data);
+    await readEventData(body, (data) => events.push(data));
     return events;
   }
 
