@@ -18,7 +18,7 @@ import {
   type Subscription,
 } from "../../src/consumer/index.js";
 import { entryFields } from "../../src/wire/index.js";
-import { ServiceHarness, startTestRedis, type TestRedis } from "./helpers.js";
+import { ServiceHarness, interceptedTransport, startTestRedis, type TestRedis } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 /** One request the stand-in push endpoint received. */
@@ -377,13 +377,108 @@ describe("push from handlers", () => {
     const plain = await replyTo(await send("watch", { watch: 1 }, endpoint.connection()));
     expect(plain.response.result).toEqual(INTERNAL_ERROR_RESULT);
     expect(plain.subscription).toBeUndefined();
+    // The developer learns why from the log line of the failed handler.
+    expect(harness.logs).toContainEqual(
+      expect.objectContaining({
+        msg: "handler threw",
+        error: 'Error: ctx.subscribe(): the request did not ask for "subscribe": 1',
+      }),
+    );
     const errorReply = await replyTo(
       await send("refuse", { refuse: 1, subscribe: 1 }, endpoint.connection()),
     );
     expect(errorReply.subscription).toBeUndefined();
-    await expect(refused?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    const late = refused?.push({ late: 1 });
+    await expect(late).rejects.toBeInstanceOf(PushGoneError);
+    await expect(late).rejects.toThrow("the subscription was never registered");
     expect(refused?.signal.aborted).toBe(true);
     expect(endpoint.received).toEqual([]);
+  });
+
+  it("no subscription when the handler returns nothing: the reply's result is null and its pushes are gone", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({
+      handlers: {
+        quiet: (_, ctx) => {
+          subscription = ctx.subscribe();
+          return undefined;
+        },
+      },
+    });
+    const reply = await replyTo(await send("quiet", { quiet: 1, subscribe: 1 }, endpoint.connection()));
+    expect(reply.response.result).toBeNull();
+    expect(reply.subscription).toBeUndefined();
+    await expect(subscription?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(subscription?.signal.aborted).toBe(true);
+    expect(endpoint.received).toEqual([]);
+  });
+
+  it("ctx.subscribe() throws as soon as the handler returned, before its reply is written", async () => {
+    let returned: RpcContext | undefined;
+    let lateSubscribe: string | undefined;
+    // Held at the reply batch: the handler has returned, its reply is not in Redis yet.
+    const transport = interceptedTransport(redis.server.url, (sendBatch, commands) => {
+      if (returned && lateSubscribe === undefined && commands.some(([name]) => name === "RPUSH")) {
+        try {
+          returned.subscribe();
+          lateSubscribe = "no error";
+        } catch (error) {
+          lateSubscribe = (error as Error).message;
+        }
+      }
+      return sendBatch();
+    });
+    await harness.start({ redis: transport, handlers: { done: (_, ctx) => ((returned = ctx), "ok") } });
+    const reply = await replyTo(await send("done", { done: 1, subscribe: 1 }, endpoint.connection()));
+    expect(lateSubscribe).toBe("ctx.subscribe(): the handler already returned");
+    expect(reply.subscription).toBeUndefined();
+  });
+
+  it("close() stops a ctx.push() and a subscription push that the gateway keeps answering 5xx", async () => {
+    let subscription: Subscription | undefined;
+    let rawPush: Promise<unknown> | undefined;
+    const service = await harness.start({
+      // Enough retries that, unless close() cuts them short, the pushes would outlive the test.
+      push: { retries: 1_000, retryMinMs: 20, retryMaxMs: 50 },
+      handlers: {
+        watch: (_, ctx) => ((subscription = ctx.subscribe()), 1),
+        notify: (_, ctx) => {
+          rawPush = ctx.push({ msg_type: "notice" }).then(
+            () => "sent",
+            (error: unknown) => error,
+          );
+          return "ok";
+        },
+      },
+    });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => 500;
+    const subscriptionPush = subscription?.push({ n: 1 }).then(
+      () => "sent",
+      (error: unknown) => error,
+    );
+    await replyTo(await send("notify", { notify: 1 }, endpoint.connection()));
+    // Both pushes are being retried.
+    await waitFor(() => endpoint.received.length >= 4, 10_000);
+    await service.close();
+    for (const outcome of [await rawPush, await subscriptionPush]) {
+      expect(outcome).toBeInstanceOf(Error);
+      expect((outcome as Error).message).toBe("service closed");
+    }
+    expect(subscription?.signal.aborted).toBe(true);
+  });
+
+  it("a 410 within the registration grace is retried with a growing back-off, then ends the subscription", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => 410;
+    await expect(subscription?.push({ n: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(subscription?.signal.aborted).toBe(true);
+    // Back-off from 50 ms doubling to 500 ms (times 0.5-1) over the 3 s grace: about ten attempts at most;
+    // a back-off that shrank instead would hammer the gateway with hundreds.
+    expect(endpoint.received.length).toBeGreaterThan(2);
+    expect(endpoint.received.length).toBeLessThanOrEqual(20);
   });
 
   it("example ticks: first tick in the reply, one push every 100 ms until a push gets 410", async () => {
@@ -471,8 +566,8 @@ describe("push from handlers", () => {
     });
     const reply = await replyTo(await send("nowhere", { nowhere: 1, subscribe: 1 }));
     expect(reply.response.result).toEqual({
-      subscribeError: expect.stringMatching(/no connection/),
-      pushError: expect.stringMatching(/no connection/),
+      subscribeError: "ctx.subscribe(): the request has no connection (the gateway sent no push URL)",
+      pushError: "ctx.push(): the request has no connection (the gateway sent no push URL)",
     });
     await replyTo(await send("done", { done: 1, subscribe: 1 }, endpoint.connection()));
     expect(() => returned?.subscribe()).toThrow(/already returned/);
