@@ -225,6 +225,65 @@ describe("pusher options and push URLs", () => {
     ]);
   });
 
+  it("takes a push URL under a path prefix, batching to that gateway's prefix; refuses a URL with more after the ref", async () => {
+    const prefixed = `${endpoint.origin}/gw/v1/connections/a.1.00000000000000000000000000000001`;
+    await pushTo(prefixed, { frame: {} }, fast);
+    endpoint.answer = () => ({ status: 200, body: { results: [{ status: 202 }] } });
+    await createPusher(fast).pushBatch([{ connection: prefixed, frame: {} }]);
+    expect(endpoint.received.map((push) => push.path)).toEqual([
+      "/gw/v1/connections/a.1.00000000000000000000000000000001/messages",
+      "/gw/v1/connections/messages",
+    ]);
+    for (const connection of [
+      `${endpoint.connection()}/extra`,
+      `ftp://127.0.0.1/connections/abc`,
+      `see ${endpoint.connection()}`,
+      `${endpoint.origin}/connections/`,
+    ]) {
+      await expect(pushTo(connection, { frame: {} }, fast)).rejects.toThrow(
+        `not a push URL (<origin>/connections/<ref>): ${connection}`,
+      );
+    }
+    expect(endpoint.received).toHaveLength(2);
+  });
+
+  it("says why a push failed: the refusing status and body, or the network error and its cause", async () => {
+    endpoint.answer = () => ({ status: 413, body: { error: "too large" } });
+    await expect(pushTo(endpoint.connection(), { frame: {} }, fast)).rejects.toThrow(
+      'push refused: 413 {"error":"too large"}',
+    );
+    const address = endpoint.connection();
+    await endpoint.close();
+    const error = (await pushTo(address, { frame: {} }, { ...fast, retries: 0 }).catch(
+      (reason: unknown) => reason,
+    )) as PushError;
+    expect(error.message).toMatch(/^push failed: TypeError: fetch failed \(.*ECONNREFUSED.*\)$/);
+    expect(error.cause).toBeInstanceOf(TypeError);
+    endpoint = await PushEndpoint.start();
+  });
+
+  it("an option given as undefined keeps its default", async () => {
+    endpoint.answer = () => (endpoint.received.length <= 3 ? 500 : 202);
+    await createPusher({ ...fast, retries: undefined, timeoutMs: undefined }).push(endpoint.connection(), {
+      frame: {},
+    });
+    // The default 3 retries: the fourth attempt went through.
+    expect(endpoint.received).toHaveLength(4);
+  });
+
+  it("the caller's signal also cuts short an attempt the gateway has not answered yet", async () => {
+    const caller = new AbortController();
+    endpoint.answer = () => {
+      caller.abort(new Error("caller gave up"));
+      return "hang";
+    };
+    // Without the signal on the request itself this would wait out the minute-long attempt timeout.
+    await expect(
+      pushTo(endpoint.connection(), { frame: {} }, { ...fast, timeoutMs: 60_000, signal: caller.signal }),
+    ).rejects.toThrow("caller gave up");
+    expect(endpoint.received).toHaveLength(1);
+  });
+
   it("sends the secret from PUSH_SECRET by default, and no authorization header without a secret", async () => {
     vi.stubEnv("PUSH_SECRET", "from-env");
     await pushTo(endpoint.connection(), { frame: {} }, fast);

@@ -320,6 +320,27 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     expect(replies.get(id)?.response).toEqual({ result: null, timestamp: expect.any(Number) });
   });
 
+  it("a reply key Redis refuses (it holds a string) is logged with the command, and the entry is still acked", async () => {
+    let calls = 0;
+    await harness.start({ handlers: { ping: () => (++calls, "pong") } });
+    const { gateway } = harness;
+    await redis.client.set(gateway.who, "not a list");
+    await gateway.send("ping");
+    const stream = `${harness.streamPrefix}general`;
+    await waitFor(() => harness.logs.some((entry) => entry.msg === "redis refused a reply command"));
+    expect(harness.logs).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        msg: "redis refused a reply command",
+        command: "RPUSH",
+        error: expect.stringMatching(/WRONGTYPE/),
+      }),
+    );
+    await waitFor(async () => (await pendingEntries(redis.client, stream)) === 0);
+    expect(calls).toBe(1);
+    expect(await redis.client.get(gateway.who)).toBe("not a list");
+  });
+
   it("start() refuses to run twice", async () => {
     const service = await harness.start({ handlers: exampleHandlers });
     await expect(service.start()).rejects.toThrow(/already/);
