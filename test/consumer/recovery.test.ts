@@ -110,6 +110,13 @@ describe.each(TRANSPORTS)("recovery on the %s transport", (kind) => {
       entry_id: entryId,
     });
     expect(JSON.parse(String(dead.args))).toEqual({ args: { crash: 1 } });
+    expect(harness.logs).toContainEqual({
+      level: "error",
+      msg: "poison entry dead-lettered",
+      stream,
+      entry_id: entryId,
+      delivery_count: 3,
+    });
     expect(calls).toBe(0);
     const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
     expect(pending).toBe(0);
@@ -188,24 +195,33 @@ describe("reclaim rounds", () => {
 });
 
 describe("close() while reply batches fail", () => {
-  it("finishes, giving up on the unsent reply and leaving the entry pending for a reclaim", async () => {
+  it("finishes, giving up on the unsent replies and leaving their entries pending for a reclaim", async () => {
     const transport = interceptedTransport(redis.server.url, async () => {
       throw new Error("connection refused");
     });
+    let calls = 0;
     const harness = new ServiceHarness(redis, "native");
     const service = await harness.start({
       redis: transport,
       closeTimeoutMs: 0,
-      handlers: { ping: () => "pong" },
+      handlers: { ping: () => (++calls, "pong") },
     });
     await harness.gateway.send("ping");
     await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
+    // A second answer waits behind the failing batch.
+    await harness.gateway.send("ping");
+    await waitFor(() => calls === 2);
     let closed = false;
     const closing = service.close().then(() => (closed = true));
     await waitFor(() => closed, 10_000);
     await closing;
-    expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(1);
+    expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(2);
     expect(await redis.client.exists(harness.gateway.who)).toBe(0);
+    expect(harness.logs).toContainEqual({
+      level: "error",
+      msg: "abandoned unsent replies on close",
+      entries: 2,
+    });
   });
 });
 

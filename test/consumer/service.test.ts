@@ -276,6 +276,11 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     await waitFor(() => service.inFlight === 1);
     await service.close();
     expect(await harness.gateway.resultOf(id, 1000)).toBe("stopped: Error: service closed");
+    expect(harness.logs).toContainEqual({
+      level: "warn",
+      msg: "close timed out; abandoning running handlers",
+      running: 1,
+    });
     const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
       number,
     ];
@@ -339,6 +344,29 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     await waitFor(async () => (await pendingEntries(redis.client, stream)) === 0);
     expect(calls).toBe(1);
     expect(await redis.client.get(gateway.who)).toBe("not a list");
+  });
+
+  it("logs one line when it started (consumer, streams, concurrency, transport) and one when it closed", async () => {
+    const service = await harness.start({
+      handlers: exampleHandlers,
+      consumerName: "svc-1",
+      categories: ["general", "mt5"],
+      concurrency: 3,
+    });
+    await service.close();
+    expect(harness.logs.filter((entry) => entry.level !== "debug")).toEqual([
+      {
+        level: "info",
+        msg: "service started",
+        consumer: "svc-1",
+        streams: [`${harness.streamPrefix}general`, `${harness.streamPrefix}mt5`],
+        concurrency: 3,
+        transport: kind,
+        target: service.transport.target,
+      },
+      { level: "info", msg: "service closed", consumer: "svc-1" },
+    ]);
+    expect(service.transport.target).toBe(kind === "native" ? redis.server.url : redis.bridge.url);
   });
 
   it("start() refuses to run twice", async () => {
