@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import {
   INTERNAL_ERROR_RESULT,
+  MAX_PUSH_BATCH,
   PushError,
   PushGoneError,
   createPusher,
@@ -31,6 +32,8 @@ interface ReceivedPush {
 /** A node:http server answering pushes like the gateway: `answer` picks the status of each request. */
 class PushEndpoint {
   readonly received: ReceivedPush[] = [];
+  /** The content-type header of each request. */
+  readonly contentTypes: (string | undefined)[] = [];
   /** The status (and body) of each answer; `"hang"` never answers. */
   answer: (push: ReceivedPush) => number | { status: number; body: unknown } | "hang" = () => 202;
   private constructor(private readonly server: Server) {}
@@ -48,6 +51,7 @@ class PushEndpoint {
           body: JSON.parse(text) as Record<string, unknown>,
         };
         endpoint.received.push(push);
+        endpoint.contentTypes.push(request.headers["content-type"]);
         const answer = endpoint.answer(push);
         if (answer === "hang") return;
         const { status, body } = typeof answer === "number" ? { status: answer, body: {} } : answer;
@@ -93,7 +97,11 @@ describe("pushTo and createPusher", () => {
     );
     expect(error).toBeInstanceOf(PushGoneError);
     expect(error).toBeInstanceOf(PushError);
-    expect((error as PushError).status).toBe(410);
+    expect(error).toMatchObject({
+      name: "PushGoneError",
+      status: 410,
+      message: "the connection is closed or the subscription was forgotten (410)",
+    });
     expect(endpoint.received).toEqual([
       {
         path: new URL(`${connection}/messages`).pathname,
@@ -190,7 +198,9 @@ describe("pushTo and createPusher", () => {
       frame: { n },
     }));
     const results = await createPusher({ ...fast, fetch: countingFetch }).pushBatch(messages);
-    expect(endpoint.received).toHaveLength(6);
+    expect(endpoint.received.map((push) => (push.body.messages as unknown[]).length)).toEqual(
+      Array(6).fill(MAX_PUSH_BATCH),
+    );
     expect(results.map((result) => result.status)).toEqual(messages.map((_, n) => (n % 7 === 0 ? 410 : 202)));
     expect(maxInFlight).toBeGreaterThan(1);
     expect(maxInFlight).toBeLessThanOrEqual(4);
@@ -262,6 +272,46 @@ describe("pusher options and push URLs", () => {
     endpoint = await PushEndpoint.start();
   });
 
+  it("posts JSON with its content type, and cuts a long refusal's body to 200 characters in the error", async () => {
+    const long = "x".repeat(1000);
+    endpoint.answer = () => ({ status: 400, body: long });
+    const error = (await pushTo(endpoint.connection(), { frame: {} }, fast).catch(
+      (reason: unknown) => reason,
+    )) as PushError;
+    expect(error.message).toBe(`push refused: 400 ${JSON.stringify(long).slice(0, 200)}`);
+    expect(endpoint.contentTypes).toEqual(["application/json"]);
+  });
+
+  it("a batch answer that is empty or has no results list rejects with a PushError naming it", async () => {
+    const messages = [
+      { connection: endpoint.connection(), frame: { n: 1 } },
+      { connection: endpoint.connection(), frame: { n: 2 } },
+    ];
+    endpoint.answer = () => ({ status: 200, body: undefined });
+    await expect(createPusher(fast).pushBatch(messages)).rejects.toThrow(
+      new PushError("batch push: expected 2 results, got undefined", 200),
+    );
+    endpoint.answer = () => ({ status: 200, body: { sent: 2 } });
+    await expect(createPusher(fast).pushBatch(messages)).rejects.toThrow(
+      'batch push: expected 2 results, got {"sent":2}',
+    );
+  });
+
+  it("refuses a push URL that is not a string, even one that prints as a push URL", async () => {
+    const url = new URL(endpoint.connection());
+    await expect(pushTo(url as unknown as string, { frame: {} }, fast)).rejects.toThrow(
+      new TypeError(`not a push URL (<origin>/connections/<ref>): ${url.href}`),
+    );
+    expect(endpoint.received).toEqual([]);
+  });
+
+  it("names what a fetch threw that is not an Error", async () => {
+    const throwing: typeof fetch = () => Promise.reject("socket hung up");
+    await expect(
+      pushTo(endpoint.connection(), { frame: {} }, { ...fast, retries: 0, fetch: throwing }),
+    ).rejects.toThrow(new PushError("push failed: socket hung up", undefined));
+  });
+
   it("an option given as undefined keeps its default", async () => {
     endpoint.answer = () => (endpoint.received.length <= 3 ? 500 : 202);
     await createPusher({ ...fast, retries: undefined, timeoutMs: undefined }).push(endpoint.connection(), {
@@ -301,6 +351,7 @@ describe("pusher options and push URLs", () => {
     ).catch((reason: unknown) => reason);
     expect(error).toBeInstanceOf(PushError);
     expect((error as PushError).status).toBeUndefined();
+    expect((error as PushError).message).toMatch(/^push failed: TimeoutError: [^()]*timeout$/);
     expect(endpoint.received).toHaveLength(2);
   });
 
