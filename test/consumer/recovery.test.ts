@@ -249,28 +249,35 @@ describe("reply batches that fail", () => {
     expect(subscription?.signal.aborted).toBe(true);
   });
 
-  it("close() while a reply batch fails for a moment still sends it, within closeTimeoutMs", async () => {
-    let closing = false;
-    let failuresAfterClose = 0;
-    const transport = interceptedTransport(redis.server.url, async (send) => {
-      if (closing && failuresAfterClose >= 3) return send();
-      if (closing) failuresAfterClose++;
-      throw new Error("connection refused");
-    });
-    const harness = new ServiceHarness(redis, "native");
-    const service = await harness.start({
-      redis: transport,
-      closeTimeoutMs: 10_000,
-      handlers: { ping: () => "pong" },
-    });
-    const id = await harness.gateway.send("ping");
-    await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
-    closing = true;
-    await service.close();
-    expect(failuresAfterClose).toBe(3);
-    expect(await harness.gateway.resultOf(id)).toBe("pong");
-    expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(0);
-  });
+  it.each([
+    { closeTimeoutMs: 10_000, failures: 3 },
+    // Replies get at least a second at close, whatever closeTimeoutMs says.
+    { closeTimeoutMs: 0, failures: 1 },
+  ])(
+    "close() while a reply batch fails for a moment still sends it ($closeTimeoutMs ms, $failures more failures)",
+    async ({ closeTimeoutMs, failures }) => {
+      let closing = false;
+      let failuresAfterClose = 0;
+      const transport = interceptedTransport(redis.server.url, async (send) => {
+        if (closing && failuresAfterClose >= failures) return send();
+        if (closing) failuresAfterClose++;
+        throw new Error("connection refused");
+      });
+      const harness = new ServiceHarness(redis, "native");
+      const service = await harness.start({
+        redis: transport,
+        closeTimeoutMs,
+        handlers: { ping: () => "pong" },
+      });
+      const id = await harness.gateway.send("ping");
+      await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
+      closing = true;
+      await service.close();
+      expect(failuresAfterClose).toBe(failures);
+      expect(await harness.gateway.resultOf(id)).toBe("pong");
+      expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(0);
+    },
+  );
 
   it("retries a failed round trip that carried a dead letter, and goes on answering", async () => {
     let failNext = true;

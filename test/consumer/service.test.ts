@@ -11,6 +11,15 @@ import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis, pendingEntr
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
+
+/** Calls of `command` Redis has run so far (`INFO commandstats`). */
+async function callsOf(command: string): Promise<number> {
+  const info = await redis.client.info("commandstats");
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 beforeAll(async () => {
   redis = await startTestRedis();
 });
@@ -367,6 +376,23 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
       { level: "info", msg: "service closed", consumer: "svc-1" },
     ]);
     expect(service.transport.target).toBe(kind === "native" ? redis.server.url : redis.bridge.url);
+  });
+
+  it("an idle service backs off its reads: a few a second, not a busy loop", async () => {
+    const readsBefore = await callsOf("xreadgroup");
+    const service = await harness.start({ handlers: exampleHandlers, pollMinMs: 25, pollMaxMs: 400 });
+    await sleep(1500);
+    await service.close();
+    // Polled (REST): 25, 50, 100, 200 then 400 ms apart, about 7 reads; blocking (native): about 2.
+    expect((await callsOf("xreadgroup")) - readsBefore).toBeLessThanOrEqual(12);
+  });
+
+  it("close() does not wait for a read blocked for long", async () => {
+    const service = await harness.start({ handlers: exampleHandlers, blockMs: 60_000 });
+    // Let the first read block.
+    await sleep(300);
+    await service.close();
+    expect(harness.logs).toContainEqual(expect.objectContaining({ msg: "service closed" }));
   });
 
   it("start() refuses to run twice", async () => {
