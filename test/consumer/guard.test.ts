@@ -137,6 +137,15 @@ describe.each(TRANSPORTS)("dead-letter bounds on the %s transport", (kind) => {
     expect((await callsOf("xtrim")) - trimsBefore).toBe(2);
   });
 
+  it("sends no XTRIM for replies: only dead letters count towards the count bound", async () => {
+    await harness.start({ handlers: { ping: () => "pong" } });
+    const trimsBefore = await callsOf("xtrim");
+    const ids = await Promise.all(Array.from({ length: 5 }, () => harness.gateway.send("ping")));
+    const replies = await harness.gateway.replies(5);
+    expect(ids.map((id) => replies.get(id)?.response.result)).toEqual(Array(5).fill("pong"));
+    expect((await callsOf("xtrim")) - trimsBefore).toBe(0);
+  });
+
   it("drops dead letters older than deadLetterMaxAgeSeconds when a dead letter is written", async () => {
     const stream = `${harness.streamPrefix}general`;
     await harness.start({ handlers: { ping: () => "pong" }, deadLetterMaxAgeSeconds: 3600 });

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import {
   INTERNAL_ERROR_RESULT,
+  MAX_PUSH_BATCH,
   PushError,
   PushGoneError,
   createPusher,
@@ -18,7 +19,7 @@ import {
   type Subscription,
 } from "../../src/consumer/index.js";
 import { entryFields } from "../../src/wire/index.js";
-import { ServiceHarness, startTestRedis, type TestRedis } from "./helpers.js";
+import { ServiceHarness, interceptedTransport, startTestRedis, type TestRedis } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 /** One request the stand-in push endpoint received. */
@@ -31,6 +32,8 @@ interface ReceivedPush {
 /** A node:http server answering pushes like the gateway: `answer` picks the status of each request. */
 class PushEndpoint {
   readonly received: ReceivedPush[] = [];
+  /** The content-type header of each request. */
+  readonly contentTypes: (string | undefined)[] = [];
   /** The status (and body) of each answer; `"hang"` never answers. */
   answer: (push: ReceivedPush) => number | { status: number; body: unknown } | "hang" = () => 202;
   private constructor(private readonly server: Server) {}
@@ -48,6 +51,7 @@ class PushEndpoint {
           body: JSON.parse(text) as Record<string, unknown>,
         };
         endpoint.received.push(push);
+        endpoint.contentTypes.push(request.headers["content-type"]);
         const answer = endpoint.answer(push);
         if (answer === "hang") return;
         const { status, body } = typeof answer === "number" ? { status: answer, body: {} } : answer;
@@ -93,7 +97,11 @@ describe("pushTo and createPusher", () => {
     );
     expect(error).toBeInstanceOf(PushGoneError);
     expect(error).toBeInstanceOf(PushError);
-    expect((error as PushError).status).toBe(410);
+    expect(error).toMatchObject({
+      name: "PushGoneError",
+      status: 410,
+      message: "the connection is closed or the subscription was forgotten (410)",
+    });
     expect(endpoint.received).toEqual([
       {
         path: new URL(`${connection}/messages`).pathname,
@@ -190,7 +198,9 @@ describe("pushTo and createPusher", () => {
       frame: { n },
     }));
     const results = await createPusher({ ...fast, fetch: countingFetch }).pushBatch(messages);
-    expect(endpoint.received).toHaveLength(6);
+    expect(endpoint.received.map((push) => (push.body.messages as unknown[]).length)).toEqual(
+      Array(6).fill(MAX_PUSH_BATCH),
+    );
     expect(results.map((result) => result.status)).toEqual(messages.map((_, n) => (n % 7 === 0 ? 410 : 202)));
     expect(maxInFlight).toBeGreaterThan(1);
     expect(maxInFlight).toBeLessThanOrEqual(4);
@@ -225,6 +235,105 @@ describe("pusher options and push URLs", () => {
     ]);
   });
 
+  it("takes a push URL under a path prefix, batching to that gateway's prefix; refuses a URL with more after the ref", async () => {
+    const prefixed = `${endpoint.origin}/gw/v1/connections/a.1.00000000000000000000000000000001`;
+    await pushTo(prefixed, { frame: {} }, fast);
+    endpoint.answer = () => ({ status: 200, body: { results: [{ status: 202 }] } });
+    await createPusher(fast).pushBatch([{ connection: prefixed, frame: {} }]);
+    expect(endpoint.received.map((push) => push.path)).toEqual([
+      "/gw/v1/connections/a.1.00000000000000000000000000000001/messages",
+      "/gw/v1/connections/messages",
+    ]);
+    for (const connection of [
+      `${endpoint.connection()}/extra`,
+      `ftp://127.0.0.1/connections/abc`,
+      `see ${endpoint.connection()}`,
+      `${endpoint.origin}/connections/`,
+    ]) {
+      await expect(pushTo(connection, { frame: {} }, fast)).rejects.toThrow(
+        `not a push URL (<origin>/connections/<ref>): ${connection}`,
+      );
+    }
+    expect(endpoint.received).toHaveLength(2);
+  });
+
+  it("says why a push failed: the refusing status and body, or the network error and its cause", async () => {
+    endpoint.answer = () => ({ status: 413, body: { error: "too large" } });
+    await expect(pushTo(endpoint.connection(), { frame: {} }, fast)).rejects.toThrow(
+      'push refused: 413 {"error":"too large"}',
+    );
+    const address = endpoint.connection();
+    await endpoint.close();
+    const error = (await pushTo(address, { frame: {} }, { ...fast, retries: 0 }).catch(
+      (reason: unknown) => reason,
+    )) as PushError;
+    expect(error.message).toMatch(/^push failed: TypeError: fetch failed \(.*ECONNREFUSED.*\)$/);
+    expect(error.cause).toBeInstanceOf(TypeError);
+    endpoint = await PushEndpoint.start();
+  });
+
+  it("posts JSON with its content type, and cuts a long refusal's body to 200 characters in the error", async () => {
+    const long = "x".repeat(1000);
+    endpoint.answer = () => ({ status: 400, body: long });
+    const error = (await pushTo(endpoint.connection(), { frame: {} }, fast).catch(
+      (reason: unknown) => reason,
+    )) as PushError;
+    expect(error.message).toBe(`push refused: 400 ${JSON.stringify(long).slice(0, 200)}`);
+    expect(endpoint.contentTypes).toEqual(["application/json"]);
+  });
+
+  it("a batch answer that is empty or has no results list rejects with a PushError naming it", async () => {
+    const messages = [
+      { connection: endpoint.connection(), frame: { n: 1 } },
+      { connection: endpoint.connection(), frame: { n: 2 } },
+    ];
+    endpoint.answer = () => ({ status: 200, body: undefined });
+    await expect(createPusher(fast).pushBatch(messages)).rejects.toThrow(
+      new PushError("batch push: expected 2 results, got undefined", 200),
+    );
+    endpoint.answer = () => ({ status: 200, body: { sent: 2 } });
+    await expect(createPusher(fast).pushBatch(messages)).rejects.toThrow(
+      'batch push: expected 2 results, got {"sent":2}',
+    );
+  });
+
+  it("refuses a push URL that is not a string, even one that prints as a push URL", async () => {
+    const url = new URL(endpoint.connection());
+    await expect(pushTo(url as unknown as string, { frame: {} }, fast)).rejects.toThrow(
+      new TypeError(`not a push URL (<origin>/connections/<ref>): ${url.href}`),
+    );
+    expect(endpoint.received).toEqual([]);
+  });
+
+  it("names what a fetch threw that is not an Error", async () => {
+    const throwing: typeof fetch = () => Promise.reject("socket hung up");
+    await expect(
+      pushTo(endpoint.connection(), { frame: {} }, { ...fast, retries: 0, fetch: throwing }),
+    ).rejects.toThrow(new PushError("push failed: socket hung up", undefined));
+  });
+
+  it("an option given as undefined keeps its default", async () => {
+    endpoint.answer = () => (endpoint.received.length <= 3 ? 500 : 202);
+    await createPusher({ ...fast, retries: undefined, timeoutMs: undefined }).push(endpoint.connection(), {
+      frame: {},
+    });
+    // The default 3 retries: the fourth attempt went through.
+    expect(endpoint.received).toHaveLength(4);
+  });
+
+  it("the caller's signal also cuts short an attempt the gateway has not answered yet", async () => {
+    const caller = new AbortController();
+    endpoint.answer = () => {
+      caller.abort(new Error("caller gave up"));
+      return "hang";
+    };
+    // Without the signal on the request itself this would wait out the minute-long attempt timeout.
+    await expect(
+      pushTo(endpoint.connection(), { frame: {} }, { ...fast, timeoutMs: 60_000, signal: caller.signal }),
+    ).rejects.toThrow("caller gave up");
+    expect(endpoint.received).toHaveLength(1);
+  });
+
   it("sends the secret from PUSH_SECRET by default, and no authorization header without a secret", async () => {
     vi.stubEnv("PUSH_SECRET", "from-env");
     await pushTo(endpoint.connection(), { frame: {} }, fast);
@@ -242,6 +351,7 @@ describe("pusher options and push URLs", () => {
     ).catch((reason: unknown) => reason);
     expect(error).toBeInstanceOf(PushError);
     expect((error as PushError).status).toBeUndefined();
+    expect((error as PushError).message).toMatch(/^push failed: TimeoutError: [^()]*timeout$/);
     expect(endpoint.received).toHaveLength(2);
   });
 
@@ -377,13 +487,108 @@ describe("push from handlers", () => {
     const plain = await replyTo(await send("watch", { watch: 1 }, endpoint.connection()));
     expect(plain.response.result).toEqual(INTERNAL_ERROR_RESULT);
     expect(plain.subscription).toBeUndefined();
+    // The developer learns why from the log line of the failed handler.
+    expect(harness.logs).toContainEqual(
+      expect.objectContaining({
+        msg: "handler threw",
+        error: 'Error: ctx.subscribe(): the request did not ask for "subscribe": 1',
+      }),
+    );
     const errorReply = await replyTo(
       await send("refuse", { refuse: 1, subscribe: 1 }, endpoint.connection()),
     );
     expect(errorReply.subscription).toBeUndefined();
-    await expect(refused?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    const late = refused?.push({ late: 1 });
+    await expect(late).rejects.toBeInstanceOf(PushGoneError);
+    await expect(late).rejects.toThrow("the subscription was never registered");
     expect(refused?.signal.aborted).toBe(true);
     expect(endpoint.received).toEqual([]);
+  });
+
+  it("no subscription when the handler returns nothing: the reply's result is null and its pushes are gone", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({
+      handlers: {
+        quiet: (_, ctx) => {
+          subscription = ctx.subscribe();
+          return undefined;
+        },
+      },
+    });
+    const reply = await replyTo(await send("quiet", { quiet: 1, subscribe: 1 }, endpoint.connection()));
+    expect(reply.response.result).toBeNull();
+    expect(reply.subscription).toBeUndefined();
+    await expect(subscription?.push({ late: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(subscription?.signal.aborted).toBe(true);
+    expect(endpoint.received).toEqual([]);
+  });
+
+  it("ctx.subscribe() throws as soon as the handler returned, before its reply is written", async () => {
+    let returned: RpcContext | undefined;
+    let lateSubscribe: string | undefined;
+    // Held at the reply batch: the handler has returned, its reply is not in Redis yet.
+    const transport = interceptedTransport(redis.server.url, (sendBatch, commands) => {
+      if (returned && lateSubscribe === undefined && commands.some(([name]) => name === "RPUSH")) {
+        try {
+          returned.subscribe();
+          lateSubscribe = "no error";
+        } catch (error) {
+          lateSubscribe = (error as Error).message;
+        }
+      }
+      return sendBatch();
+    });
+    await harness.start({ redis: transport, handlers: { done: (_, ctx) => ((returned = ctx), "ok") } });
+    const reply = await replyTo(await send("done", { done: 1, subscribe: 1 }, endpoint.connection()));
+    expect(lateSubscribe).toBe("ctx.subscribe(): the handler already returned");
+    expect(reply.subscription).toBeUndefined();
+  });
+
+  it("close() stops a ctx.push() and a subscription push that the gateway keeps answering 5xx", async () => {
+    let subscription: Subscription | undefined;
+    let rawPush: Promise<unknown> | undefined;
+    const service = await harness.start({
+      // Enough retries that, unless close() cuts them short, the pushes would outlive the test.
+      push: { retries: 1_000, retryMinMs: 20, retryMaxMs: 50 },
+      handlers: {
+        watch: (_, ctx) => ((subscription = ctx.subscribe()), 1),
+        notify: (_, ctx) => {
+          rawPush = ctx.push({ msg_type: "notice" }).then(
+            () => "sent",
+            (error: unknown) => error,
+          );
+          return "ok";
+        },
+      },
+    });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => 500;
+    const subscriptionPush = subscription?.push({ n: 1 }).then(
+      () => "sent",
+      (error: unknown) => error,
+    );
+    await replyTo(await send("notify", { notify: 1 }, endpoint.connection()));
+    // Both pushes are being retried.
+    await waitFor(() => endpoint.received.length >= 4, 10_000);
+    await service.close();
+    for (const outcome of [await rawPush, await subscriptionPush]) {
+      expect(outcome).toBeInstanceOf(Error);
+      expect((outcome as Error).message).toBe("service closed");
+    }
+    expect(subscription?.signal.aborted).toBe(true);
+  });
+
+  it("a 410 within the registration grace is retried with a growing back-off, then ends the subscription", async () => {
+    let subscription: Subscription | undefined;
+    await harness.start({ handlers: { watch: (_, ctx) => ((subscription = ctx.subscribe()), 1) } });
+    await replyTo(await send("watch", { watch: 1, subscribe: 1 }, endpoint.connection()));
+    endpoint.answer = () => 410;
+    await expect(subscription?.push({ n: 1 })).rejects.toBeInstanceOf(PushGoneError);
+    expect(subscription?.signal.aborted).toBe(true);
+    // Back-off from 50 ms doubling to 500 ms (times 0.5-1) over the 3 s grace: about ten attempts at most;
+    // a back-off that shrank instead would hammer the gateway with hundreds.
+    expect(endpoint.received.length).toBeGreaterThan(2);
+    expect(endpoint.received.length).toBeLessThanOrEqual(20);
   });
 
   it("example ticks: first tick in the reply, one push every 100 ms until a push gets 410", async () => {
@@ -471,8 +676,8 @@ describe("push from handlers", () => {
     });
     const reply = await replyTo(await send("nowhere", { nowhere: 1, subscribe: 1 }));
     expect(reply.response.result).toEqual({
-      subscribeError: expect.stringMatching(/no connection/),
-      pushError: expect.stringMatching(/no connection/),
+      subscribeError: "ctx.subscribe(): the request has no connection (the gateway sent no push URL)",
+      pushError: "ctx.push(): the request has no connection (the gateway sent no push URL)",
     });
     await replyTo(await send("done", { done: 1, subscribe: 1 }, endpoint.connection()));
     expect(() => returned?.subscribe()).toThrow(/already returned/);

@@ -8,6 +8,8 @@ import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import { createNativeTransport } from "../../src/consumer/native-transport.js";
 import { reclaimRound } from "../../src/consumer/reclaimer.js";
 import type { RawEntry } from "../../src/consumer/stream-replies.js";
+import type { Subscription } from "../../src/consumer/index.js";
+import { entryFields } from "../../src/wire/index.js";
 import {
   ServiceHarness,
   TRANSPORTS,
@@ -110,6 +112,13 @@ describe.each(TRANSPORTS)("recovery on the %s transport", (kind) => {
       entry_id: entryId,
     });
     expect(JSON.parse(String(dead.args))).toEqual({ args: { crash: 1 } });
+    expect(harness.logs).toContainEqual({
+      level: "error",
+      msg: "poison entry dead-lettered",
+      stream,
+      entry_id: entryId,
+      delivery_count: 3,
+    });
     expect(calls).toBe(0);
     const [pending] = (await redis.client.xpending(stream, "processors")) as [number];
     expect(pending).toBe(0);
@@ -187,25 +196,109 @@ describe("reclaim rounds", () => {
   });
 });
 
-describe("close() while reply batches fail", () => {
-  it("finishes, giving up on the unsent reply and leaving the entry pending for a reclaim", async () => {
+describe("reply batches that fail", () => {
+  it("close() gives up on unsent replies and acks, leaving their entries pending, and ends their subscriptions", async () => {
     const transport = interceptedTransport(redis.server.url, async () => {
       throw new Error("connection refused");
     });
+    let calls = 0;
+    let subscription: Subscription | undefined;
     const harness = new ServiceHarness(redis, "native");
     const service = await harness.start({
       redis: transport,
       closeTimeoutMs: 0,
-      handlers: { ping: () => "pong" },
+      handlers: {
+        ping: () => (++calls, "pong"),
+        watch: (_, ctx) => ((subscription = ctx.subscribe()), "watching"),
+      },
     });
-    await harness.gateway.send("ping");
+    const { gateway } = harness;
+    const stream = `${harness.streamPrefix}general`;
+    await gateway.send("ping");
     await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
+    expect(harness.logs).toContainEqual(
+      expect.objectContaining({ msg: "redis unavailable, retrying", operation: "reply batch" }),
+    );
+    // Behind the failing batch: a subscribing request, and one past its deadline (an ack alone).
+    const watch = {
+      method: "watch",
+      who: gateway.who,
+      deadline: Math.floor(Date.now() / 1000) + 30,
+      args: { args: { watch: 1, subscribe: 1 } },
+      connection: "http://127.0.0.1:9/connections/never-contacted",
+    };
+    await redis.client.xadd(stream, "*", ...entryFields(watch, "m-watch"));
+    await gateway.send("ping", {}, { deadlineSeconds: Math.floor(Date.now() / 1000) - 5 });
+    await waitFor(
+      () => subscription !== undefined && harness.logs.some((log) => log.msg === "deadline passed, dropped"),
+    );
     let closed = false;
     const closing = service.close().then(() => (closed = true));
     await waitFor(() => closed, 10_000);
     await closing;
-    expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(1);
-    expect(await redis.client.exists(harness.gateway.who)).toBe(0);
+    expect(await pendingEntries(redis.client, stream)).toBe(3);
+    expect(await redis.client.exists(gateway.who)).toBe(0);
+    expect(harness.logs).toContainEqual({
+      level: "error",
+      msg: "abandoned unsent replies on close",
+      entries: 3,
+    });
+    expect(calls).toBe(1);
+    // Its reply never reached the gateway: its pushes end (they do not wait for a reply that never comes).
+    await expect(subscription?.push({ late: 1 })).rejects.toThrow("service closed");
+    expect(subscription?.signal.aborted).toBe(true);
+  });
+
+  it.each([
+    { closeTimeoutMs: 10_000, failures: 3 },
+    // Replies get at least a second at close, whatever closeTimeoutMs says.
+    { closeTimeoutMs: 0, failures: 1 },
+  ])(
+    "close() while a reply batch fails for a moment still sends it ($closeTimeoutMs ms, $failures more failures)",
+    async ({ closeTimeoutMs, failures }) => {
+      let closing = false;
+      let failuresAfterClose = 0;
+      const transport = interceptedTransport(redis.server.url, async (send) => {
+        if (closing && failuresAfterClose >= failures) return send();
+        if (closing) failuresAfterClose++;
+        throw new Error("connection refused");
+      });
+      const harness = new ServiceHarness(redis, "native");
+      const service = await harness.start({
+        redis: transport,
+        closeTimeoutMs,
+        handlers: { ping: () => "pong" },
+      });
+      const id = await harness.gateway.send("ping");
+      await waitFor(() => harness.logs.some((log) => log.msg === "redis unavailable, retrying"));
+      closing = true;
+      await service.close();
+      expect(failuresAfterClose).toBe(failures);
+      expect(await harness.gateway.resultOf(id)).toBe("pong");
+      expect(await pendingEntries(redis.client, `${harness.streamPrefix}general`)).toBe(0);
+    },
+  );
+
+  it("retries a failed round trip that carried a dead letter, and goes on answering", async () => {
+    let failNext = true;
+    const transport = interceptedTransport(redis.server.url, async (send) => {
+      if (!failNext) return send();
+      failNext = false;
+      throw new Error("connection reset");
+    });
+    const harness = new ServiceHarness(redis, "native");
+    try {
+      await harness.start({ redis: transport, handlers: { ping: () => "pong" } });
+      const stream = `${harness.streamPrefix}general`;
+      // Malformed (no rpc): dead-lettered and acked, with no reply.
+      await redis.client.xadd(stream, "*", "who", "wsp:reply:x", "marker", "first");
+      await waitFor(async () => (await redis.client.xlen(`${stream}:dead`)) === 1);
+      expect(failNext).toBe(false);
+      expect(await harness.gateway.resultOf(await harness.gateway.send("ping"))).toBe("pong");
+      await waitFor(async () => (await pendingEntries(redis.client, stream)) === 0);
+    } finally {
+      await harness.closeAll();
+    }
   });
 });
 

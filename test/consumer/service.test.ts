@@ -11,6 +11,15 @@ import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis, pendingEntr
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
+
+/** Calls of `command` Redis has run so far (`INFO commandstats`). */
+async function callsOf(command: string): Promise<number> {
+  const info = await redis.client.info("commandstats");
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 beforeAll(async () => {
   redis = await startTestRedis();
 });
@@ -276,6 +285,11 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     await waitFor(() => service.inFlight === 1);
     await service.close();
     expect(await harness.gateway.resultOf(id, 1000)).toBe("stopped: Error: service closed");
+    expect(harness.logs).toContainEqual({
+      level: "warn",
+      msg: "close timed out; abandoning running handlers",
+      running: 1,
+    });
     const [pending] = (await redis.client.xpending(`${harness.streamPrefix}general`, "processors")) as [
       number,
     ];
@@ -318,6 +332,67 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
     const id = await harness.gateway.send("nothing");
     const replies = await harness.gateway.replies(1);
     expect(replies.get(id)?.response).toEqual({ result: null, timestamp: expect.any(Number) });
+  });
+
+  it("a reply key Redis refuses (it holds a string) is logged with the command, and the entry is still acked", async () => {
+    let calls = 0;
+    await harness.start({ handlers: { ping: () => (++calls, "pong") } });
+    const { gateway } = harness;
+    await redis.client.set(gateway.who, "not a list");
+    await gateway.send("ping");
+    const stream = `${harness.streamPrefix}general`;
+    await waitFor(() => harness.logs.some((entry) => entry.msg === "redis refused a reply command"));
+    expect(harness.logs).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        msg: "redis refused a reply command",
+        command: "RPUSH",
+        error: expect.stringMatching(/WRONGTYPE/),
+      }),
+    );
+    await waitFor(async () => (await pendingEntries(redis.client, stream)) === 0);
+    expect(calls).toBe(1);
+    expect(await redis.client.get(gateway.who)).toBe("not a list");
+  });
+
+  it("logs one line when it started (consumer, streams, concurrency, transport) and one when it closed", async () => {
+    const service = await harness.start({
+      handlers: exampleHandlers,
+      consumerName: "svc-1",
+      categories: ["general", "mt5"],
+      concurrency: 3,
+    });
+    await service.close();
+    expect(harness.logs.filter((entry) => entry.level !== "debug")).toEqual([
+      {
+        level: "info",
+        msg: "service started",
+        consumer: "svc-1",
+        streams: [`${harness.streamPrefix}general`, `${harness.streamPrefix}mt5`],
+        concurrency: 3,
+        transport: kind,
+        target: service.transport.target,
+      },
+      { level: "info", msg: "service closed", consumer: "svc-1" },
+    ]);
+    expect(service.transport.target).toBe(kind === "native" ? redis.server.url : redis.bridge.url);
+  });
+
+  it("an idle service backs off its reads: a few a second, not a busy loop", async () => {
+    const readsBefore = await callsOf("xreadgroup");
+    const service = await harness.start({ handlers: exampleHandlers, pollMinMs: 25, pollMaxMs: 400 });
+    await sleep(1500);
+    await service.close();
+    // Polled (REST): 25, 50, 100, 200 then 400 ms apart, about 7 reads; blocking (native): about 2.
+    expect((await callsOf("xreadgroup")) - readsBefore).toBeLessThanOrEqual(12);
+  });
+
+  it("close() does not wait for a read blocked for long", async () => {
+    const service = await harness.start({ handlers: exampleHandlers, blockMs: 60_000 });
+    // Let the first read block.
+    await sleep(300);
+    await service.close();
+    expect(harness.logs).toContainEqual(expect.objectContaining({ msg: "service closed" }));
   });
 
   it("start() refuses to run twice", async () => {

@@ -1,12 +1,13 @@
 /**
  * The pure parts of the service SDK: option checking, entry validation, reply batching and CLI flags.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseCliArgs } from "../../src/consumer/cli-args.js";
 import { buildReplyPayload, parseRpcEntry } from "../../src/wire/index.js";
-import { resolveRpcServiceOptions } from "../../src/consumer/index.js";
+import { resolveRpcServiceOptions, type LogEntry, type RpcServiceOptions } from "../../src/consumer/index.js";
 import { buildCommands } from "../../src/consumer/outbox.js";
 import { ReplyKeyTtl } from "../../src/consumer/reply-ttl.js";
+import { redactUrl } from "../../src/consumer/transport.js";
 
 const handlers = { ping: () => "pong" };
 
@@ -59,6 +60,132 @@ describe("resolveRpcServiceOptions", () => {
     expect(() => resolveRpcServiceOptions({ redis: "redis://h", handlers, ...(override as object) })).toThrow(
       message,
     );
+  });
+});
+
+describe("resolveRpcServiceOptions, every check", () => {
+  const base = { redis: "redis://h", handlers };
+  const resolve = (override: object) =>
+    resolveRpcServiceOptions({ ...base, ...override } as RpcServiceOptions);
+
+  it.each([
+    "concurrency",
+    "readCount",
+    "blockMs",
+    "pollMinMs",
+    "pollMaxMs",
+    "claimIdleMs",
+    "claimIntervalMs",
+    "maxDeliveries",
+    "deadLetterMaxLen",
+    "deadLetterMaxAgeSeconds",
+    "replyTtlSeconds",
+    "retryMinMs",
+    "retryMaxMs",
+  ])("`%s` must be a positive integer: 0 and 2.5 refused, 1 kept", (key) => {
+    const message = `\`${key}\` must be a positive integer`;
+    expect(() => resolve({ [key]: 0 })).toThrow(message);
+    expect(() => resolve({ [key]: 2.5 })).toThrow(message);
+    expect(() => resolve({ [key]: "3" })).toThrow(message);
+    expect(resolve({ [key]: 1 })).toMatchObject({ [key]: 1 });
+  });
+
+  it.each(["closeTimeoutMs", "handlerGraceMs"])("`%s` may be 0 but not negative or fractional", (key) => {
+    const message = `\`${key}\` must be an integer >= 0`;
+    expect(() => resolve({ [key]: -1 })).toThrow(message);
+    expect(() => resolve({ [key]: 0.5 })).toThrow(message);
+    expect(resolve({ [key]: 0 })).toMatchObject({ [key]: 0 });
+  });
+
+  it("an option given as undefined keeps its default; claimIntervalMs defaults to half of claimIdleMs", () => {
+    expect(resolve({ concurrency: undefined, claimIdleMs: 9 })).toMatchObject({
+      concurrency: 16,
+      claimIntervalMs: 5,
+    });
+    expect(resolve({ claimIdleMs: 9, claimIntervalMs: 7 }).claimIntervalMs).toBe(7);
+    expect(resolve({ consumerName: "worker-7" }).consumerName).toBe("worker-7");
+  });
+
+  it("checks handlers, sensitiveFields, categories, consumerName and streamPrefix", () => {
+    expect(() => resolve({ handlers: undefined })).toThrow("`handlers` must be an object of functions");
+    expect(() => resolve({ handlers: "ping" })).toThrow("`handlers` must be an object of functions");
+    expect(() => resolve({ sensitiveFields: [""] })).toThrow("`sensitiveFields` must be a list");
+    expect(() => resolve({ sensitiveFields: [1] })).toThrow("`sensitiveFields` must be a list");
+    expect(resolve({ sensitiveFields: [] }).sensitiveFields).toEqual([]);
+    const categories = "`categories` must be a non-empty list of names";
+    expect(() => resolve({ categories: [] })).toThrow(categories);
+    expect(() => resolve({ categories: "general" })).toThrow(categories);
+    expect(() => resolve({ categories: ["ok", "x/y"] })).toThrow(categories);
+    expect(() => resolve({ categories: ["a", "b", "a"] })).toThrow("`categories` lists a name twice");
+    expect(resolve({ categories: ["a.b:c-d_1", "e"], streamPrefix: "s:" }).streams).toEqual([
+      "s:a.b:c-d_1",
+      "s:e",
+    ]);
+    expect(() => resolve({ consumerName: "" })).toThrow("`consumerName` must be non-empty");
+    expect(() => resolve({ consumerName: 7 })).toThrow("`consumerName` must be non-empty");
+    expect(() => resolve({ streamPrefix: 7 })).toThrow("`streamPrefix` must be a string");
+    for (const replyMode of ["list", "publish", "publish-batch"])
+      expect(resolve({ replyMode }).replyMode).toBe(replyMode);
+    expect(() => resolve({ replyMode: "mail" })).toThrow(
+      '`replyMode` must be "list", "publish" or "publish-batch"',
+    );
+    expect(() => resolve({ logLevel: "loud" })).toThrow("`logLevel` must be one of debug, info, warn, error");
+  });
+
+  it("takes redis:// and rediss:// URLs, http(s) REST credentials, or a transport; names what is wrong", () => {
+    expect(resolve({ redis: "rediss://h:6380" }).redis).toBe("rediss://h:6380");
+    expect(() => resolve({ redis: "xredis://h" })).toThrow("`redis` must be a redis:// or rediss:// URL");
+    const rest = { restUrl: "http://127.0.0.1:8080", restToken: "t" };
+    expect(resolve({ redis: rest }).redis).toEqual(rest);
+    expect(resolve({ redis: { ...rest, restUrl: "https://x" } }).redis).toMatchObject({
+      restUrl: "https://x",
+    });
+    expect(() => resolve({ redis: { ...rest, restUrl: "ftp://x" } })).toThrow(
+      "`redis.restUrl` must be an http(s):// URL",
+    );
+    expect(() => resolve({ redis: { ...rest, restUrl: "see https://x" } })).toThrow("`redis.restUrl`");
+    expect(() => resolve({ redis: { restUrl: "https://x" } })).toThrow(
+      "`redis.restToken` is required with `redis.restUrl`",
+    );
+    const transport = { pipeline: () => Promise.resolve([]), read: () => Promise.resolve(null) };
+    expect(resolve({ redis: transport }).redis).toBe(transport);
+    const wrong = "`redis` must be a redis:// URL, { restUrl, restToken } or a ServiceTransport";
+    expect(() => resolve({ redis: { pipeline: () => undefined } })).toThrow(wrong);
+    expect(() => resolve({ redis: undefined })).toThrow(wrong);
+    expect(() => resolve({ redis: 6379 })).toThrow(wrong);
+  });
+
+  it("logs at logLevel and above, nothing with `logger: false`, JSON lines on stderr by default", () => {
+    const seen: LogEntry[] = [];
+    const { logger } = resolve({ logLevel: "warn", logger: (entry: LogEntry) => seen.push(entry) });
+    for (const level of ["debug", "info", "warn", "error"] as const) logger({ level, msg: level });
+    expect(seen.map((entry) => entry.msg)).toEqual(["warn", "error"]);
+    const all: LogEntry[] = [];
+    resolve({ logLevel: "debug", logger: (entry: LogEntry) => all.push(entry) }).logger({
+      level: "debug",
+      msg: "d",
+    });
+    expect(all).toHaveLength(1);
+    const written: string[] = [];
+    const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      resolve({ logger: false }).logger({ level: "error", msg: "silenced" });
+      resolve({}).logger({ level: "debug", msg: "below info" });
+      resolve({}).logger({ level: "warn", msg: "shown", stream: "s" });
+    } finally {
+      write.mockRestore();
+    }
+    expect(written).toHaveLength(1);
+    expect(written[0]?.endsWith("\n")).toBe(true);
+    expect(JSON.parse(written[0] ?? "")).toEqual({
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      level: "warn",
+      msg: "shown",
+      stream: "s",
+    });
   });
 });
 
@@ -177,6 +304,45 @@ describe("buildCommands", () => {
       // No EXPIRE: nothing is stored under a channel.
       ["XACK", "general", "processors", "1-0", "2-0", "3-0"],
     ]);
+  });
+
+  it("publish-batch: cuts a key's replies into messages of at most 256 KiB, in order; a larger reply goes alone", () => {
+    /** A reply payload of exactly `length` characters. */
+    const payload = (id: number, length: number) => {
+      const head = `{"message_id":"${id}","pad":"`;
+      return `${head}${"x".repeat(length - head.length - 2)}"}`;
+    };
+    const half = 128 * 1024;
+    const payloads = [payload(1, 300 * 1024), payload(2, half), payload(3, half), payload(4, 100)];
+    expect(payloads.map((text) => text.length)).toEqual([300 * 1024, half, half, 100]);
+    const commands = buildCommands(
+      payloads.map((text, i) => ({
+        stream: "general",
+        entryId: `${i + 1}-0`,
+        reply: { who: "k1", payload: text },
+      })),
+      { ...settings, replyMode: "publish-batch" },
+      0,
+    );
+    expect(commands).toEqual([
+      ["PUBLISH", "k1", payloads[0]],
+      // Exactly 256 KiB of replies fit in one message.
+      ["PUBLISH", "k1", `[${payloads[1]},${payloads[2]}]`],
+      ["PUBLISH", "k1", payloads[3]],
+      ["XACK", "general", "processors", "1-0", "2-0", "3-0", "4-0"],
+    ]);
+  });
+});
+
+describe("redactUrl (the transport's target in logs)", () => {
+  it("hides the password, keeps the rest, and never prints a URL it cannot parse", () => {
+    expect(redactUrl("redis://app:s3cret@redis.internal:6380/2")).toBe(
+      "redis://app:***@redis.internal:6380/2",
+    );
+    expect(redactUrl("rediss://:s3cret@redis.internal")).toBe("rediss://:***@redis.internal");
+    expect(redactUrl("redis://127.0.0.1:6379")).toBe("redis://127.0.0.1:6379");
+    expect(redactUrl("https://eu1-example.upstash.io/")).toBe("https://eu1-example.upstash.io");
+    expect(redactUrl("not a url with s3cret")).toBe("(invalid url)");
   });
 });
 

@@ -1,0 +1,326 @@
+/**
+ * The two ways a service reaches Redis, each against the real thing: the native transport against
+ * redis-server, the REST transport against the REST bridge (and, for the answers the bridge never gives, a
+ * node:http stand-in for an Upstash endpoint). What the service relies on: refused commands come back as
+ * `RedisReplyError` naming the command, one refused command of a pipeline does not fail the others, refused
+ * credentials are an `AuthenticationError`, and a failed round trip rejects as a whole.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createNativeTransport } from "../../src/consumer/native-transport.js";
+import { createRestTransport } from "../../src/consumer/rest-transport.js";
+import {
+  AuthenticationError,
+  RedisReplyError,
+  isBusyGroupError,
+  isNoGroupError,
+  type ServiceTransport,
+} from "../../src/consumer/transport.js";
+import { TRANSPORTS, startTestRedis, type TestRedis, type TransportKind } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startTestRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+const opened: ServiceTransport[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((transport) => transport.close()));
+});
+
+function open(kind: TransportKind): ServiceTransport {
+  const option = redis.redisOption(kind);
+  const transport =
+    typeof option === "string"
+      ? createNativeTransport(option)
+      : createRestTransport(
+          (option as { restUrl: string }).restUrl,
+          (option as { restToken: string }).restToken,
+        );
+  opened.push(transport);
+  return transport;
+}
+
+/** The rejection of `promise` (fails the test when it resolves). */
+async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    (value) => {
+      throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+    },
+    (error: Error) => error,
+  );
+}
+
+describe.each(TRANSPORTS)("the %s transport", (kind) => {
+  it("runs the service's commands and names itself without credentials", async () => {
+    const transport = open(kind);
+    expect(transport.kind).toBe(kind);
+    expect(transport.supportsBlockingReads).toBe(kind === "native");
+    const option = redis.redisOption(kind);
+    expect(transport.target).toBe(typeof option === "string" ? option : redis.bridge.url);
+    const stream = `tr:${randomUUID()}`;
+    expect(await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"])).toBe("OK");
+    await redis.client.xadd(stream, "*", "rpc", "ping");
+    const reply = (await transport.read([
+      "XREADGROUP",
+      "GROUP",
+      "g",
+      "c",
+      "COUNT",
+      "5",
+      "STREAMS",
+      stream,
+      ">",
+    ])) as [string, [string, string[]][]][];
+    expect(reply[0]?.[0]).toBe(stream);
+    expect(reply[0]?.[1][0]?.[1]).toEqual(["rpc", "ping"]);
+  });
+
+  it("rejects a refused command with a RedisReplyError naming it (BUSYGROUP, NOGROUP)", async () => {
+    const transport = open(kind);
+    const stream = `tr:${randomUUID()}`;
+    await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
+    const busy = await rejectionOf(transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]));
+    expect(busy).toBeInstanceOf(RedisReplyError);
+    expect(busy).toMatchObject({ name: "RedisReplyError", command: "XGROUP" });
+    expect(busy.message).toMatch(/^BUSYGROUP/);
+    expect(isBusyGroupError(busy)).toBe(true);
+    expect(isNoGroupError(busy)).toBe(false);
+    const missing = await rejectionOf(
+      transport.read(["XREADGROUP", "GROUP", "nope", "c", "COUNT", "1", "STREAMS", stream, ">"]),
+    );
+    expect(missing).toMatchObject({ name: "RedisReplyError", command: "XREADGROUP" });
+    expect(isNoGroupError(missing)).toBe(true);
+    expect(isBusyGroupError(missing)).toBe(false);
+  });
+
+  it("answers every command of a pipeline in order: a refused one as its error, the others run", async () => {
+    const transport = open(kind);
+    const text = `tr:${randomUUID()}`;
+    const list = `tr:${randomUUID()}`;
+    await redis.client.set(text, "a string");
+    const results = await transport.pipeline([
+      ["RPUSH", text, "x"],
+      ["RPUSH", list, "a", "b"],
+      ["EXPIRE", list, "60"],
+    ]);
+    expect(results).toHaveLength(3);
+    const refused = results[0] as { error: Error };
+    expect(refused.error).toBeInstanceOf(RedisReplyError);
+    expect(refused.error).toMatchObject({ command: "RPUSH" });
+    expect(refused.error.message).toMatch(/^WRONGTYPE/);
+    expect(results.slice(1)).toEqual([{ result: 2 }, { result: 1 }]);
+    expect(await redis.client.lrange(list, 0, -1)).toEqual(["a", "b"]);
+    await transport.close();
+    // Closing twice is fine.
+    await transport.close();
+  });
+});
+
+describe("the native transport", () => {
+  it("names its two connections for CLIENT LIST", async () => {
+    const transport = open("native");
+    const stream = `tr:${randomUUID()}`;
+    await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
+    await transport.read(["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", stream, ">"]);
+    const clients = String(await redis.client.call("CLIENT", "LIST"));
+    expect(clients).toContain("name=edge-wsproxy-service-reader ");
+    expect(clients).toContain("name=edge-wsproxy-service ");
+  });
+
+  it("stopReading() ends a read blocked with no time limit", async () => {
+    const transport = open("native");
+    const stream = `tr:${randomUUID()}`;
+    await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
+    const blocked = transport.read([
+      "XREADGROUP",
+      "GROUP",
+      "g",
+      "c",
+      "COUNT",
+      "1",
+      "BLOCK",
+      "0",
+      "STREAMS",
+      stream,
+      ">",
+    ]);
+    const outcome = blocked.then(
+      () => "resolved",
+      () => "rejected",
+    );
+    await waitForBlockedReader();
+    transport.stopReading();
+    expect(await outcome).toBe("rejected");
+  });
+
+  it("rejects a whole pipeline when the round trip fails (nothing reached Redis)", async () => {
+    const closed = await freePort();
+    const transport = createNativeTransport(`redis://127.0.0.1:${closed}`, { reconnectMaxMs: 20 });
+    opened.push(transport);
+    await expect(transport.pipeline([["RPUSH", "k", "v"]])).rejects.toThrow();
+  });
+
+  it("turns a wrong password into an AuthenticationError", async () => {
+    const user = `svc${randomUUID().slice(0, 8)}`;
+    await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "+@all");
+    try {
+      const url = new URL(redis.server.url);
+      url.username = user;
+      url.password = "wrong";
+      const transport = createNativeTransport(url.toString(), { reconnectMaxMs: 20 });
+      opened.push(transport);
+      expect(transport.target).toBe(`redis://${user}:***@${url.host}`);
+      const error = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+      expect(error).toBeInstanceOf(AuthenticationError);
+      expect(error.name).toBe("AuthenticationError");
+      expect(error.message).toMatch(/WRONGPASS/);
+    } finally {
+      await redis.client.call("ACL", "DELUSER", user);
+    }
+  });
+});
+
+/** An HTTP stand-in for an Upstash endpoint: `answer` picks the status and the raw body of each request. */
+class RestStandIn {
+  readonly received: { path: string; authorization: string | undefined; body: unknown }[] = [];
+  answer: (path: string) => { status: number; body: string } | "hang" = () => ({ status: 200, body: "{}" });
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<RestStandIn> {
+    const server = createServer();
+    const standIn = new RestStandIn(server);
+    server.on("request", (request: IncomingMessage, response) => {
+      let text = "";
+      request.on("data", (chunk) => (text += chunk));
+      request.on("end", () => {
+        const path = request.url ?? "";
+        standIn.received.push({ path, authorization: request.headers.authorization, body: JSON.parse(text) });
+        const answer = standIn.answer(path);
+        if (answer === "hang") return;
+        response.writeHead(answer.status, { "content-type": "application/json" }).end(answer.body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return standIn;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe("the REST transport against other answers", () => {
+  let standIn: RestStandIn;
+  beforeAll(async () => {
+    standIn = await RestStandIn.start();
+  });
+  afterAll(async () => {
+    await standIn?.close();
+  });
+
+  function rest(url = standIn.url, requestTimeoutMs?: number): ServiceTransport {
+    const transport = createRestTransport(url, "tok", { requestTimeoutMs });
+    opened.push(transport);
+    return transport;
+  }
+
+  it("posts commands under the URL's path with the bearer token", async () => {
+    standIn.received.length = 0;
+    standIn.answer = (path) => ({
+      status: 200,
+      body: path.endsWith("/pipeline") ? '[{"result":1}]' : '{"result":"OK"}',
+    });
+    const transport = rest(`${standIn.url}/redis/db0/`);
+    expect(transport.target).toBe(`${standIn.url}/redis/db0`);
+    expect(await transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).toBe("OK");
+    expect(await transport.pipeline([["EXPIRE", "k", "60"]])).toEqual([{ result: 1 }]);
+    expect(standIn.received).toEqual([
+      {
+        path: "/redis/db0/",
+        authorization: "Bearer tok",
+        body: ["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
+      },
+      { path: "/redis/db0/pipeline", authorization: "Bearer tok", body: [["EXPIRE", "k", "60"]] },
+    ]);
+  });
+
+  it.each([401, 403])(
+    "HTTP %i is an AuthenticationError, for one command and for a pipeline",
+    async (status) => {
+      standIn.answer = () => ({ status, body: '{"error":"Unauthorized"}' });
+      const transport = rest();
+      for (const call of [
+        () => transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]),
+        () => transport.pipeline([["EXPIRE", "k", "60"]]),
+      ]) {
+        const error = await rejectionOf(call());
+        expect(error).toBeInstanceOf(AuthenticationError);
+        expect(error.message).toBe(`REST endpoint refused the token (HTTP ${status})`);
+      }
+    },
+  );
+
+  it("a failed HTTP answer without a Redis error fails the command or the whole pipeline, naming the status", async () => {
+    const transport = rest();
+    standIn.answer = () => ({ status: 502, body: '{"message":"bad gateway"}' });
+    await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow(
+      "REST XGROUP failed with HTTP 502",
+    );
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST pipeline failed with HTTP 502",
+    );
+    // A 200 to a pipeline that is not a list of answers is no answer either.
+    standIn.answer = () => ({ status: 200, body: '{"result":1}' });
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST pipeline failed with HTTP 200",
+    );
+    // A Redis error in a non-200 answer is the command's refusal.
+    standIn.answer = () => ({ status: 400, body: '{"error":"ERR syntax error"}' });
+    const refused = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+    expect(refused).toMatchObject({
+      name: "RedisReplyError",
+      command: "XGROUP",
+      message: "ERR syntax error",
+    });
+  });
+
+  it("an answer that is not JSON, or none within requestTimeoutMs, fails naming the path", async () => {
+    const transport = rest(standIn.url, 300);
+    standIn.answer = () => ({ status: 502, body: "<html>bad gateway</html>" });
+    await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow(
+      "REST / answered HTTP 502 with non-JSON",
+    );
+    standIn.answer = () => "hang";
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST /pipeline timed out after 300 ms",
+    );
+  });
+});
+
+/** A TCP port nothing listens on (taken from the OS, then released). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Waits until redis-server lists the reader connection as blocked. */
+async function waitForBlockedReader(): Promise<void> {
+  await waitFor(async () =>
+    /name=edge-wsproxy-service-reader .*flags=b /.test(String(await redis.client.call("CLIENT", "LIST"))),
+  );
+}
