@@ -376,6 +376,7 @@ describe.each(TRANSPORTS)("service on the %s transport", (kind) => {
       { level: "info", msg: "service closed", consumer: "svc-1" },
     ]);
     expect(service.transport.target).toBe(kind === "native" ? redis.server.url : redis.bridge.url);
+    expect(service.consumerName).toBe("svc-1");
   });
 
   it("an idle service backs off its reads: a few a second, not a busy loop", async () => {

@@ -190,6 +190,8 @@ describe("the native transport", () => {
 /** An HTTP stand-in for an Upstash endpoint: `answer` picks the status and the raw body of each request. */
 class RestStandIn {
   readonly received: { path: string; authorization: string | undefined; body: unknown }[] = [];
+  /** The content-type and content-length headers of each request. */
+  readonly framing: { type: string | undefined; length: string | undefined; bytes: number }[] = [];
   answer: (path: string) => { status: number; body: string } | "hang" = () => ({ status: 200, body: "{}" });
   private constructor(private readonly server: Server) {}
 
@@ -202,6 +204,11 @@ class RestStandIn {
       request.on("end", () => {
         const path = request.url ?? "";
         standIn.received.push({ path, authorization: request.headers.authorization, body: JSON.parse(text) });
+        standIn.framing.push({
+          type: request.headers["content-type"],
+          length: request.headers["content-length"],
+          bytes: Buffer.byteLength(text),
+        });
         const answer = standIn.answer(path);
         if (answer === "hang") return;
         response.writeHead(answer.status, { "content-type": "application/json" }).end(answer.body);
@@ -236,8 +243,9 @@ describe("the REST transport against other answers", () => {
     return transport;
   }
 
-  it("posts commands under the URL's path with the bearer token", async () => {
+  it("posts commands as JSON under the URL's path with the bearer token", async () => {
     standIn.received.length = 0;
+    standIn.framing.length = 0;
     standIn.answer = (path) => ({
       status: 200,
       body: path.endsWith("/pipeline") ? '[{"result":1}]' : '{"result":"OK"}',
@@ -254,6 +262,10 @@ describe("the REST transport against other answers", () => {
       },
       { path: "/redis/db0/pipeline", authorization: "Bearer tok", body: [["EXPIRE", "k", "60"]] },
     ]);
+    for (const { type, length, bytes } of standIn.framing) {
+      expect(type).toBe("application/json");
+      expect(Number(length)).toBe(bytes);
+    }
   });
 
   it.each([401, 403])(
