@@ -5,7 +5,8 @@
  *   BRIDGE_TOKEN=dev npm run bridge -- --redis redis://127.0.0.1:6379 --port 8079
  *
  * Each flag can also come from the environment (`REDIS_URL`, `BRIDGE_PORT`, `BRIDGE_TOKEN`,
- * `BRIDGE_SSE_FRAMING`); flags win. Secrets belong in the environment or a file (`--token-file PATH`,
+ * `BRIDGE_SSE_FRAMING`, `BRIDGE_LATENCY_MS`); flags win. `--latency-ms N` simulates an N ms network round
+ * trip (a distant Upstash database) on every request and stream event; default 0. Secrets belong in the environment or a file (`--token-file PATH`,
  * `--redis-url-file PATH` for a URL with a password): every user of the machine can read a process's
  * arguments (`ps`), so `--token` or a password in `--redis` works but prints one warning on stderr. Defaults: redis://127.0.0.1:6379, port 8079 (0 picks a free port) and
  * `--sse-framing upstash` (one `data:` line per event, as Upstash; `blank-line` for the standard framing). The token has no default on purpose:
@@ -22,7 +23,7 @@ import { startBridge } from "./server.js";
 
 const USAGE =
   "usage: npm run bridge -- [--redis <redis-url> | --redis-url-file <path>] [--port <port>] " +
-  "[--sse-framing upstash|blank-line] [--token-file <path>], the token in BRIDGE_TOKEN or that file";
+  "[--sse-framing upstash|blank-line] [--latency-ms <ms>] [--token-file <path>], the token in BRIDGE_TOKEN or that file";
 
 function fail(message: string, exitCode: number): never {
   process.stderr.write(`edge-wsproxy bridge: ${message}\n`);
@@ -34,6 +35,7 @@ interface BridgeConfig {
   port: number;
   token: string;
   sseFraming: SseFraming;
+  latencyMs: number;
   /** Flags that carried a secret on the command line, for one warning once the flags are accepted. */
   secretFlags: string[];
 }
@@ -55,6 +57,7 @@ function readConfig(): BridgeConfig {
     token?: string;
     "token-file"?: string;
     "sse-framing"?: string;
+    "latency-ms"?: string;
     help?: boolean;
   };
   try {
@@ -66,6 +69,7 @@ function readConfig(): BridgeConfig {
         token: { type: "string" },
         "token-file": { type: "string" },
         "sse-framing": { type: "string" },
+        "latency-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -103,15 +107,19 @@ function readConfig(): BridgeConfig {
   if (!token) fail(`no token: set BRIDGE_TOKEN or pass --token-file <path>; ${USAGE}`, 2);
   const sseFraming = SSE_FRAMINGS.find((known) => known === framing);
   if (!sseFraming) fail(`invalid SSE framing "${framing}"; ${USAGE}`, 2);
+  const latencyText = values["latency-ms"] ?? (process.env.BRIDGE_LATENCY_MS || "0");
+  if (!/^\d+$/.test(latencyText))
+    fail(`invalid --latency-ms "${latencyText}" (whole ms, 0 or more); ${USAGE}`, 2);
+  const latencyMs = Number(latencyText);
   const secretFlags = [
     ...(values.token !== undefined ? ["--token"] : []),
     ...(values.redis !== undefined && hasPassword(values.redis) ? ["--redis (its password)"] : []),
   ];
-  return { redisUrl, port, token, sseFraming, secretFlags };
+  return { redisUrl, port, token, sseFraming, latencyMs, secretFlags };
 }
 
 async function main(): Promise<void> {
-  const { redisUrl, port, token, sseFraming, secretFlags } = readConfig();
+  const { redisUrl, port, token, sseFraming, latencyMs, secretFlags } = readConfig();
   if (secretFlags.length > 0) {
     // Once, and never with the secret itself.
     process.stderr.write(
@@ -121,9 +129,14 @@ async function main(): Promise<void> {
   }
   let bridge;
   try {
-    bridge = await startBridge({ redisUrl, port, token, sseFraming, host: "127.0.0.1" });
+    bridge = await startBridge({ redisUrl, port, token, sseFraming, latencyMs, host: "127.0.0.1" });
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error), 1);
+  }
+  if (latencyMs > 0) {
+    process.stderr.write(
+      `edge-wsproxy bridge: simulating a ${latencyMs} ms network round trip (--latency-ms)\n`,
+    );
   }
   process.stdout.write(
     `edge-wsproxy bridge listening on ${bridge.url} (redis ${redactRedisUrl(redisUrl)})\n`,

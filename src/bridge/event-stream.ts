@@ -40,6 +40,8 @@ export interface EventStreamContext {
   maxBufferedBytes: number;
   /** Streams held per token (keyed by the token's digest) until their connection is gone. */
   streamsByToken: Map<string, number>;
+  /** Each event waits this long before it is written (half the simulated round trip), ms. */
+  oneWayMs: number;
 }
 
 /**
@@ -163,7 +165,12 @@ export async function serveEventStream(
     }
   };
   const listener: PubSubListener = {
-    onMessage: (message) => send(messageEvent(message, eventEnd)),
+    onMessage: (message) => {
+      const event = messageEvent(message, eventEnd);
+      // Timers of the same length fire in the order they were set: the events keep their order.
+      if (context.oneWayMs > 0) setTimeout(() => send(event), context.oneWayMs);
+      else send(event);
+    },
     onLost: () => {
       lost = true;
       stream.end();

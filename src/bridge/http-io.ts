@@ -75,3 +75,8 @@ export function sendJson(
   });
   response.end(body);
 }
+
+/** Resolves after `ms` (the simulated network's one way), or undefined at once when there is none. */
+export function travel(ms: number): Promise<void> | undefined {
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : undefined;
+}

@@ -14,7 +14,7 @@ import {
   type EventStreamContext,
   type SseFraming,
 } from "./event-stream.js";
-import { digest, isAuthorized, readBody, sendJson, splitRequestTarget } from "./http-io.js";
+import { digest, isAuthorized, readBody, sendJson, splitRequestTarget, travel } from "./http-io.js";
 import { executeCommand, executePipeline, executeTransaction } from "./execute.js";
 import { BridgeHttpError, errorMessage } from "./errors.js";
 import { PubSubHub } from "./pubsub-hub.js";
@@ -63,6 +63,14 @@ export interface BridgeOptions {
    * is written while the stream holds less, so one larger message still goes out. @default 1 MB
    */
   maxStreamBufferBytes?: number;
+  /**
+   * A network round trip to simulate, ms: each REST request waits half of it before its commands run and
+   * half before its answer is written, and each event of a `/subscribe` stream waits half. Locally the
+   * round trip is a fraction of a millisecond; a Worker's to an Upstash database is milliseconds (a region
+   * away, more), and the gateway's schedule (when to poll) is tuned for that. Node's timers have 1 ms steps,
+   * so each half is a whole number of ms, rounded down. @default 0
+   */
+  latencyMs?: number;
 }
 
 /** A started bridge. */
@@ -88,6 +96,7 @@ export const DEFAULT_BRIDGE_OPTIONS = {
   maxStreamsPerToken: 1_000,
   maxChannelsPerStream: 100,
   maxStreamBufferBytes: 1024 * 1024,
+  latencyMs: 0,
 };
 
 /** Applies the defaults and checks every option, throwing a message that names the bad one. */
@@ -114,6 +123,9 @@ export function resolveBridgeOptions(options: BridgeOptions): Required<BridgeOpt
     "maxStreamBufferBytes",
   ] as const) {
     if (!Number.isInteger(resolved[name]) || resolved[name] <= 0) fail(name, "a positive integer");
+  }
+  if (!Number.isInteger(resolved.latencyMs) || resolved.latencyMs < 0) {
+    fail("latencyMs", "a non-negative integer (0: no simulated latency)");
   }
   if (!SSE_FRAMINGS.includes(resolved.sseFraming)) fail("sseFraming", `one of ${SSE_FRAMINGS.join(", ")}`);
   return resolved;
@@ -145,6 +157,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     maxChannelsPerStream: resolved.maxChannelsPerStream,
     maxBufferedBytes: resolved.maxStreamBufferBytes,
     streamsByToken: new Map(),
+    oneWayMs: Math.floor(resolved.latencyMs / 2),
   };
   const context: RequestContext = {
     redis,
@@ -153,6 +166,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     maxCommandsPerRequest: resolved.maxCommandsPerRequest,
     syncTokens,
     eventStreams,
+    oneWayMs: Math.floor(resolved.latencyMs / 2),
   };
 
   const server = createServer((request, response) => {
@@ -207,12 +221,15 @@ interface RequestContext {
   maxCommandsPerRequest: number;
   syncTokens: SyncTokenClock;
   eventStreams: EventStreamContext;
+  /** Half the simulated round trip ({@link BridgeOptions.latencyMs}), ms. */
+  oneWayMs: number;
 }
 
 /** Paths that take the command as a JSON body; any other path is a path-style command. */
 const JSON_ENDPOINTS = new Set(["/", "/pipeline", "/multi-exec"]);
 
 async function handleRequest(request: IncomingMessage, response: ServerResponse, context: RequestContext) {
+  await travel(context.oneWayMs);
   try {
     const { path, query } = splitRequestTarget(request.url ?? "/");
     if (!isAuthorized(request, query, context.tokenDigest)) {
@@ -242,10 +259,13 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
     const result = pathCommand
       ? await runOne(body.length > 0 ? [...pathCommand, body] : pathCommand, base64, context)
       : await routeJson(path, request.method, body, base64, context);
-    sendJson(response, 200, result, syncTokenHeader(context));
+    const headers = syncTokenHeader(context);
+    await travel(context.oneWayMs);
+    sendJson(response, 200, result, headers);
   } catch (error) {
     const failure =
       error instanceof BridgeHttpError ? error : new BridgeHttpError(500, `ERR ${errorMessage(error)}`);
+    await travel(context.oneWayMs);
     sendJson(
       response,
       failure.status,

@@ -87,6 +87,24 @@ it("reads REDIS_URL, BRIDGE_PORT and BRIDGE_TOKEN from the environment, and exit
   }
 });
 
+it("simulates a network round trip with --latency-ms (or BRIDGE_LATENCY_MS), and says so on stderr", async () => {
+  const run = runCli(["--redis", redis.url, "--port", "0"], { BRIDGE_TOKEN: "t", BRIDGE_LATENCY_MS: "200" });
+  try {
+    const url = await readyUrl(run);
+    expect(run.stdout()).toBe(`edge-wsproxy bridge listening on ${url} (redis ${redis.url})\n`);
+    expect(run.stderr()).toBe("edge-wsproxy bridge: simulating a 200 ms network round trip (--latency-ms)\n");
+    const started = performance.now();
+    const response = await fetch(`${url}/ping`, { headers: { authorization: "Bearer t" } });
+    expect(await response.json()).toEqual({ result: "PONG" });
+    // Never sooner than the simulated round trip (a lower bound: a busy machine only adds to it).
+    expect(performance.now() - started).toBeGreaterThanOrEqual(199);
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+  } finally {
+    run.child.kill("SIGKILL");
+  }
+});
+
 it.each([
   [["--bogus"], /Unknown option '--bogus'/],
   [["--port", "http", "--token", "t"], /invalid port "http"/],
@@ -94,6 +112,7 @@ it.each([
   [["--token-file", "/nonexistent/token"], /cannot read --token-file \/nonexistent\/token: ENOENT/],
   [["--token", "t", "--token-file", "/tmp/t"], /give either --token or --token-file, not both/],
   [["--redis", "localhost:6379", "--token", "t"], /invalid Redis URL/],
+  [["--latency-ms", "2ms", "--token", "t"], /invalid --latency-ms "2ms" \(whole ms, 0 or more\)/],
 ])("%j exits 2 with a one-line usage error", async (args, message) => {
   const run = runCli(args);
   expect(await run.exited).toBe(2);

@@ -256,3 +256,48 @@ describe("endings", () => {
     await own.redis.stop();
   });
 });
+
+describe("simulated latency (latencyMs)", () => {
+  let slow: BridgeFixture;
+  let native: IORedis;
+  beforeAll(async () => {
+    slow = await startBridgeFixture({ latencyMs: 400 });
+    native = new IORedis(slow.redis.url);
+  });
+  afterAll(async () => {
+    native?.disconnect();
+    await slow?.stop();
+  });
+
+  it("runs a command half a round trip after the request and answers half a round trip later", async () => {
+    const key = channel("latency-key");
+    const started = performance.now();
+    let answered = false;
+    const answer = slow.http("/", { method: "POST", body: JSON.stringify(["SET", key, "v"]) });
+    void answer.then(() => (answered = true));
+    await waitFor(async () => (await native.get(key)) === "v", 5_000, 5);
+    // Redis has it while the answer is still on its way back.
+    expect(answered).toBe(false);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(199);
+    expect((await answer).body).toEqual({ result: "OK" });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(399);
+  });
+
+  it("delivers each event half a round trip after its PUBLISH, in order", async () => {
+    const ch = channel("latency-stream");
+    const stream = await openEventStream(slow.bridge.url, `/subscribe/${encodeURIComponent(ch)}`);
+    try {
+      expect(await stream.next()).toBe(`subscribe,${ch},1`);
+      const published = performance.now();
+      for (const n of [1, 2, 3]) await native.publish(ch, String(n));
+      expect([await stream.next(), await stream.next(), await stream.next()]).toEqual([
+        `message,${ch},1`,
+        `message,${ch},2`,
+        `message,${ch},3`,
+      ]);
+      expect(performance.now() - published).toBeGreaterThanOrEqual(199);
+    } finally {
+      stream.close();
+    }
+  });
+});

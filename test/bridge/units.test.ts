@@ -60,6 +60,7 @@ describe("resolveBridgeOptions", () => {
       maxStreamsPerToken: 1_000,
       maxChannelsPerStream: 100,
       maxStreamBufferBytes: 1024 * 1024,
+      latencyMs: 0,
     });
   });
   it.each([
@@ -71,6 +72,8 @@ describe("resolveBridgeOptions", () => {
     [{ maxCommandsPerRequest: 0 }, /option `maxCommandsPerRequest` must be a positive integer/],
     [{ maxStreamBufferBytes: 1.5 }, /option `maxStreamBufferBytes` must be a positive integer/],
     [{ sseFraming: "crlf" as "upstash" }, /option `sseFraming` must be one of upstash, blank-line/],
+    [{ latencyMs: -1 }, /option `latencyMs` must be a non-negative integer/],
+    [{ latencyMs: 2.5 }, /option `latencyMs` must be a non-negative integer/],
   ])("rejects %j, naming the option", (override, message) => {
     expect(() => resolveBridgeOptions({ ...valid, ...override })).toThrow(message);
   });
