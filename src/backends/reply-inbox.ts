@@ -100,7 +100,7 @@ export class ReplyInbox {
     try {
       // The subscriber must be listening before the entry exists, or a fast published reply is lost; a
       // request that times out (or is cancelled) meanwhile must fail then, not when the stream is ready.
-      await Promise.race([this.receiver.prepare(messageId), reply.catch(() => undefined)]);
+      await Promise.race([this.receiver.prepare(messageId, wait.category), reply.catch(() => undefined)]);
       // Not awaited: the request ends with its reply, its write failure or its timeout, whichever comes
       // first, so even a write that never settles cannot keep the client from its WrongResponse.
       if (wanted()) {

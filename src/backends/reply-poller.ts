@@ -3,16 +3,24 @@
  * `LPOP <who> <batch>` while (and only while) acknowledged requests wait for replies.
  *
  * Schedule (PROTOCOL.md section 4):
- * - the first poll after an `XADD` is acknowledged comes after the *expected service latency* of the
- *   request's category (each category is served by its own services, at its own speed), a running
- *   estimate of a high percentile (about the 93rd) of the time until the reply is there, at most
- *   `pollMaxMs`: a first poll that finds its reply shortens it a little, one that misses lengthens it a
- *   lot, so about 7% of first polls come back empty whatever the service's speed;
- * - an expected latency below `pollMinMs` means "poll at the acknowledgement": the `LPOP` is sent at once,
- *   with no timer. The `LPOP` itself needs half a REST round trip to reach Redis, so when the service
- *   answers within about one round trip the reply is usually there when it arrives; a timer would only add
- *   its own granularity (a 1 ms `setTimeout` in workerd fires after about 1.3 ms). The estimate may sink
- *   to `pollMinMs / 16`, so a few misses at the acknowledgement move it back to timed polls;
+ * - a request's first poll is due the *expected latency* of its category after its `XADD` was sent (each
+ *   category is served by its own services, at its own speed): a running estimate of a high percentile
+ *   (about the 93rd) of the time after which an `LPOP` sent then finds the reply, at most `pollMaxMs`. An
+ *   `LPOP` sent then reaches Redis half a round trip later, as the `XADD` did, so the estimate is about the
+ *   service's own time, whatever the REST round trip. A first poll that finds its reply shortens it a little,
+ *   one that misses lengthens it a lot, so about 7% of first polls come back empty whatever the service's
+ *   speed;
+ * - a first poll due before the `XADD`'s acknowledgement can come (the learned round trip is longer than
+ *   the expected latency by at least `pollMinMs`: a distant Redis, a fast service) is sent *before* it, on a
+ *   timer of at least `pollMinMs` after the `XADD` was sent, when nothing else is being polled: the reply
+ *   then comes about one round trip after the service made it, not two (one for the `XADD`'s answer, one
+ *   for the `LPOP`). Only one such early poll per request; when it comes back empty, the request is polled
+ *   as below once acknowledged;
+ * - a first poll due before the acknowledgement that is not sent early, or due within `pollMinMs` of it,
+ *   goes at the acknowledgement: the `LPOP` is sent at once, with no timer. It needs half a REST round trip
+ *   to reach Redis, so when the service answers within about one round trip the reply is usually there when
+ *   it arrives; a timer would only add its own granularity (a 1 ms `setTimeout` in workerd fires after
+ *   about 1.3 ms). The estimate may sink to `pollMinMs / 16`, so a few misses move it back to timed polls;
  * - a poll at the acknowledgement that came back empty is followed at once by one more: the service is
  *   known fast, so its reply is most likely there one REST round trip later, where a timer would wait
  *   1.3 ms or more. Such a second poll costs a command only when it is empty too, so it is made from a
@@ -91,10 +99,19 @@ export interface ReplyPollerStats {
 interface Waiting {
   /** The request's category: its reply's first poll is judged against that category's estimate. */
   category: string;
-  /** Number of polls issued before the `XADD` was acknowledged. */
+  /** Number of polls issued before its first poll (before the acknowledgement, or before its early poll). */
   pollsBefore: number;
   /** When its first poll was due by the latency estimate. */
   dueAt: number;
+}
+
+/** A request whose `XADD` is on its way: written, not acknowledged yet. */
+interface Writing extends Waiting {
+  writtenAt: number;
+  /** When its early poll is due; undefined when it gets none, or had it. */
+  earlyAt: number | undefined;
+  /** True once its early poll was sent (that poll is its first). */
+  polledEarly: boolean;
 }
 
 /** How many recent polls' issue times are kept, to judge a request's first poll after the fact. */
@@ -125,6 +142,9 @@ const REPOLL_SHARE = 0.04;
 /** The most the budget saves up, in commands: a few second polls in a row after a quiet spell. */
 const REPOLL_SAVINGS = 2;
 
+/** Weight of the newest `XADD` round trip in the running round-trip estimate. */
+const ROUND_TRIP_WEIGHT = 1 / 8;
+
 /** Settled once, shared: polling needs no preparation before an `XADD`. */
 const READY = Promise.resolve();
 
@@ -132,6 +152,8 @@ const READY = Promise.resolve();
 export class ReplyPoller implements ReplyReceiver {
   readonly stats: ReplyPollerStats;
   private readonly waiting = new Map<string, Waiting>();
+  /** Requests between their `XADD` and its acknowledgement (see {@link ReplyPoller.prepare}). */
+  private readonly writing = new Map<string, Writing>();
   /**
    * Expected service latency by category (the categories a gateway may write to are configured, so this
    * stays small): a slow category's service must not delay the first poll of a fast one's replies.
@@ -139,6 +161,10 @@ export class ReplyPoller implements ReplyReceiver {
   private readonly estimates = new Map<string, number>();
   /** The next timed poll; a timer due within {@link SWEEP_MS} is left to run out when cancelled. */
   private readonly timer: LazyTimer;
+  /** The next early poll (before an acknowledgement). */
+  private readonly earlyTimer: LazyTimer;
+  /** Running estimate of the `XADD`'s round trip, ms (0 before the first acknowledgement). */
+  private roundTripMs = 0;
   private inFlight = false;
   private stopped = false;
   private backoffMs: number;
@@ -159,6 +185,7 @@ export class ReplyPoller implements ReplyReceiver {
   ) {
     this.backoffMs = options.pollMinMs;
     this.timer = new LazyTimer(deps.clock, () => void this.poll(), SWEEP_MS);
+    this.earlyTimer = new LazyTimer(deps.clock, () => this.pollEarly(), SWEEP_MS);
     this.stats = {
       polls: 0,
       emptyPolls: 0,
@@ -175,11 +202,37 @@ export class ReplyPoller implements ReplyReceiver {
 
   /** True while a poll is scheduled or in flight. */
   get active(): boolean {
-    return this.inFlight || this.timer.at !== undefined;
+    return this.inFlight || this.timer.at !== undefined || this.earlyTimer.at !== undefined;
   }
 
-  /** Nothing to prepare: a reply pushed to the list waits there until the next poll. */
-  prepare(): Promise<void> {
+  /** Learned round trip of an `XADD`, ms (0 before the first acknowledgement). */
+  get roundTrip(): number {
+    return this.roundTripMs;
+  }
+
+  /**
+   * The `XADD` of `messageId` (to `category`'s stream) is sent now: its first poll is due from now, and
+   * sent before the acknowledgement when that is due clearly earlier (see the module comment). Nothing
+   * else to prepare: a reply pushed to the list waits there until the next poll.
+   */
+  prepare(messageId: string, category = ""): Promise<void> {
+    if (this.stopped || this.deps.pollAtAcknowledgement === false) return READY;
+    const now = this.deps.clock.now();
+    const { pollMinMs, pollMaxMs } = this.options;
+    const expected = this.expectedLatencyOf(category);
+    const earlyAt = now + Math.max(pollMinMs, expected);
+    // Early only when the timer fires at least `pollMinMs` before the acknowledgement is expected.
+    const early = expected <= pollMaxMs && earlyAt + pollMinMs <= now + this.roundTripMs;
+    this.writing.set(messageId, {
+      category,
+      pollsBefore: this.stats.polls,
+      dueAt: now + expected,
+      writtenAt: now,
+      earlyAt: early ? earlyAt : undefined,
+      polledEarly: false,
+    });
+    if (early && (this.earlyTimer.at === undefined || earlyAt < this.earlyTimer.at))
+      this.earlyTimer.set(earlyAt);
     return READY;
   }
 
@@ -190,9 +243,20 @@ export class ReplyPoller implements ReplyReceiver {
   sent(messageId: string, category = ""): void {
     if (this.stopped) return;
     const now = this.deps.clock.now();
-    const delay = this.firstPollDelay(this.expectedLatencyOf(category));
-    const dueAt = now + delay;
-    this.waiting.set(messageId, { category, pollsBefore: this.stats.polls, dueAt });
+    const writing = this.writing.get(messageId);
+    let dueAt: number;
+    let pollsBefore = this.stats.polls;
+    if (writing) {
+      this.writing.delete(messageId);
+      const roundTrip = now - writing.writtenAt;
+      this.roundTripMs += (roundTrip - this.roundTripMs) * (this.roundTripMs === 0 ? 1 : ROUND_TRIP_WEIGHT);
+      dueAt = writing.dueAt;
+      if (writing.polledEarly) pollsBefore = writing.pollsBefore;
+    } else dueAt = now + this.expectedLatencyOf(category);
+    const delay = this.firstPollDelay(dueAt - now);
+    // A poll at the acknowledgement is the first poll the estimate asked for: it is judged by its outcome.
+    dueAt = Math.min(dueAt, now + delay);
+    this.waiting.set(messageId, { category, pollsBefore, dueAt });
     this.latestDueAt = Math.max(this.latestDueAt, dueAt);
     // With W requests waiting, the first of their W replies is due about W times sooner than any one of
     // them: a busy object polls that much sooner (see the module comment). `dueAt` stays this request's own.
@@ -210,9 +274,10 @@ export class ReplyPoller implements ReplyReceiver {
 
   /** The reply of `messageId` was delivered (called while `poll` delivers): learn whether its first poll was late enough. */
   received(messageId: string): void {
-    const waiting = this.waiting.get(messageId);
+    const waiting = this.waiting.get(messageId) ?? this.writing.get(messageId);
     if (!waiting) return;
     this.waiting.delete(messageId);
+    this.writing.delete(messageId);
     const firstPoll = waiting.pollsBefore + 1;
     let factor = 1 - HIT_STEP;
     if (this.currentPoll !== firstPoll) {
@@ -236,21 +301,50 @@ export class ReplyPoller implements ReplyReceiver {
   /** `messageId` no longer waits (timed out, failed, cancelled); stops polling when nothing waits. */
   forget(messageId: string): void {
     this.waiting.delete(messageId);
+    this.writing.delete(messageId);
     if (this.waiting.size === 0) this.timer.cancel();
+    if (this.writing.size === 0) this.earlyTimer.cancel();
   }
 
   /** Stops for good: no further poll; an in-flight one is not awaited. Idempotent. */
   stop(): void {
     this.stopped = true;
     this.waiting.clear();
+    this.writing.clear();
     this.timer.stop();
+    this.earlyTimer.stop();
   }
 
-  /** 0 (poll at the acknowledgement) when the `expected` latency is below `pollMinMs`. */
-  private firstPollDelay(expected: number): number {
+  /** 0 (poll at the acknowledgement) when the first poll is due within `pollMinMs` from now. */
+  private firstPollDelay(remaining: number): number {
     const { pollMinMs, pollMaxMs } = this.options;
-    if (this.deps.pollAtAcknowledgement === false) return Math.min(pollMaxMs, Math.max(pollMinMs, expected));
-    return expected < pollMinMs ? 0 : Math.min(pollMaxMs, expected);
+    if (this.deps.pollAtAcknowledgement === false) return Math.min(pollMaxMs, Math.max(pollMinMs, remaining));
+    return remaining < pollMinMs ? 0 : Math.min(pollMaxMs, remaining);
+  }
+
+  /**
+   * The early-poll timer fired: one `LPOP` for the requests whose early poll is due, unless another poll
+   * is in flight or scheduled (a busy object polls anyway); then the timer for the next one.
+   */
+  private pollEarly(): void {
+    const now = this.deps.clock.now();
+    const idle = !this.inFlight && this.waiting.size === 0;
+    let due = false;
+    let next = Infinity;
+    for (const writing of this.writing.values()) {
+      if (writing.earlyAt === undefined) continue;
+      if (writing.earlyAt > now) {
+        next = Math.min(next, writing.earlyAt);
+        continue;
+      }
+      writing.earlyAt = undefined;
+      if (!idle) continue;
+      writing.polledEarly = true;
+      writing.pollsBefore = this.stats.polls;
+      due = true;
+    }
+    if (next !== Infinity) this.earlyTimer.set(next);
+    if (due) void this.poll(false, true);
   }
 
   private scheduleAt(at: number): void {
@@ -259,10 +353,11 @@ export class ReplyPoller implements ReplyReceiver {
     this.timer.set(at);
   }
 
-  private async poll(atAcknowledgement = false): Promise<void> {
+  private async poll(atAcknowledgement = false, early = false): Promise<void> {
     let repoll = false;
     // Loop rather than recurse: a busy object re-polls back to back for as long as replies keep coming.
-    while (!this.stopped && !this.inFlight && this.waiting.size > 0) {
+    while (!this.stopped && !this.inFlight && (this.waiting.size > 0 || early)) {
+      early = false;
       this.inFlight = true;
       this.uncoveredDueAt = Infinity;
       this.stats.polls += 1;

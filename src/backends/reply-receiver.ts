@@ -32,8 +32,9 @@ export interface ReplyReceiver {
   /**
    * Resolves when a reply to a request written now will be received (the subscriber waits for its
    * stream's confirmation here). Never rejects: a receiver that cannot get ready falls back to polling.
+   * Called just before the `XADD` (to `category`'s stream) is sent: the poller times its first poll from here.
    */
-  prepare(messageId: string): Promise<void>;
+  prepare(messageId: string, category?: string): Promise<void>;
   /** The `XADD` of `messageId` (to `category`'s stream) was acknowledged: its reply may now appear. */
   sent(messageId: string, category?: string): void;
   /** The reply of `messageId` was delivered to its request. */

@@ -52,6 +52,8 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
     poller,
     errors,
     polls: () => pollTimes.map((t) => t - start),
+    /** The clock's time now, on the scale of `polls()`. */
+    elapsed: () => clock.now() - start,
     failPolls: (n: number) => (failNext = n),
   };
 }
@@ -312,6 +314,98 @@ describe("ReplyPoller", () => {
     // Its reply is taken at its expected time (2 ms), not after the older request's 1 s gap.
     await clock.advance(2);
     expect(poller.waitingCount).toBe(1);
+  });
+
+  /** One request whose `XADD` takes `roundTripMs` to be acknowledged, its reply there at the acknowledgement. */
+  async function learnRoundTrip(
+    { clock, poller, queue }: Pick<ReturnType<typeof setup>, "clock" | "poller" | "queue">,
+    roundTripMs: number,
+  ) {
+    await poller.prepare("first");
+    await clock.advance(roundTripMs);
+    queue.push("first");
+    poller.sent("first");
+    await clock.advance(1);
+    expect(poller.roundTrip).toBe(roundTripMs);
+  }
+
+  it("polls before the acknowledgement when the XADD's round trip is longer than the expected latency", async () => {
+    const { clock, poller, polls, queue, elapsed } = setup({ pollInitialDelayMs: 2 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const polled = polls().length;
+    const writtenAt = elapsed();
+    const expected = poller.expectedLatencyOf();
+    await poller.prepare("early");
+    // The service answers 1.5 ms after the XADD was sent; its acknowledgement would take 10 ms.
+    await clock.advance(1.5);
+    queue.push("early");
+    await clock.advance(1);
+    // Polled once, the expected latency after the write, and the reply was taken; the acknowledgement
+    // then brings no further poll.
+    expect(polls().slice(polled)).toEqual([expect.closeTo(writtenAt + expected)]);
+    expect(queue).toEqual([]);
+    // The inbox settles the request at once (no acknowledgement is waited for) and forgets it.
+    poller.forget("early");
+    await clock.advance(100);
+    expect(polls().length).toBe(polled + 1);
+    // It was a hit: the estimate shrank.
+    expect(poller.expectedLatencyOf()).toBeLessThan(2);
+  });
+
+  it("an early poll that finds nothing is followed by the poll at the acknowledgement, and counts as a miss", async () => {
+    const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 2 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const estimate = poller.expectedLatencyOf();
+    const polled = polls().length;
+    await poller.prepare("slow");
+    await clock.advance(5);
+    // The early poll came and found nothing.
+    expect(polls().length).toBe(polled + 1);
+    queue.push("slow");
+    await clock.advance(5);
+    poller.sent("slow");
+    await flush();
+    // At the acknowledgement (due long ago): polled at once, and the reply taken.
+    expect(polls().length).toBe(polled + 2);
+    expect(poller.waitingCount).toBe(0);
+    expect(poller.expectedLatencyOf()).toBeCloseTo(estimate * 1.2);
+    // One early poll per request, no timer left waiting for it.
+    await clock.advance(1000);
+    expect(polls().length).toBe(polled + 2);
+  });
+
+  it("sends no early poll when the round trip is too short for a timer to beat the acknowledgement", async () => {
+    const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 0.5, pollMinMs: 1 });
+    // A 1.5 ms round trip: a poll timed at pollMinMs (1 ms) would be due within pollMinMs of it.
+    await learnRoundTrip({ clock, poller, queue }, 1.5);
+    const polled = polls().length;
+    await poller.prepare("short");
+    await clock.advance(1.5);
+    expect(polls().length).toBe(polled);
+    queue.push("short");
+    poller.sent("short");
+    await flush();
+    expect(polls().length).toBe(polled + 1);
+  });
+
+  it("sends no early poll while requests already acknowledged are being polled", async () => {
+    const { clock, poller, polls, queue, elapsed } = setup({ pollInitialDelayMs: 2, pollMaxMs: 64 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    // A slow request waits, polled on its own schedule (back-off from its expected time).
+    await poller.prepare("waits");
+    await clock.advance(10);
+    poller.sent("waits");
+    await flush();
+    const polled = polls().length;
+    const from = elapsed();
+    await poller.prepare("new");
+    await clock.advance(3.5);
+    // The back-off polls of the waiting request only (1, then 2 ms later), none for "new" at 2 ms.
+    expect(
+      polls()
+        .slice(polled)
+        .map((at) => at - from),
+    ).toEqual([expect.closeTo(1), expect.closeTo(3)]);
   });
 
   it("stop() ends polling for good", async () => {
