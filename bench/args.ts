@@ -8,7 +8,7 @@ import type { PhaseSettings, Target } from "./load-phase.js";
 export const USAGE =
   "usage: npm run bench -- [--quick] [--json <file>] [--clients 1,8,64,256] [--targets direct,pushed,floor,gateway] " +
   "[--objects N|1,2,4] [--duration-ms MS] [--idle-connections N] [--idle-seconds S] [--connections N] " +
-  "[--reply-transport poll|subscribe] [--var NAME=value]... [--service-arg=--flag=value]... [--verbose]";
+  "[--reply-transport poll|subscribe] [--bridge-latency-ms MS] [--var NAME=value]... [--service-arg=--flag=value]... [--verbose]";
 
 /** A bad flag; the CLI prints the message (which ends with the usage) and exits 2. */
 export class BenchUsageError extends Error {
@@ -36,6 +36,11 @@ export interface BenchArgs {
   gatewayVars: Record<string, string>;
   /** Extra flags of the service CLI (`--service-arg=--concurrency=64`, repeatable). */
   serviceArgs: string[];
+  /**
+   * `--bridge-latency-ms MS`: the bridge simulates this network round trip on every REST request (a
+   * distant Upstash database); every target that uses REST (all but `direct`) pays it. @default 0
+   */
+  bridgeLatencyMs: number;
   verbose: boolean;
 }
 
@@ -95,6 +100,9 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
       ...Object.fromEntries((values.var ?? []).map(keyValue)),
     },
     serviceArgs: [...(subscribe ? ["--reply-mode=publish-batch"] : []), ...(values["service-arg"] ?? [])],
+    bridgeLatencyMs: values["bridge-latency-ms"]
+      ? count(values["bridge-latency-ms"], "--bridge-latency-ms", true)
+      : 0,
     verbose: values.verbose ?? false,
   };
 }
@@ -117,6 +125,7 @@ const OPTIONS = {
   "idle-seconds": { type: "string" },
   connections: { type: "string" },
   "reply-transport": { type: "string" },
+  "bridge-latency-ms": { type: "string" },
   var: { type: "string", multiple: true },
   "service-arg": { type: "string", multiple: true },
   verbose: { type: "boolean" },

@@ -36,6 +36,8 @@ export interface BenchStackOptions {
   gatewayVars: Record<string, string>;
   /** Extra flags of the service CLI. */
   serviceArgs: string[];
+  /** A simulated network round trip at the bridge (`--bridge-latency-ms`), ms. @default 0 */
+  bridgeLatencyMs?: number;
   /** Opens the gateway's workerd inspector on this port (`bench/profile.ts`). */
   gatewayInspectorPort?: number;
 }
@@ -55,7 +57,10 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
   };
   try {
     log("starting redis-server, the REST bridge and the example service (native transport)...");
-    const stack = await startStack({ service: { args: options.serviceArgs } });
+    const stack = await startStack({
+      service: { args: options.serviceArgs },
+      bridgeLatencyMs: options.bridgeLatencyMs,
+    });
     parts.push(() => stack.stop());
     const bindings = {
       UPSTASH_REDIS_REST_URL: stack.bridge.url,

@@ -79,6 +79,7 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
     workerLog: args.verbose ? (line) => log(line) : undefined,
     gatewayVars: args.gatewayVars,
     serviceArgs: args.serviceArgs,
+    bridgeLatencyMs: args.bridgeLatencyMs,
   });
   holder.bench = bench;
   log(
@@ -159,6 +160,7 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
       scalingClients: args.scalingClients,
       gatewayVars: args.gatewayVars,
       serviceArgs: args.serviceArgs,
+      bridgeLatencyMs: args.bridgeLatencyMs,
     },
     phases,
     trace,

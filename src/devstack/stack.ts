@@ -27,6 +27,8 @@ export interface StackOptions {
   bridgeToken?: string;
   /** The bridge's `--sse-framing` (`upstash` or `blank-line`). @default the bridge's, "upstash" */
   bridgeSseFraming?: string;
+  /** The bridge's `--latency-ms`: a simulated network round trip on every REST request. @default 0 */
+  bridgeLatencyMs?: number;
 }
 
 /** One service process. */
@@ -98,6 +100,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         args: tsxArgs("src/bridge/cli.ts", [
           ...["--redis", redis.url, "--port", String(bridgePort)],
           ...(options.bridgeSseFraming ? ["--sse-framing", options.bridgeSseFraming] : []),
+          ...(options.bridgeLatencyMs ? ["--latency-ms", String(options.bridgeLatencyMs)] : []),
         ]),
         env: { ...process.env, BRIDGE_TOKEN: token },
         cwd: PROJECT_ROOT,
