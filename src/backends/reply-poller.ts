@@ -91,6 +91,8 @@ export interface ReplyPollerStats {
   emptyPolls: number;
   /** Second polls sent at once after an empty poll at the acknowledgement (see the module comment). */
   repolls: number;
+  /** Polls sent before an acknowledgement, for requests whose first poll was due well before it. */
+  earlyPolls: number;
   pollErrors: number;
   /** Expected service latency of the category whose reply was judged last, ms (see `expectedLatencyOf`). */
   expectedLatencyMs: number;
@@ -190,6 +192,7 @@ export class ReplyPoller implements ReplyReceiver {
       polls: 0,
       emptyPolls: 0,
       repolls: 0,
+      earlyPolls: 0,
       pollErrors: 0,
       expectedLatencyMs: options.pollInitialDelayMs,
     };
@@ -344,7 +347,9 @@ export class ReplyPoller implements ReplyReceiver {
       due = true;
     }
     if (next !== Infinity) this.earlyTimer.set(next);
-    if (due) void this.poll(false, true);
+    if (!due) return;
+    this.stats.earlyPolls += 1;
+    void this.poll(false, true);
   }
 
   private scheduleAt(at: number): void {

@@ -135,6 +135,7 @@ export class ReplySubscriber implements ReplyReceiver {
       polls: a.polls + b.polls,
       emptyPolls: a.emptyPolls + b.emptyPolls,
       repolls: a.repolls + b.repolls,
+      earlyPolls: a.earlyPolls + b.earlyPolls,
       pollErrors: a.pollErrors + b.pollErrors,
       expectedLatencyMs: a.expectedLatencyMs,
       ...this.counters,

@@ -78,6 +78,54 @@ describe("the consumer-groups backend on the real Redis client, the bridge and a
   });
 });
 
+describe("a distant Redis (the bridge simulating a 200 ms round trip)", () => {
+  let fixture: BridgeFixture;
+  beforeAll(async () => {
+    fixture = await startBridgeFixture({ latencyMs: 200 });
+  });
+  afterAll(async () => {
+    await fixture?.stop();
+  });
+
+  it("sends the first LPOP before the XADD's answer is back, and takes the reply with it", async () => {
+    const streamPrefix = `gl${randomUUID().slice(0, 8)}:`;
+    // The service reads natively (next to Redis): it answers within milliseconds of the entry's arrival.
+    const service = createRpcService({
+      redis: fixture.redis.url,
+      streamPrefix,
+      handlers: { ping: () => "pong" },
+      logger: () => undefined,
+    });
+    await service.start();
+    closers.push(() => service.close());
+    const backend = new ConsumerGroupsBackend({
+      redisUrl: fixture.bridge.url,
+      redisToken: TOKEN,
+      streamPrefix,
+      objectId: "distant",
+      timeout: 20,
+      // The service gets 50 ms, however busy the machine; still well before the 200 ms acknowledgement.
+      pollInitialDelayMs: 50,
+      logger: quietLogger(),
+    });
+    closers.push(() => backend.close());
+    const { conn, send } = gatewayOn(backend);
+
+    // The first request teaches the object the round trip: it is polled at its acknowledgement.
+    await send({ ping: 1, req_id: 1 });
+    await waitFor(() => conn.sent.length === 1, 15_000);
+    expect(backend.stats()).toMatchObject({ polls: 1, earlyPolls: 0, emptyPolls: 0 });
+
+    await send({ ping: 1, req_id: 2 });
+    await waitFor(() => conn.sent.length === 2, 15_000);
+    expect(conn.sent[1]).toMatchObject({ msg_type: "ping", ping: "pong", req_id: 2 });
+    // One poll for it, sent before the acknowledgement, and it found the reply: nothing at the ack.
+    expect(backend.stats()).toMatchObject({ polls: 2, earlyPolls: 1, emptyPolls: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(backend.stats()).toMatchObject({ polls: 2, redisInFlight: 0 });
+  });
+});
+
 /**
  * An HTTP server that accepts every request and never answers it (a hung bridge), or with `reset`, drops
  * the connection of every request (a bridge failing mid-request).
