@@ -195,6 +195,26 @@ describe("PendingRequests", () => {
     expect(table.resolve("2", "again")).toBe("duplicate");
   });
 
+  it("keeps forgetting the oldest settled id first, round after round", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock(), recentLimit: 3 });
+    for (let id = 1; id <= 10; id++) {
+      const reply = table.add(String(id), { timeoutMs: 1000, label: "x" });
+      table.resolve(String(id), "ok");
+      await reply;
+    }
+    expect(["7", "8", "9", "10"].map((id) => table.resolve(id, "again"))).toEqual([
+      "unknown",
+      "duplicate",
+      "duplicate",
+      "duplicate",
+    ]);
+    // A duplicate does not make an id younger: the next settled id evicts 8, the oldest.
+    const reply = table.add("11", { timeoutMs: 1000, label: "x" });
+    table.resolve("11", "ok");
+    await reply;
+    expect(["8", "9"].map((id) => table.resolve(id, "again"))).toEqual(["unknown", "duplicate"]);
+  });
+
   it("calls onEmpty only once the last waiting request settles", async () => {
     let emptied = 0;
     const table = new PendingRequests<string>({ clock: manualClock(), onEmpty: () => emptied++ });
