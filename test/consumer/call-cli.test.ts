@@ -10,7 +10,6 @@ import { afterEach, beforeEach, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { waitFor } from "../support/wait.js";
 
-const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
 const CLI = new URL("../../src/call/cli.ts", import.meta.url).pathname;
 
 let server: WebSocketServer;
@@ -47,7 +46,7 @@ afterEach(async () => {
 
 function runCall(request: string) {
   const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const child = spawn(TSX, [CLI, "--url", url, request], {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, "--url", url, request], {
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -65,11 +64,12 @@ it('prints pushed frames after the reply until Ctrl-C when the request had "subs
     await waitFor(() => call.stdout.length >= 4, 20_000);
     const quotes = call.stdout.map((line) => (JSON.parse(line) as { tick: { quote: number } }).tick.quote);
     expect(quotes.slice(0, 4)).toEqual([0, 1, 2, 3]);
-    // Ctrl-C at a terminal signals the whole foreground process group (tsx runs the CLI in a child).
+    // Ctrl-C at a terminal signals the whole foreground process group (npm, its shell and the CLI).
     process.kill(-call.child.pid!, "SIGINT");
     expect(await call.exited).toBe(0);
   } finally {
-    if (call.child.exitCode === null) process.kill(-call.child.pid!, "SIGKILL");
+    if (call.child.exitCode === null && call.child.signalCode === null)
+      process.kill(-call.child.pid!, "SIGKILL");
   }
 }, 30_000);
 
@@ -80,6 +80,7 @@ it("prints one reply and exits without subscribe", async () => {
     expect(call.stdout).toHaveLength(1);
     expect(JSON.parse(call.stdout[0] as string)).toMatchObject({ msg_type: "tick", req_id: 1 });
   } finally {
-    if (call.child.exitCode === null) process.kill(-call.child.pid!, "SIGKILL");
+    if (call.child.exitCode === null && call.child.signalCode === null)
+      process.kill(-call.child.pid!, "SIGKILL");
   }
 }, 30_000);

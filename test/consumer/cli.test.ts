@@ -14,7 +14,6 @@ import { FakeGateway, ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis
 import { waitFor } from "../support/wait.js";
 import { startRedis, type ManagedRedis } from "../../src/devstack/redis.js";
 
-const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
 const CLI = new URL("../../src/consumer/cli.ts", import.meta.url).pathname;
 const HANG_MODULE = new URL("./fixtures/hang-service.ts", import.meta.url).pathname;
 
@@ -35,7 +34,7 @@ interface CliProcess {
 }
 
 function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const child = spawn(TSX, [CLI, ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
@@ -50,9 +49,10 @@ function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
   return { child, stdout, stderr, exited };
 }
 
-/** Signals the CLI's whole process group (tsx runs the service in a child node process). */
+/** Signals the CLI's whole process group, as Ctrl-C at a terminal does (npm, its shell and the CLI). */
 function signalGroup(cli: CliProcess, signal: NodeJS.Signals): void {
-  if (cli.child.pid !== undefined && cli.child.exitCode === null) process.kill(-cli.child.pid, signal);
+  const running = cli.child.exitCode === null && cli.child.signalCode === null;
+  if (cli.child.pid !== undefined && running) process.kill(-cli.child.pid, signal);
 }
 
 describe.each(TRANSPORTS)("service CLI on the %s transport", (kind) => {

@@ -181,9 +181,17 @@ describe("server push on the real stack", () => {
   }, 60_000);
 
   it("streams with npm run call until Ctrl-C, which ends the subscription", async () => {
+    // What `npm run call` runs: one process, so Ctrl-C reaches the CLI itself.
     const child = spawn(
-      join(PROJECT_ROOT, "node_modules/.bin/tsx"),
-      [join(PROJECT_ROOT, "src/call/cli.ts"), "--url", wsUrl, '{"ticks":"R_100","subscribe":1}'],
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(PROJECT_ROOT, "src/call/cli.ts"),
+        "--url",
+        wsUrl,
+        '{"ticks":"R_100","subscribe":1}',
+      ],
       { detached: true, stdio: ["ignore", "pipe", "pipe"] },
     );
     const lines: string[] = [];
