@@ -1,6 +1,6 @@
 /**
  * The reply poller: one per Durable Object incarnation, draining the object's reply key with
- * `LPOP <who> <batch>` while (and only while) acknowledged requests wait for replies.
+ * `LPOP <who> <batch>` while (and only while) requests wait for replies.
  *
  * Schedule (PROTOCOL.md section 4):
  * - a request's first poll is due the *expected latency* of its category after its `XADD` was sent (each
