@@ -221,11 +221,11 @@ export class ReplyPoller implements ReplyReceiver {
   prepare(messageId: string, category = ""): Promise<void> {
     if (this.stopped || this.deps.pollAtAcknowledgement === false) return READY;
     const now = this.deps.clock.now();
-    const { pollMinMs, pollMaxMs } = this.options;
+    const { pollMinMs } = this.options;
     const expected = this.expectedLatencyOf(category);
     const earlyAt = now + Math.max(pollMinMs, expected);
     // Early only when the timer fires at least `pollMinMs` before the acknowledgement is expected.
-    const early = expected <= pollMaxMs && earlyAt + pollMinMs <= now + this.roundTripMs;
+    const early = earlyAt + pollMinMs <= now + this.roundTripMs;
     this.writing.set(messageId, {
       category,
       pollsBefore: this.stats.polls,

@@ -374,6 +374,57 @@ describe("ReplyPoller", () => {
     expect(polls().length).toBe(polled + 2);
   });
 
+  it("judges a request by its own early poll, even when a later early poll brings its reply", async () => {
+    const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 2 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const estimate = poller.expectedLatencyOf();
+    const polled = polls().length;
+    await poller.prepare("a");
+    await clock.advance(2);
+    // a's early poll: nothing yet.
+    expect(polls().length).toBe(polled + 1);
+    await poller.prepare("b");
+    await clock.advance(1);
+    queue.push("a");
+    await clock.advance(1);
+    // b's early poll takes a's reply: a's first poll (its own, on time) missed, so the estimate grows.
+    expect(polls().length).toBe(polled + 2);
+    expect(queue).toEqual([]);
+    expect(poller.expectedLatencyOf()).toBeCloseTo(estimate * 1.2);
+  });
+
+  it("learns from an early poll even when other polls came between the write and it", async () => {
+    const { clock, poller, queue } = setup({ pollInitialDelayMs: 2 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const estimate = poller.expectedLatencyOf();
+    // b's early poll misses; b is polled again at its acknowledgement, 10 ms after its write.
+    await poller.prepare("b");
+    await clock.advance(9.5);
+    await poller.prepare("a");
+    await clock.advance(0.5);
+    queue.push("b");
+    poller.sent("b");
+    await flush();
+    expect(poller.expectedLatencyOf()).toBeCloseTo(estimate * 1.2);
+    // a was written before b's poll at the acknowledgement; its own early poll, later, finds its reply.
+    queue.push("a");
+    await clock.advance(3);
+    expect(queue).toEqual([]);
+    expect(poller.expectedLatencyOf()).toBeCloseTo(estimate * 1.2 * 0.985);
+  });
+
+  it("leaves nothing armed for a request forgotten before its early poll", async () => {
+    const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 2 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const polled = polls().length;
+    await poller.prepare("gone");
+    expect(poller.active).toBe(true);
+    poller.forget("gone");
+    expect(poller.active).toBe(false);
+    await clock.advance(1000);
+    expect(polls().length).toBe(polled);
+  });
+
   it("sends no early poll when the round trip is too short for a timer to beat the acknowledgement", async () => {
     const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 0.5, pollMinMs: 1 });
     // A 1.5 ms round trip: a poll timed at pollMinMs (1 ms) would be due within pollMinMs of it.
