@@ -215,6 +215,24 @@ describe("PendingRequests", () => {
     expect(["8", "9"].map((id) => table.resolve(id, "again"))).toEqual(["unknown", "duplicate"]);
   });
 
+  it("remembers an id settled twice in the place of its first settling", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock(), recentLimit: 2 });
+    for (const id of ["1", "1", "2"]) {
+      const reply = table.add(id, { timeoutMs: 1000, label: "x" });
+      table.resolve(id, "ok");
+      await reply;
+    }
+    expect(["1", "2"].map((id) => table.resolve(id, "again"))).toEqual(["duplicate", "duplicate"]);
+  });
+
+  it("remembers nothing with recentLimit 0", async () => {
+    const table = new PendingRequests<string>({ clock: manualClock(), recentLimit: 0 });
+    const reply = table.add("1", { timeoutMs: 1000, label: "x" });
+    table.resolve("1", "ok");
+    await reply;
+    expect(table.resolve("1", "again")).toBe("unknown");
+  });
+
   it("calls onEmpty only once the last waiting request settles", async () => {
     let emptied = 0;
     const table = new PendingRequests<string>({ clock: manualClock(), onEmpty: () => emptied++ });
