@@ -22,7 +22,13 @@ export function formatMachine(report: BenchReport): string {
         `${worst ? `${LABELS[worst.target]} x ${worst.clients}` : "-"}). Absolute figures suffer; ` +
         "ratios of phases run side by side less so."
       : `Processes outside the benchmark used ${mean.toFixed(2)} cores on average during the load phases.`;
-  return `- Machine: ${machine}.\n- Workers served by: ${report.servedBy}.\n- ${note}`;
+  const latency = Number(report.settings.bridgeLatencyMs ?? 0);
+  const distant =
+    latency > 0
+      ? `\n- **Redis ${latency} ms away**: the bridge simulated a ${latency} ms round trip on every REST ` +
+        "request and stream event (`--bridge-latency-ms`); every target but (b) direct paid it."
+      : "";
+  return `- Machine: ${machine}.\n- Workers served by: ${report.servedBy}.\n- ${note}${distant}`;
 }
 
 /** The idle and connections phases, one line each. */
