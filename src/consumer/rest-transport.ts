@@ -42,12 +42,13 @@ export function createRestTransport(
     postJson(client, agent, endpoint, path, token, body, timeoutMs);
   let closed = false;
 
-  const single = async (command: string[]): Promise<unknown> => {
+  const single = async (command: [string, ...string[]]): Promise<unknown> => {
     const { status, body } = await post("/", command);
     checkAuthorized(status);
-    const reply = body as { result?: unknown; error?: string };
-    if (typeof reply?.error === "string") throw new RedisReplyError(reply.error, command[0] ?? "?");
+    const reply = asAnswer(body);
+    if (typeof reply?.error === "string") throw new RedisReplyError(reply.error, command[0]);
     if (status !== 200) throw new Error(`REST ${command[0]} failed with HTTP ${status}`);
+    if (!reply) throw new Error(`REST ${command[0]} answered HTTP 200 without a result object`);
     return reply.result;
   };
 
@@ -61,11 +62,15 @@ export function createRestTransport(
       const { status, body } = await post("/pipeline", commands);
       checkAuthorized(status);
       if (status !== 200 || !Array.isArray(body)) throw new Error(`REST pipeline failed with HTTP ${status}`);
-      return (body as Array<{ result?: unknown; error?: string }>).map((reply, index) =>
-        typeof reply?.error === "string"
-          ? { error: new RedisReplyError(reply.error, commands[index]?.[0] ?? "?") }
-          : { result: reply?.result },
-      );
+      if (body.length !== commands.length) {
+        throw new Error(`REST pipeline of ${commands.length} commands answered with ${body.length} results`);
+      }
+      return commands.map((command, index) => {
+        const reply = asAnswer(body[index]);
+        if (!reply) return { error: new Error(`REST pipeline answered ${command[0]} without a result object`) };
+        if (typeof reply.error === "string") return { error: new RedisReplyError(reply.error, command[0]) };
+        return { result: reply.result };
+      });
     },
     stopReading() {
       // Reads never block over REST; the service's poll sleep is what close() interrupts.
@@ -76,6 +81,11 @@ export function createRestTransport(
       agent.destroy();
     },
   };
+}
+
+/** One command's answer (`{"result": ...}` or `{"error": "..."}`), or undefined when it is not an object. */
+function asAnswer(value: unknown): { result?: unknown; error?: unknown } | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
 }
 
 function checkAuthorized(status: number): void {

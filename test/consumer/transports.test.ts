@@ -6,7 +6,7 @@
  * credentials are an `AuthenticationError`, and a failed round trip rejects as a whole.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createNativeTransport } from "../../src/consumer/native-transport.js";
@@ -192,12 +192,27 @@ class RestStandIn {
   readonly received: { path: string; authorization: string | undefined; body: unknown }[] = [];
   /** The content-type and content-length headers of each request. */
   readonly framing: { type: string | undefined; length: string | undefined; bytes: number }[] = [];
-  answer: (path: string) => { status: number; body: string } | "hang" = () => ({ status: 200, body: "{}" });
+  /**
+   * The status and raw body of each answer; "hang" never answers; "cut" sends the status and half a body,
+   * then drops the connection.
+   */
+  answer: (path: string) => { status: number; body: string } | "hang" | "cut" = () => ({
+    status: 200,
+    body: "{}",
+  });
+  /** TCP connections accepted so far, and those still open. */
+  connections = 0;
+  readonly openSockets = new Set<Socket>();
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<RestStandIn> {
     const server = createServer();
     const standIn = new RestStandIn(server);
+    server.on("connection", (socket: Socket) => {
+      standIn.connections += 1;
+      standIn.openSockets.add(socket);
+      socket.once("close", () => standIn.openSockets.delete(socket));
+    });
     server.on("request", (request: IncomingMessage, response) => {
       let text = "";
       request.on("data", (chunk) => (text += chunk));
@@ -211,6 +226,11 @@ class RestStandIn {
         });
         const answer = standIn.answer(path);
         if (answer === "hang") return;
+        if (answer === "cut") {
+          response.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+          response.write('{"resu', () => response.socket?.destroy());
+          return;
+        }
         response.writeHead(answer.status, { "content-type": "application/json" }).end(answer.body);
       });
     });
@@ -311,13 +331,95 @@ describe("the REST transport against other answers", () => {
   it("an answer that is not JSON, or none within requestTimeoutMs, fails naming the path", async () => {
     const transport = rest(standIn.url, 300);
     standIn.answer = () => ({ status: 502, body: "<html>bad gateway</html>" });
-    await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow(
-      "REST / answered HTTP 502 with non-JSON",
-    );
+    const notJson = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+    expect(notJson.message).toBe("REST / answered HTTP 502 with non-JSON");
+    // The parser's own error is kept as the cause, for the log line.
+    expect(notJson.cause).toBeInstanceOf(SyntaxError);
     standIn.answer = () => "hang";
     await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
       "REST /pipeline timed out after 300 ms",
     );
+  });
+
+  it("an answer cut off in its body fails the command instead of hanging", async () => {
+    const transport = rest();
+    standIn.answer = () => "cut";
+    await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow();
+  });
+
+  it("a 200 answer without a result object fails naming the command, or that command of a pipeline", async () => {
+    const transport = rest();
+    standIn.answer = () => ({ status: 200, body: "null" });
+    await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow(
+      "REST XGROUP answered HTTP 200 without a result object",
+    );
+    standIn.answer = () => ({ status: 200, body: '[{"result":1},null,{"error":"ERR no"}]' });
+    const results = await transport.pipeline([
+      ["EXPIRE", "k", "60"],
+      ["RPUSH", "r", "x"],
+      ["PUBLISH", "c", "m"],
+    ]);
+    expect(results[0]).toEqual({ result: 1 });
+    expect(results[1]).toEqual({ error: new Error("REST pipeline answered RPUSH without a result object") });
+    expect(results[2]).toMatchObject({
+      error: { name: "RedisReplyError", command: "PUBLISH", message: "ERR no" },
+    });
+  });
+
+  it("a pipeline answered with the wrong number of results, or with a failed status, fails as a whole", async () => {
+    const transport = rest();
+    standIn.answer = () => ({ status: 200, body: '[{"result":1}]' });
+    await expect(
+      transport.pipeline([
+        ["EXPIRE", "k", "60"],
+        ["RPUSH", "r", "x"],
+      ]),
+    ).rejects.toThrow("REST pipeline of 2 commands answered with 1 results");
+    // A list of answers under a failed status is no answer either.
+    standIn.answer = () => ({ status: 500, body: '[{"result":1}]' });
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST pipeline failed with HTTP 500",
+    );
+  });
+
+  it("keeps one connection for commands one after another, and close() closes it", async () => {
+    standIn.answer = () => ({ status: 200, body: '{"result":"OK"}' });
+    await waitFor(() => standIn.openSockets.size === 0);
+    const before = standIn.connections;
+    const transport = createRestTransport(standIn.url, "tok");
+    for (let n = 0; n < 3; n++) await transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    expect(standIn.connections - before).toBe(1);
+    expect(standIn.openSockets.size).toBe(1);
+    await transport.close();
+    await waitFor(() => standIn.openSockets.size === 0, 2_000);
+  });
+});
+
+describe("the REST transport's scheme", () => {
+  it.each([
+    ["https", 0x16], // a TLS handshake record
+    ["http", "P".charCodeAt(0)], // POST / HTTP/1.1
+  ])("speaks %s to an %s:// URL", async (scheme, firstByte) => {
+    const seen: number[] = [];
+    const server = createTcpServer((socket) => {
+      socket.once("data", (data: Buffer) => {
+        seen.push(data[0] ?? -1);
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const transport = createRestTransport(`${scheme}://127.0.0.1:${port}`, "tok", {
+        requestTimeoutMs: 2_000,
+      });
+      opened.push(transport);
+      await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
+      expect(seen).toEqual([firstByte]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
