@@ -8,7 +8,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { startRedis } from "../../src/devstack/redis.js";
 import { createNativeTransport } from "../../src/consumer/native-transport.js";
 import { createRestTransport } from "../../src/consumer/rest-transport.js";
 import {
@@ -16,10 +17,12 @@ import {
   RedisReplyError,
   isBusyGroupError,
   isNoGroupError,
+  type CreateGroupCommand,
+  type ReadGroupCommand,
   type ServiceTransport,
 } from "../../src/consumer/transport.js";
 import { TRANSPORTS, startTestRedis, type TestRedis, type TransportKind } from "./helpers.js";
-import { waitFor } from "../support/wait.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -165,6 +168,63 @@ describe("the native transport", () => {
     const transport = createNativeTransport(`redis://127.0.0.1:${closed}`, { reconnectMaxMs: 20 });
     opened.push(transport);
     await expect(transport.pipeline([["RPUSH", "k", "v"]])).rejects.toThrow();
+  });
+
+  it("close() ends both connections", async () => {
+    const transport = open("native");
+    const stream = `tr:${randomUUID()}`;
+    await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
+    await transport.read(["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", stream, ">"]);
+    const named = async (): Promise<string[]> =>
+      String(await redis.client.call("CLIENT", "LIST")).match(/name=edge-wsproxy-service\S*/g) ?? [];
+    await waitFor(async () => (await named()).length === 2);
+    await transport.close();
+    await waitFor(async () => (await named()).length === 0);
+  });
+
+  it("during an outage a command fails instead of waiting for Redis, nothing is printed, and it serves again after", async () => {
+    // A server of its own: stopping the shared one would fail the other tests' connections.
+    const server = await startRedis();
+    const printed = vi.spyOn(console, "error");
+    try {
+      const transport = createNativeTransport(server.url, { reconnectMaxMs: 50 });
+      opened.push(transport);
+      const stream = `tr:${randomUUID()}`;
+      const create: CreateGroupCommand = ["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"];
+      const read: ReadGroupCommand = ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", stream, ">"];
+      await transport.call(create);
+      await transport.read(read);
+      await server.stop();
+      // Both connections see the outage; each command fails (the service's own loop then backs off and
+      // logs the outage once) rather than staying queued in the client until Redis is back (where the
+      // read would be refused: the restarted server has lost the group).
+      const during = [transport.call(create), transport.read(read)].map((promise) =>
+        promise.then(
+          () => "answered",
+          (error: unknown) => (error instanceof RedisReplyError ? "refused by Redis" : "failed"),
+        ),
+      );
+      // Long enough for the commands to fail, far shorter than ioredis's own default of 20 retries.
+      await sleep(2_000);
+      await server.restart();
+      expect(await Promise.all(during)).toEqual(["failed", "failed"]);
+      await waitFor(
+        () =>
+          transport.call(create).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
+      expect(await transport.read(read)).toBeNull();
+      // The errors reached the caller only: ioredis printed no "Unhandled error event" per attempt.
+      expect(printed.mock.calls.map((call) => String(call[0]))).not.toContainEqual(
+        expect.stringContaining("[ioredis]"),
+      );
+    } finally {
+      printed.mockRestore();
+      await server.stop();
+    }
   });
 
   it("turns a wrong password into an AuthenticationError", async () => {
