@@ -6,7 +6,7 @@
  * credentials are an `AuthenticationError`, and a failed round trip rejects as a whole.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { startRedis } from "../../src/devstack/redis.js";
@@ -252,12 +252,23 @@ class RestStandIn {
   readonly received: { path: string; authorization: string | undefined; body: unknown }[] = [];
   /** The content-type and content-length headers of each request. */
   readonly framing: { type: string | undefined; length: string | undefined; bytes: number }[] = [];
-  answer: (path: string) => { status: number; body: string } | "hang" = () => ({ status: 200, body: "{}" });
+  answer: (path: string) => { status: number; body: string } | "hang" | "cut" = () => ({
+    status: 200,
+    body: "{}",
+  });
+  /** Connections accepted so far, and those still open. */
+  connections = 0;
+  readonly open = new Set<Socket>();
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<RestStandIn> {
     const server = createServer();
     const standIn = new RestStandIn(server);
+    server.on("connection", (socket: Socket) => {
+      standIn.connections++;
+      standIn.open.add(socket);
+      socket.on("close", () => standIn.open.delete(socket));
+    });
     server.on("request", (request: IncomingMessage, response) => {
       let text = "";
       request.on("data", (chunk) => (text += chunk));
@@ -271,6 +282,12 @@ class RestStandIn {
         });
         const answer = standIn.answer(path);
         if (answer === "hang") return;
+        if (answer === "cut") {
+          // Headers and part of the body, then the connection drops.
+          response.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+          response.write('{"result":', () => response.destroy());
+          return;
+        }
         response.writeHead(answer.status, { "content-type": "application/json" }).end(answer.body);
       });
     });
@@ -353,10 +370,14 @@ describe("the REST transport against other answers", () => {
     await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
       "REST pipeline failed with HTTP 502",
     );
-    // A 200 to a pipeline that is not a list of answers is no answer either.
+    // A 200 to a pipeline that is not a list of answers is no answer either, nor a list with another status.
     standIn.answer = () => ({ status: 200, body: '{"result":1}' });
     await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
       "REST pipeline failed with HTTP 200",
+    );
+    standIn.answer = () => ({ status: 500, body: '[{"result":1}]' });
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST pipeline failed with HTTP 500",
     );
     // A Redis error in a non-200 answer is the command's refusal.
     standIn.answer = () => ({ status: 400, body: '{"error":"ERR syntax error"}' });
@@ -366,6 +387,25 @@ describe("the REST transport against other answers", () => {
       command: "XGROUP",
       message: "ERR syntax error",
     });
+  });
+
+  it("keeps one connection for successive commands, and close() ends it", async () => {
+    standIn.answer = () => ({ status: 200, body: '{"result":"OK"}' });
+    await waitFor(() => standIn.open.size === 0);
+    const before = standIn.connections;
+    const transport = rest();
+    for (let i = 0; i < 3; i++) {
+      expect(await transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).toBe("OK");
+    }
+    expect(standIn.connections - before).toBe(1);
+    expect(standIn.open.size).toBe(1);
+    await transport.close();
+    await waitFor(() => standIn.open.size === 0);
+  });
+
+  it("an answer cut off before its end fails the command", async () => {
+    standIn.answer = () => "cut";
+    await expect(rest().call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
   });
 
   it("an answer that is not JSON, or none within requestTimeoutMs, fails naming the path", async () => {
@@ -378,6 +418,30 @@ describe("the REST transport against other answers", () => {
     await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
       "REST /pipeline timed out after 300 ms",
     );
+  });
+});
+
+describe("the REST transport on an https:// URL", () => {
+  it("speaks TLS to the endpoint", async () => {
+    // A plain TCP listener: it records what the client sends first, then hangs up.
+    const firstBytes: Buffer[] = [];
+    const server = createTcpServer((socket) => {
+      socket.once("data", (chunk: Buffer) => {
+        firstBytes.push(chunk);
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const transport = createRestTransport(`https://127.0.0.1:${port}`, "tok");
+      opened.push(transport);
+      await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
+      // 0x16: a TLS handshake record (a ClientHello), not the text of an HTTP request.
+      expect(firstBytes[0]?.[0]).toBe(0x16);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
