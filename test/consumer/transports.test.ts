@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { startRedis } from "../../src/devstack/redis.js";
 import { createNativeTransport } from "../../src/consumer/native-transport.js";
@@ -223,6 +224,54 @@ describe("the native transport", () => {
       );
     } finally {
       printed.mockRestore();
+      await server.stop();
+    }
+  });
+
+  it("close() during an outage, with a command still waiting, leaves nothing to reconnect when Redis returns", async () => {
+    const server = await startRedis();
+    const admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    admin.on("error", () => {});
+    try {
+      const transport = createNativeTransport(server.url, { reconnectMaxMs: 50 });
+      const stream = `tr:${randomUUID()}`;
+      const create: CreateGroupCommand = ["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"];
+      await transport.call(create);
+      await server.stop();
+      const waiting = transport.call(create).catch(() => undefined);
+      await transport.close();
+      await waiting;
+      await server.restart();
+      await waitFor(
+        () =>
+          admin.ping().then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
+      // Longer than several reconnect attempts would take.
+      await sleep(500);
+      expect(String(await admin.call("CLIENT", "LIST"))).not.toMatch(/name=edge-wsproxy-service/);
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+
+  it("turns a missing password (NOAUTH) into an AuthenticationError", async () => {
+    // A server of its own: a password on the shared one would lock the other tests out.
+    const server = await startRedis();
+    const admin = new Redis(server.url);
+    try {
+      await admin.call("CONFIG", "SET", "requirepass", "secret");
+      const transport = createNativeTransport(server.url, { reconnectMaxMs: 20 });
+      opened.push(transport);
+      const error = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+      expect(error).toBeInstanceOf(AuthenticationError);
+      expect(error.message).toMatch(/^NOAUTH/);
+    } finally {
+      admin.disconnect();
       await server.stop();
     }
   });
