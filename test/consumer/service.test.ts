@@ -3,10 +3,12 @@
  * them are answered on the reply key, errors have the agreed shapes, deadlines and limits hold, and close()
  * finishes work. Every test runs on both transports.
  */
+import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
-import { INTERNAL_ERROR_RESULT, createRpcService } from "../../src/consumer/index.js";
+import { startBridge } from "../../src/bridge/server.js";
+import { INTERNAL_ERROR_RESULT, createRpcService, type RpcServiceOptions } from "../../src/consumer/index.js";
 import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis, pendingEntries } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
@@ -411,5 +413,95 @@ describe("start() with refused credentials", () => {
     });
     await expect(service.start()).rejects.toMatchObject({ name: "AuthenticationError" });
     await service.close();
+  });
+});
+
+describe.each(TRANSPORTS)("credentials revoked while the service runs on the %s transport", (kind) => {
+  let harness: ServiceHarness;
+  let cleanUp: (() => Promise<void>) | undefined;
+  let restore: (() => Promise<void>) | undefined;
+  beforeEach(() => {
+    harness = new ServiceHarness(redis, kind);
+  });
+  afterEach(async () => {
+    // Restored first: close() waits for a read that ioredis holds while Redis refuses its login.
+    await restore?.();
+    await harness.closeAll();
+    await cleanUp?.();
+    restore = cleanUp = undefined;
+  });
+
+  /**
+   * The service's `redis` option with credentials of their own, and how to revoke and restore them: an ACL
+   * user whose password changes (its connections killed, so they log in again) for the native transport, a
+   * bridge restarted on the same port with another token for REST.
+   */
+  const outageLogged = () => harness.logs.some((entry) => entry.msg === "redis unavailable, retrying");
+
+  async function credentials(): Promise<{
+    redis: RpcServiceOptions["redis"];
+    revoke: () => Promise<void>;
+    restore: () => Promise<void>;
+  }> {
+    if (kind === "native") {
+      const user = `svc${randomUUID().slice(0, 8)}`;
+      await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "&*", "+@all");
+      cleanUp = async () => void (await redis.client.call("ACL", "DELUSER", user));
+      const url = new URL(redis.server.url);
+      url.username = user;
+      url.password = "right";
+      return {
+        redis: url.toString(),
+        async revoke() {
+          await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
+          await redis.client.call("CLIENT", "KILL", "USER", user);
+          // Commands in flight at the kill wait in ioredis for a login; the next ones fail on the refusal.
+          await waitFor(() => outageLogged());
+        },
+        async restore() {
+          await redis.client.call("ACL", "SETUSER", user, ">right");
+        },
+      };
+    }
+    const token = "rotated-token-test";
+    let bridge = await startBridge({ redisUrl: redis.server.url, port: 0, token });
+    const { port } = bridge;
+    cleanUp = () => bridge.close();
+    return {
+      redis: { restUrl: bridge.url, restToken: token },
+      async revoke() {
+        await bridge.close();
+        bridge = await startBridge({ redisUrl: redis.server.url, port, token: "another-token" });
+        // The first failures may be the restart's refused connections; then a few reads (at most 200 ms
+        // apart) are refused with HTTP 401.
+        await waitFor(() => outageLogged());
+        await sleep(500);
+      },
+      async restore() {
+        await bridge.close();
+        bridge = await startBridge({ redisUrl: redis.server.url, port, token });
+      },
+    };
+  }
+
+  it("keeps retrying (logging the outage once) and serves again once they are restored", async () => {
+    const access = await credentials();
+    restore = access.restore;
+    await harness.start({ handlers: exampleHandlers, redis: access.redis });
+    const { gateway } = harness;
+    expect(await gateway.resultOf(await gateway.send("ping"))).toBe("pong");
+    await access.revoke();
+    // Refused credentials stop only start(); a running service treats them as an outage.
+    const during = await gateway.send("ping");
+    await access.restore();
+    restore = undefined;
+    const after = await gateway.send("ping");
+    const replies = await gateway.replies(2, 10_000);
+    expect([...replies.keys()].sort()).toEqual([during, after].sort());
+    const outage = harness.logs.filter((entry) => /^redis (unavailable|reachable)/.test(entry.msg));
+    expect(outage.map((entry) => entry.msg)).toEqual([
+      "redis unavailable, retrying",
+      "redis reachable again",
+    ]);
   });
 });

@@ -8,7 +8,9 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { startRedis } from "../../src/devstack/redis.js";
 import { createNativeTransport } from "../../src/consumer/native-transport.js";
 import { createRestTransport } from "../../src/consumer/rest-transport.js";
 import {
@@ -16,10 +18,12 @@ import {
   RedisReplyError,
   isBusyGroupError,
   isNoGroupError,
+  type CreateGroupCommand,
+  type ReadGroupCommand,
   type ServiceTransport,
 } from "../../src/consumer/transport.js";
 import { TRANSPORTS, startTestRedis, type TestRedis, type TransportKind } from "./helpers.js";
-import { waitFor } from "../support/wait.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -167,6 +171,111 @@ describe("the native transport", () => {
     await expect(transport.pipeline([["RPUSH", "k", "v"]])).rejects.toThrow();
   });
 
+  it("close() ends both connections", async () => {
+    const transport = open("native");
+    const stream = `tr:${randomUUID()}`;
+    await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
+    await transport.read(["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", stream, ">"]);
+    const named = async (): Promise<string[]> =>
+      String(await redis.client.call("CLIENT", "LIST")).match(/name=edge-wsproxy-service\S*/g) ?? [];
+    await waitFor(async () => (await named()).length === 2);
+    await transport.close();
+    await waitFor(async () => (await named()).length === 0);
+  });
+
+  it("during an outage a command fails instead of waiting for Redis, nothing is printed, and it serves again after", async () => {
+    // A server of its own: stopping the shared one would fail the other tests' connections.
+    const server = await startRedis();
+    const printed = vi.spyOn(console, "error");
+    try {
+      const transport = createNativeTransport(server.url, { reconnectMaxMs: 50 });
+      opened.push(transport);
+      const stream = `tr:${randomUUID()}`;
+      const create: CreateGroupCommand = ["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"];
+      const read: ReadGroupCommand = ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", stream, ">"];
+      await transport.call(create);
+      await transport.read(read);
+      await server.stop();
+      // Both connections see the outage; each command fails (the service's own loop then backs off and
+      // logs the outage once) rather than staying queued in the client until Redis is back (where the
+      // read would be refused: the restarted server has lost the group).
+      const during = [transport.call(create), transport.read(read)].map((promise) =>
+        promise.then(
+          () => "answered",
+          (error: unknown) => (error instanceof RedisReplyError ? "refused by Redis" : "failed"),
+        ),
+      );
+      // Long enough for the commands to fail, far shorter than ioredis's own default of 20 retries.
+      await sleep(2_000);
+      await server.restart();
+      expect(await Promise.all(during)).toEqual(["failed", "failed"]);
+      await waitFor(
+        () =>
+          transport.call(create).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
+      expect(await transport.read(read)).toBeNull();
+      // The errors reached the caller only: ioredis printed no "Unhandled error event" per attempt.
+      expect(printed.mock.calls.map((call) => String(call[0]))).not.toContainEqual(
+        expect.stringContaining("[ioredis]"),
+      );
+    } finally {
+      printed.mockRestore();
+      await server.stop();
+    }
+  });
+
+  it("close() during an outage, with a command still waiting, leaves nothing to reconnect when Redis returns", async () => {
+    const server = await startRedis();
+    const admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    admin.on("error", () => {});
+    try {
+      const transport = createNativeTransport(server.url, { reconnectMaxMs: 50 });
+      const stream = `tr:${randomUUID()}`;
+      const create: CreateGroupCommand = ["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"];
+      await transport.call(create);
+      await server.stop();
+      const waiting = transport.call(create).catch(() => undefined);
+      await transport.close();
+      await waiting;
+      await server.restart();
+      await waitFor(
+        () =>
+          admin.ping().then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
+      // Longer than several reconnect attempts would take.
+      await sleep(500);
+      expect(String(await admin.call("CLIENT", "LIST"))).not.toMatch(/name=edge-wsproxy-service/);
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+
+  it("turns a missing password (NOAUTH) into an AuthenticationError", async () => {
+    // A server of its own: a password on the shared one would lock the other tests out.
+    const server = await startRedis();
+    const admin = new Redis(server.url);
+    try {
+      await admin.call("CONFIG", "SET", "requirepass", "secret");
+      const transport = createNativeTransport(server.url, { reconnectMaxMs: 20 });
+      opened.push(transport);
+      const error = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+      expect(error).toBeInstanceOf(AuthenticationError);
+      expect(error.message).toMatch(/^NOAUTH/);
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+
   it("turns a wrong password into an AuthenticationError", async () => {
     const user = `svc${randomUUID().slice(0, 8)}`;
     await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "+@all");
@@ -192,26 +301,22 @@ class RestStandIn {
   readonly received: { path: string; authorization: string | undefined; body: unknown }[] = [];
   /** The content-type and content-length headers of each request. */
   readonly framing: { type: string | undefined; length: string | undefined; bytes: number }[] = [];
-  /**
-   * The status and raw body of each answer; "hang" never answers; "cut" sends the status and half a body,
-   * then drops the connection.
-   */
   answer: (path: string) => { status: number; body: string } | "hang" | "cut" = () => ({
     status: 200,
     body: "{}",
   });
-  /** TCP connections accepted so far, and those still open. */
+  /** Connections accepted so far, and those still open. */
   connections = 0;
-  readonly openSockets = new Set<Socket>();
+  readonly open = new Set<Socket>();
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<RestStandIn> {
     const server = createServer();
     const standIn = new RestStandIn(server);
     server.on("connection", (socket: Socket) => {
-      standIn.connections += 1;
-      standIn.openSockets.add(socket);
-      socket.once("close", () => standIn.openSockets.delete(socket));
+      standIn.connections++;
+      standIn.open.add(socket);
+      socket.on("close", () => standIn.open.delete(socket));
     });
     server.on("request", (request: IncomingMessage, response) => {
       let text = "";
@@ -227,8 +332,9 @@ class RestStandIn {
         const answer = standIn.answer(path);
         if (answer === "hang") return;
         if (answer === "cut") {
+          // Headers and part of the body, then the connection drops.
           response.writeHead(200, { "content-type": "application/json", "content-length": "100" });
-          response.write('{"resu', () => response.socket?.destroy());
+          response.write('{"result":', () => response.destroy());
           return;
         }
         response.writeHead(answer.status, { "content-type": "application/json" }).end(answer.body);
@@ -313,10 +419,14 @@ describe("the REST transport against other answers", () => {
     await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
       "REST pipeline failed with HTTP 502",
     );
-    // A 200 to a pipeline that is not a list of answers is no answer either.
+    // A 200 to a pipeline that is not a list of answers is no answer either, nor a list with another status.
     standIn.answer = () => ({ status: 200, body: '{"result":1}' });
     await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
       "REST pipeline failed with HTTP 200",
+    );
+    standIn.answer = () => ({ status: 500, body: '[{"result":1}]' });
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST pipeline failed with HTTP 500",
     );
     // A Redis error in a non-200 answer is the command's refusal.
     standIn.answer = () => ({ status: 400, body: '{"error":"ERR syntax error"}' });
@@ -328,24 +438,24 @@ describe("the REST transport against other answers", () => {
     });
   });
 
-  it("an answer that is not JSON, or none within requestTimeoutMs, fails naming the path", async () => {
-    const transport = rest(standIn.url, 300);
-    standIn.answer = () => ({ status: 502, body: "<html>bad gateway</html>" });
-    const notJson = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
-    expect(notJson.message).toBe("REST / answered HTTP 502 with non-JSON");
-    // The parser's own error is kept as the cause, for the log line.
-    expect(notJson.cause).toBeInstanceOf(SyntaxError);
-    standIn.answer = () => "hang";
-    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
-      "REST /pipeline timed out after 300 ms",
-    );
+  it("keeps one connection for successive commands, and close() ends it", async () => {
+    standIn.answer = () => ({ status: 200, body: '{"result":"OK"}' });
+    await waitFor(() => standIn.open.size === 0);
+    const before = standIn.connections;
+    const transport = rest();
+    for (let i = 0; i < 3; i++) {
+      expect(await transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).toBe("OK");
+    }
+    expect(standIn.connections - before).toBe(1);
+    expect(standIn.open.size).toBe(1);
+    await transport.close();
+    await waitFor(() => standIn.open.size === 0);
   });
 
-  it("an answer cut off in its body fails the command instead of hanging", async () => {
-    const transport = rest();
+  it("an answer cut off before its end fails the command, or the whole pipeline", async () => {
     standIn.answer = () => "cut";
-    await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
-    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow();
+    await expect(rest().call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
+    await expect(rest().pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow();
   });
 
   it("a 200 answer without a result object fails naming the command, or that command of a pipeline", async () => {
@@ -367,56 +477,48 @@ describe("the REST transport against other answers", () => {
     });
   });
 
-  it("a pipeline answered with the wrong number of results, or with a failed status, fails as a whole", async () => {
-    const transport = rest();
+  it("a pipeline answered with the wrong number of results fails as a whole", async () => {
     standIn.answer = () => ({ status: 200, body: '[{"result":1}]' });
     await expect(
-      transport.pipeline([
+      rest().pipeline([
         ["EXPIRE", "k", "60"],
         ["RPUSH", "r", "x"],
       ]),
     ).rejects.toThrow("REST pipeline of 2 commands answered with 1 results");
-    // A list of answers under a failed status is no answer either.
-    standIn.answer = () => ({ status: 500, body: '[{"result":1}]' });
-    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
-      "REST pipeline failed with HTTP 500",
-    );
   });
 
-  it("keeps one connection for commands one after another, and close() closes it", async () => {
-    standIn.answer = () => ({ status: 200, body: '{"result":"OK"}' });
-    await waitFor(() => standIn.openSockets.size === 0);
-    const before = standIn.connections;
-    const transport = createRestTransport(standIn.url, "tok");
-    for (let n = 0; n < 3; n++) await transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
-    expect(standIn.connections - before).toBe(1);
-    expect(standIn.openSockets.size).toBe(1);
-    await transport.close();
-    await waitFor(() => standIn.openSockets.size === 0, 2_000);
+  it("an answer that is not JSON, or none within requestTimeoutMs, fails naming the path", async () => {
+    const transport = rest(standIn.url, 300);
+    standIn.answer = () => ({ status: 502, body: "<html>bad gateway</html>" });
+    const notJson = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
+    expect(notJson.message).toBe("REST / answered HTTP 502 with non-JSON");
+    // The parser's own error is kept as the cause, for the log line.
+    expect(notJson.cause).toBeInstanceOf(SyntaxError);
+    standIn.answer = () => "hang";
+    await expect(transport.pipeline([["EXPIRE", "k", "60"]])).rejects.toThrow(
+      "REST /pipeline timed out after 300 ms",
+    );
   });
 });
 
-describe("the REST transport's scheme", () => {
-  it.each([
-    ["https", 0x16], // a TLS handshake record
-    ["http", "P".charCodeAt(0)], // POST / HTTP/1.1
-  ])("speaks %s to an %s:// URL", async (scheme, firstByte) => {
-    const seen: number[] = [];
+describe("the REST transport on an https:// URL", () => {
+  it("speaks TLS to the endpoint", async () => {
+    // A plain TCP listener: it records what the client sends first, then hangs up.
+    const firstBytes: Buffer[] = [];
     const server = createTcpServer((socket) => {
-      socket.once("data", (data: Buffer) => {
-        seen.push(data[0] ?? -1);
+      socket.once("data", (chunk: Buffer) => {
+        firstBytes.push(chunk);
         socket.destroy();
       });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const transport = createRestTransport(`${scheme}://127.0.0.1:${port}`, "tok", {
-        requestTimeoutMs: 2_000,
-      });
+      const transport = createRestTransport(`https://127.0.0.1:${port}`, "tok");
       opened.push(transport);
       await expect(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])).rejects.toThrow();
-      expect(seen).toEqual([firstByte]);
+      // 0x16: a TLS handshake record (a ClientHello), not the text of an HTTP request.
+      expect(firstBytes[0]?.[0]).toBe(0x16);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
