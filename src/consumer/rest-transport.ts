@@ -67,7 +67,8 @@ export function createRestTransport(
       }
       return commands.map((command, index) => {
         const reply = asAnswer(body[index]);
-        if (!reply) return { error: new Error(`REST pipeline answered ${command[0]} without a result object`) };
+        if (!reply)
+          return { error: new Error(`REST pipeline answered ${command[0]} without a result object`) };
         if (typeof reply.error === "string") return { error: new RedisReplyError(reply.error, command[0]) };
         return { result: reply.result };
       });
