@@ -12,8 +12,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ConsumerGroupsBackend } from "../../src/backends/index.js";
-import { createRpcService, type RpcService } from "../../src/consumer/index.js";
+import { ConsumerGroupsBackend, type ConsumerGroupsOptions } from "../../src/backends/index.js";
+import { createRpcService, type RpcHandlers, type RpcService } from "../../src/consumer/index.js";
 import { createDispatcher, createMemoryConnection, type Backend } from "../../src/core/index.js";
 import { startBridgeFixture, TOKEN, type BridgeFixture } from "./helpers.js";
 import { waitFor } from "../support/wait.js";
@@ -29,6 +29,37 @@ function gatewayOn(backend: Backend) {
 }
 
 const closers: (() => unknown)[] = [];
+
+/**
+ * A service answering `handlers` natively (next to Redis) and a gateway backend on the real REST client
+ * against the fixture's bridge, both on a fresh stream prefix; both closed after the test.
+ */
+async function serviceAndBackend(
+  fixture: BridgeFixture,
+  handlers: RpcHandlers,
+  backendOptions: Partial<ConsumerGroupsOptions> = {},
+) {
+  const streamPrefix = `gb${randomUUID().slice(0, 8)}:`;
+  const service: RpcService = createRpcService({
+    redis: fixture.redis.url,
+    streamPrefix,
+    handlers,
+    logger: () => undefined,
+  });
+  await service.start();
+  closers.push(() => service.close());
+  const backend = new ConsumerGroupsBackend({
+    redisUrl: fixture.bridge.url,
+    redisToken: TOKEN,
+    streamPrefix,
+    objectId: "node",
+    timeout: 20,
+    logger: quietLogger(),
+    ...backendOptions,
+  });
+  closers.push(() => backend.close());
+  return backend;
+}
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
@@ -43,25 +74,8 @@ describe("the consumer-groups backend on the real Redis client, the bridge and a
   });
 
   it("writes the entry with the real client and receives the service's reply, bytes intact", async () => {
-    const streamPrefix = `gb${randomUUID().slice(0, 8)}:`;
     const text = 'héllo ✓ 😀 \u0000 "quoted" \\ end';
-    const service: RpcService = createRpcService({
-      redis: fixture.redis.url,
-      streamPrefix,
-      handlers: { ping: (args) => ({ text, args }) },
-      logger: () => undefined,
-    });
-    await service.start();
-    closers.push(() => service.close());
-    const backend = new ConsumerGroupsBackend({
-      redisUrl: fixture.bridge.url,
-      redisToken: TOKEN,
-      streamPrefix,
-      objectId: "node",
-      timeout: 20,
-      logger: quietLogger(),
-    });
-    closers.push(() => backend.close());
+    const backend = await serviceAndBackend(fixture, { ping: (args) => ({ text, args }) });
     const { conn, send } = gatewayOn(backend);
 
     await send({ ping: 1, req_id: 7, note: text });
@@ -88,27 +102,13 @@ describe("a distant Redis (the bridge simulating a 200 ms round trip)", () => {
   });
 
   it("sends the first LPOP before the XADD's answer is back, and takes the reply with it", async () => {
-    const streamPrefix = `gl${randomUUID().slice(0, 8)}:`;
     // The service reads natively (next to Redis): it answers within milliseconds of the entry's arrival.
-    const service = createRpcService({
-      redis: fixture.redis.url,
-      streamPrefix,
-      handlers: { ping: () => "pong" },
-      logger: () => undefined,
-    });
-    await service.start();
-    closers.push(() => service.close());
-    const backend = new ConsumerGroupsBackend({
-      redisUrl: fixture.bridge.url,
-      redisToken: TOKEN,
-      streamPrefix,
-      objectId: "distant",
-      timeout: 20,
+    const backend = await serviceAndBackend(
+      fixture,
+      { ping: () => "pong" },
       // The service gets 50 ms, however busy the machine; still well before the 200 ms acknowledgement.
-      pollInitialDelayMs: 50,
-      logger: quietLogger(),
-    });
-    closers.push(() => backend.close());
+      { pollInitialDelayMs: 50 },
+    );
     const { conn, send } = gatewayOn(backend);
 
     // The first request teaches the object the round trip: it is polled at its acknowledgement.
