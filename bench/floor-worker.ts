@@ -3,6 +3,14 @@
  * REST `PING` to the bridge. It is what any gateway on this runtime pays at least: the WebSocket hop into
  * workerd, one `fetch` to the REST endpoint, and the send back. Every upgrade goes to one object, named
  * by `?object=` (default `floor`), like the benchmark's gateway worker.
+ *
+ * It keeps the platform's rule on outgoing connections, as the gateway does: at most six `fetch`es of an
+ * object wait for their response headers at once, the rest queue ("Simultaneous open connections",
+ * https://developers.cloudflare.com/workers/platform/limits/, counted while waiting for headers since
+ * https://developers.cloudflare.com/changelog/2026-04-09-relaxed-connection-limiting; an object's
+ * concurrent requests share one I/O context, https://developers.cloudflare.com/dynamic-workers/platform/limits/).
+ * Local workerd does not enforce it: without this the floor would keep 64 `PING`s in flight where a real
+ * object keeps six, and with Redis some milliseconds away it would measure a floor no deployment has.
  */
 import { DurableObject } from "cloudflare:workers";
 
@@ -12,8 +20,14 @@ interface FloorEnv {
   UPSTASH_REDIS_REST_TOKEN: string;
 }
 
+/** Fetches waiting for their response headers at once, at most (see the module comment). */
+const MAX_WAITING_FOR_HEADERS = 6;
+
 /** Answers `{"req_id": N, ...}` with `{"msg_type":"ping","ping":"pong","req_id":N}` after one REST PING. */
 export class FloorObject extends DurableObject<FloorEnv> {
+  private waitingForHeaders = 0;
+  private readonly queued: Array<() => void> = [];
+
   override async fetch(): Promise<Response> {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     // The hibernation API, as the gateway uses it.
@@ -25,11 +39,7 @@ export class FloorObject extends DurableObject<FloorEnv> {
     let reqId: unknown;
     try {
       reqId = (JSON.parse(typeof message === "string" ? message : "{}") as { req_id?: unknown }).req_id;
-      const response = await fetch(this.env.UPSTASH_REDIS_REST_URL, {
-        method: "POST",
-        headers: { authorization: `Bearer ${this.env.UPSTASH_REDIS_REST_TOKEN}` },
-        body: '["PING"]',
-      });
+      const response = await this.ping();
       const { result } = (await response.json()) as { result?: string };
       if (result !== "PONG") throw new Error(`PING answered ${JSON.stringify(result)}`);
       socket.send(JSON.stringify({ msg_type: "ping", ping: "pong", req_id: reqId }));
@@ -37,6 +47,24 @@ export class FloorObject extends DurableObject<FloorEnv> {
       socket.send(
         JSON.stringify({ msg_type: "ping", error: { code: "Floor", message: String(error) }, req_id: reqId }),
       );
+    }
+  }
+
+  /** One REST `PING`, once fewer than six fetches wait for their headers. */
+  private async ping(): Promise<Response> {
+    if (this.waitingForHeaders < MAX_WAITING_FOR_HEADERS) this.waitingForHeaders += 1;
+    // A finishing fetch hands its place straight to the next in line, so the count never goes over.
+    else await new Promise<void>((resolve) => this.queued.push(resolve));
+    try {
+      return await fetch(this.env.UPSTASH_REDIS_REST_URL, {
+        method: "POST",
+        headers: { authorization: `Bearer ${this.env.UPSTASH_REDIS_REST_TOKEN}` },
+        body: '["PING"]',
+      });
+    } finally {
+      const next = this.queued.shift();
+      if (next) next();
+      else this.waitingForHeaders -= 1;
     }
   }
 

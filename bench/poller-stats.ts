@@ -10,6 +10,10 @@ interface PollerCounters {
   polls: number;
   emptyPolls: number;
   delivered: number;
+  /** REST requests the objects sent (a pipeline counts once). */
+  redisRequests: number;
+  /** Most REST requests open at once on any one object (since it started). */
+  maxRedisInFlight: number;
   expectedLatencyMs: number[];
 }
 
@@ -17,6 +21,10 @@ interface PollerCounters {
 export interface PollerFigures {
   pollsPerRequest: number;
   emptyPollsPerRequest: number;
+  /** REST requests (pipelines) per delivered reply. */
+  redisRequestsPerRequest: number;
+  /** Most REST requests open at once on one object (since it started: earlier phases count too). */
+  maxRedisInFlight: number;
   /** The poller's expected service latency (its first-poll delay, before clamping) at the end, per object. */
   expectedLatencyMs: number[];
 }
@@ -26,7 +34,14 @@ export async function readPollerCounters(
   bench: BenchStack,
   objects: number,
 ): Promise<PollerCounters | undefined> {
-  const total: PollerCounters = { polls: 0, emptyPolls: 0, delivered: 0, expectedLatencyMs: [] };
+  const total: PollerCounters = {
+    polls: 0,
+    emptyPolls: 0,
+    delivered: 0,
+    redisRequests: 0,
+    maxRedisInFlight: 0,
+    expectedLatencyMs: [],
+  };
   for (let index = 0; index < objects; index += 1) {
     const raw = await bench.gateway.callObject("GATEWAY", `bench-${index}`, "backendStats");
     // Miniflare hands objects back as proxies; JSON gives the plain values.
@@ -39,6 +54,8 @@ export async function readPollerCounters(
     total.polls += backend.polls;
     total.emptyPolls += Number(backend.emptyPolls);
     total.delivered += Number(backend.delivered);
+    total.redisRequests += Number(backend.redisRequests);
+    total.maxRedisInFlight = Math.max(total.maxRedisInFlight, Number(backend.maxRedisInFlight));
     total.expectedLatencyMs.push(Math.round(Number(backend.expectedLatencyMs) * 100) / 100);
   }
   return total;
@@ -55,6 +72,8 @@ export function pollerFigures(
   return {
     pollsPerRequest: (after.polls - before.polls) / delivered,
     emptyPollsPerRequest: (after.emptyPolls - before.emptyPolls) / delivered,
+    redisRequestsPerRequest: (after.redisRequests - before.redisRequests) / delivered,
+    maxRedisInFlight: after.maxRedisInFlight,
     expectedLatencyMs: after.expectedLatencyMs,
   };
 }
