@@ -71,6 +71,8 @@ export class ConsumerGroupsBackend implements Backend {
       pollLateBackoffMs: o.pollLateBackoffMs,
       pollBackoffFactor: o.pollBackoffFactor,
       pollBatchSize: o.pollBatchSize,
+      // Half the object's connections at most, so `XADD`s always have the other half.
+      pollMaxInFlight: Math.max(1, Math.floor(o.maxRedisConnections / 2)),
       subscribeGraceMs: o.subscribeGraceMs,
       subscribeRetryMaxMs: o.subscribeRetryMaxMs,
       replyListCheckMs: o.replyListCheckMs,

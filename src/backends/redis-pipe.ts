@@ -13,6 +13,9 @@
  *   `batchBytes` bytes (Upstash caps a request at 10 MB: "Max Request Size", https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded);
  *   while every connection is busy the queue grows, and the next free one takes a whole batch, so a burst
  *   costs a few round trips instead of one per request. Each command keeps its own result or error.
+ * - A command whose answer may be as large as a response may carry (an `LPOP` of a whole batch of
+ *   replies, sized to fit Upstash's 10 MB response on its own) never shares a request with another such
+ *   command: two of them queued together go as two requests, each within the limit.
  * - A queued command whose caller no longer wants it (its request timed out meanwhile) is never sent.
  */
 import type { Clock } from "../core/pending-requests.js";
@@ -50,6 +53,8 @@ export interface RedisPipeStats {
 interface Queued {
   command: RedisCommand;
   bytes: number;
+  /** Its answer may fill a response by itself (see the module comment). */
+  largeAnswer: boolean;
   wanted: () => boolean;
   resolve(result: unknown): void;
   reject(error: unknown): void;
@@ -101,11 +106,13 @@ export class RedisPipe {
   /**
    * Queues `command`; it goes out in this turn's pipeline (or the next one a free connection takes).
    * `wanted` is asked just before sending: false drops the command, and the promise never settles.
+   * `largeAnswer`: its answer may fill a response by itself; it goes in no request with another such one.
    */
-  send<T>(command: RedisCommand, wanted: () => boolean = () => true): Promise<T> {
+  send<T>(command: RedisCommand, wanted: () => boolean = () => true, largeAnswer = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const bytes = commandBytes(command);
-      this.queue.push({ command, bytes, wanted, resolve: resolve as (r: unknown) => void, reject });
+      const resolveAny = resolve as (r: unknown) => void;
+      this.queue.push({ command, bytes, largeAnswer, wanted, resolve: resolveAny, reject });
       this.countQueued();
       this.scheduleFlush();
     });
@@ -171,6 +178,7 @@ export class RedisPipe {
     const maxCount = pipelined ? this.limits.batchSize : 1;
     const batch: Queued[] = [];
     let bytes = 0;
+    let largeAnswer = false;
     while (this.queue.length > 0 && batch.length < maxCount) {
       const next = this.queue[0] as Queued;
       if (!next.wanted()) {
@@ -178,9 +186,11 @@ export class RedisPipe {
         continue;
       }
       if (batch.length > 0 && bytes + next.bytes > this.limits.batchBytes) break;
+      if (largeAnswer && next.largeAnswer) break;
       this.queue.shift();
       batch.push(next);
       bytes += next.bytes;
+      largeAnswer ||= next.largeAnswer;
     }
     return batch;
   }

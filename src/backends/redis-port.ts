@@ -57,8 +57,10 @@ export interface RedisPort {
    * Sends one command: queued behind the connection limit, and sent in this turn's `/pipeline` request
    * with the other commands queued meanwhile. `wanted` is asked just before sending: false drops the
    * command, and the promise never settles. Rejects with the command's own error or the request's.
+   * `largeAnswer`: the answer may fill a REST response by itself (an `LPOP` of a whole reply batch); such
+   * commands never share a request, so each response stays within Upstash's size limit.
    */
-  exec<T>(command: RedisCommand, wanted?: () => boolean): Promise<T>;
+  exec<T>(command: RedisCommand, wanted?: () => boolean, largeAnswer?: boolean): Promise<T>;
   /** Sends `commands` together (one request while they fit a batch), one result or error each. */
   pipeline(commands: RedisCommand[]): Promise<PipelineResult[]>;
   /**
@@ -88,7 +90,8 @@ export function createRedisPort(settings: RedisPortSettings): RedisPort {
   });
   return {
     stats: pipe.stats,
-    exec: <T>(command: RedisCommand, wanted?: () => boolean) => pipe.send<T>(command, wanted),
+    exec: <T>(command: RedisCommand, wanted?: () => boolean, largeAnswer?: boolean) =>
+      pipe.send<T>(command, wanted, largeAnswer),
     pipeline: (commands) =>
       Promise.all(
         commands.map((command) =>

@@ -12,7 +12,7 @@ import { PendingRequests, type Clock, type PendingCounters } from "../core/pendi
 import type { Logger } from "../core/types.js";
 import { parsePublishedReplies, parseReply, ReplyFormatError, type ReplyMessage } from "../wire/index.js";
 import { describeError, type RedisPort } from "./redis-port.js";
-import { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
+import { ReplyPoller, type PollTicket, type ReplyPollerOptions } from "./reply-poller.js";
 import type { ReplyReceiver, ReplyReceiverStats } from "./reply-receiver.js";
 import { ReplySubscriber } from "./reply-subscriber.js";
 
@@ -141,7 +141,7 @@ export class ReplyInbox {
   /** The poller, or the subscriber (`transport: "subscribe"`); both pop and deliver through the inbox. */
   private createReceiver(): ReplyReceiver {
     const { clock } = this.settings;
-    const poll = (count: number): Promise<number> => this.poll(count);
+    const poll = (count: number, ticket: PollTicket): Promise<number> => this.poll(count, ticket);
     if (this.settings.transport === "poll") return new ReplyPoller(this.settings, { clock, poll });
     return new ReplySubscriber(
       { ...this.settings, channel: this.key },
@@ -157,11 +157,12 @@ export class ReplyInbox {
     );
   }
 
-  /** `LPOP <key> <count>` and delivers what came: the number of replies popped. */
-  private async poll(count: number): Promise<number> {
+  /** `LPOP <key> <count>` and delivers what came (by the poll `ticket`): the number of replies popped. */
+  private async poll(count: number, ticket: PollTicket): Promise<number> {
     let popped: unknown;
     try {
-      popped = await this.port.exec<unknown>(["LPOP", this.key, String(count)]);
+      // A whole batch may fill a REST response by itself: it shares its request with no other `LPOP`.
+      popped = await this.port.exec<unknown>(["LPOP", this.key, String(count)], undefined, true);
       if (popped !== null && popped !== undefined && !Array.isArray(popped)) {
         throw new TransportError("LPOP returned a non-list", `LPOP ${this.key}`, {
           failureType: "RedisError",
@@ -173,7 +174,8 @@ export class ReplyInbox {
     }
     if (!Array.isArray(popped) || popped.length === 0) return 0;
     try {
-      this.deliver(popped.map((item) => (typeof item === "string" ? item : JSON.stringify(item))));
+      const payloads = popped.map((item) => (typeof item === "string" ? item : JSON.stringify(item)));
+      this.deliver(payloads, ticket);
     } catch (error) {
       // A bug in reply handling must not kill the loop that every waiting request depends on.
       this.logger.error(`[wsproxy] LPOP ${this.key} failed: ${describeError(error)}`);
@@ -181,8 +183,8 @@ export class ReplyInbox {
     return popped.length;
   }
 
-  /** Checks each reply popped from the list and settles its request. */
-  private deliver(payloads: string[]): void {
+  /** Checks each reply popped from the list (by the poll `ticket`) and settles its request. */
+  private deliver(payloads: string[], ticket: PollTicket): void {
     for (const payload of payloads) {
       let reply: ReplyMessage;
       try {
@@ -191,7 +193,7 @@ export class ReplyInbox {
         this.unusable(error);
         continue;
       }
-      this.settle(reply);
+      this.settle(reply, ticket);
     }
   }
 
@@ -212,15 +214,15 @@ export class ReplyInbox {
     this.logger.warn(`[wsproxy] unusable reply on ${this.key}: ${describeError(error)}`);
   }
 
-  /** Hands a checked reply to its request; tells the receiver it was delivered. */
-  private settle(reply: ReplyMessage): void {
+  /** Hands a checked reply to its request; tells the receiver it was delivered (and by which poll). */
+  private settle(reply: ReplyMessage, ticket?: PollTicket): void {
     if (reply.who !== undefined && reply.who !== this.key) {
       this.dropped.foreign += 1;
       this.logger.warn(`[wsproxy] dropped a reply addressed to ${reply.who} found on ${this.key}`);
       return;
     }
     const outcome = this.pending.resolve(reply.messageId, reply);
-    if (outcome === "delivered") this.receiver.received(reply.messageId);
+    if (outcome === "delivered") this.receiver.received(reply.messageId, ticket);
     else this.logger.warn(`[wsproxy] dropped ${outcome} reply message_id=${reply.messageId} on ${this.key}`);
   }
 

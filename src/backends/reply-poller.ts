@@ -33,6 +33,12 @@
  *   alone waits for its own expected time. Whether a reply's first poll was late enough is still judged
  *   by the request's own expected time;
  * - a poll that returned replies is followed at once by another (more are likely queued behind them);
+ * - a poll that came back full (`pollBatchSize` replies) says the list holds a backlog: more polls go out
+ *   beside the next one, up to `pollMaxInFlight` at once, each in a request of its own (a full batch is
+ *   sized to fill one REST response). With Redis a round trip away, one poll at a time would bring at most
+ *   one batch per round trip (13 replies with the default `maxResponseBytes`), whatever the load. A poll
+ *   that comes back short or empty while another is in flight ends its own line: the backlog is drained,
+ *   and one poll at a time carries on;
  * - an empty poll backs off exponentially from `pollMinMs` by `pollBackoffFactor` up to `pollMaxMs`, but a
  *   request acknowledged meanwhile pulls the next poll forward to its own expected time;
  * - once every waiting request is past its expected time (the reply is late: a slow service, or one that
@@ -41,7 +47,7 @@
  *   `[limits] subrequests`; "Limits", https://developers.cloudflare.com/workers/platform/limits/), so a
  *   request waiting 30 s costs about 40 `LPOP`s instead of 600. With the default factor 2 the gap never
  *   exceeds the time already waited, so a late reply is found at most about twice as late;
- * - one `LPOP` in flight at a time; nothing waiting means no Redis command, and within a second no timer
+ * - otherwise one `LPOP` in flight at a time; nothing waiting means no Redis command, and within a second no timer
  *   (a timer due within a second is left to run out rather than cleared: a lone client's requests then
  *   cost about one timer a second, not a `setTimeout` and a `clearTimeout` each; see `LazyTimer`), so the
  *   object can hibernate.
@@ -67,16 +73,31 @@ export interface ReplyPollerOptions {
   pollBackoffFactor: number;
   /** Replies popped per `LPOP`. @default 100 */
   pollBatchSize: number;
+  /**
+   * `LPOP`s in flight at once while batches come back full (a backlog on the reply list). The gateway
+   * sets half its `maxRedisConnections`, so `XADD`s always have the other half.
+   */
+  pollMaxInFlight: number;
+}
+
+/**
+ * One `LPOP` of a poller. The inbox hands it back with each reply that poll delivered
+ * ({@link ReplyPoller.received}), so the poller knows which of several polls in flight brought a reply.
+ */
+export interface PollTicket {
+  readonly owner: object;
+  /** The poller's sequence number of this poll (1 for its first). */
+  readonly seq: number;
 }
 
 /** What the poller drives: the clock, and the inbox's pop-and-deliver. */
 export interface ReplyPollerDeps {
   /**
-   * `LPOP <who> <count>` and hands the replies to their requests (calling {@link ReplyPoller.received} for
-   * each delivered one) before it resolves with the number popped (0: the key was empty). A rejection is a
-   * failed poll: counted, backed off from, reported by the inbox.
+   * `LPOP <who> <count>` and hands the replies to their requests (calling {@link ReplyPoller.received} with
+   * `ticket` for each delivered one) before it resolves with the number popped (0: the key was empty). A
+   * rejection is a failed poll: counted, backed off from, reported by the inbox.
    */
-  poll(count: number): Promise<number>;
+  poll(count: number, ticket: PollTicket): Promise<number>;
   clock: Clock;
   /**
    * False keeps every first poll on a timer of at least `pollMinMs` (a slow check, such as the
@@ -93,6 +114,8 @@ export interface ReplyPollerStats {
   repolls: number;
   /** Polls sent before an acknowledgement, for requests whose first poll was due well before it. */
   earlyPolls: number;
+  /** Polls sent beside another in flight, after a full batch (see `pollMaxInFlight`). */
+  concurrentPolls: number;
   pollErrors: number;
   /** Expected service latency of the category whose reply was judged last, ms (see `expectedLatencyOf`). */
   expectedLatencyMs: number;
@@ -167,17 +190,21 @@ export class ReplyPoller implements ReplyReceiver {
   private readonly earlyTimer: LazyTimer;
   /** Running estimate of the `XADD`'s round trip, ms (0 before the first acknowledgement). */
   private roundTripMs = 0;
-  private inFlight = false;
+  /** Polls in flight now. */
+  private inFlight = 0;
   private stopped = false;
   private backoffMs: number;
   /** Latest expected time of the requests acknowledged so far: past it, every waiting request is late. */
   private latestDueAt = -Infinity;
   /** Earliest expected time of requests acknowledged while a poll was in flight (not covered by it). */
   private uncoveredDueAt = Infinity;
-  /** Sequence number of the poll in flight (or the last one). */
-  private currentPoll = 0;
   /** Issue times of the last {@link POLL_HISTORY} polls, by sequence number modulo its length. */
   private readonly pollIssuedAt: number[] = new Array<number>(POLL_HISTORY).fill(0);
+  /**
+   * 1 for each of the last {@link POLL_HISTORY} polls that came back short of a full batch (the list was
+   * empty when it got there); 0 while in flight, and for a full batch or a failure.
+   */
+  private readonly pollCameBackShort = new Uint8Array(POLL_HISTORY);
   /** Commands saved up for second polls at once ({@link REPOLL_SHARE}). */
   private repollBudget = 1;
 
@@ -193,6 +220,7 @@ export class ReplyPoller implements ReplyReceiver {
       emptyPolls: 0,
       repolls: 0,
       earlyPolls: 0,
+      concurrentPolls: 0,
       pollErrors: 0,
       expectedLatencyMs: options.pollInitialDelayMs,
     };
@@ -205,7 +233,7 @@ export class ReplyPoller implements ReplyReceiver {
 
   /** True while a poll is scheduled or in flight. */
   get active(): boolean {
-    return this.inFlight || this.timer.at !== undefined || this.earlyTimer.at !== undefined;
+    return this.inFlight > 0 || this.timer.at !== undefined || this.earlyTimer.at !== undefined;
   }
 
   /** Learned round trip of an `XADD`, ms (0 before the first acknowledgement). */
@@ -267,7 +295,7 @@ export class ReplyPoller implements ReplyReceiver {
     // A new request restarts the back-off: its own reply should not wait behind an older one's long gaps.
     this.backoffMs = this.options.pollMinMs;
     this.repollBudget = Math.min(REPOLL_SAVINGS, this.repollBudget + REPOLL_SHARE);
-    if (this.inFlight) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, pollAt);
+    if (this.inFlight > 0) this.uncoveredDueAt = Math.min(this.uncoveredDueAt, pollAt);
     else if (pollAt <= now) {
       // Polled at the acknowledgement: no timer (see the module comment).
       this.timer.cancel();
@@ -275,18 +303,27 @@ export class ReplyPoller implements ReplyReceiver {
     } else this.scheduleAt(pollAt);
   }
 
-  /** The reply of `messageId` was delivered (called while `poll` delivers): learn whether its first poll was late enough. */
-  received(messageId: string): void {
+  /**
+   * The reply of `messageId` was delivered by the poll `ticket` (called while `poll` delivers): learn
+   * whether its first poll was late enough. A reply that came another way (pushed, or another poller's
+   * poll) teaches nothing.
+   */
+  received(messageId: string, ticket?: PollTicket): void {
     const waiting = this.waiting.get(messageId) ?? this.writing.get(messageId);
     if (!waiting) return;
     this.waiting.delete(messageId);
     this.writing.delete(messageId);
+    if (ticket?.owner !== this) return;
     const firstPoll = waiting.pollsBefore + 1;
     let factor = 1 - HIT_STEP;
-    if (this.currentPoll !== firstPoll) {
-      const known = this.currentPoll - firstPoll < POLL_HISTORY;
+    if (ticket.seq !== firstPoll) {
+      // A poll already in flight at the acknowledgement that brought the reply says nothing either.
+      if (ticket.seq < firstPoll) return;
+      const known = ticket.seq - firstPoll < POLL_HISTORY;
       const firstPollOnTime = known && (this.pollIssuedAt[firstPoll % POLL_HISTORY] ?? 0) >= waiting.dueAt;
-      if (!firstPollOnTime) return;
+      // A first poll that came back full (or is still on its way) may have missed the reply only because
+      // it queued behind that batch: that is no miss of the estimate.
+      if (!firstPollOnTime || this.pollCameBackShort[firstPoll % POLL_HISTORY] !== 1) return;
       factor = 1 + MISS_STEP;
     }
     const { pollMinMs, pollMaxMs } = this.options;
@@ -331,7 +368,7 @@ export class ReplyPoller implements ReplyReceiver {
    */
   private pollEarly(): void {
     const now = this.deps.clock.now();
-    const idle = !this.inFlight && this.waiting.size === 0;
+    const idle = this.inFlight === 0 && this.waiting.size === 0;
     let due = false;
     let next = Infinity;
     for (const writing of this.writing.values()) {
@@ -358,36 +395,55 @@ export class ReplyPoller implements ReplyReceiver {
     this.timer.set(at);
   }
 
+  /** A timed poll, one at the acknowledgement, or an early one: only when no poll is in flight. */
   private async poll(atAcknowledgement = false, early = false): Promise<void> {
+    if (this.inFlight === 0) await this.pollLine(atAcknowledgement, early);
+  }
+
+  /**
+   * Polls back to back for as long as replies keep coming (a loop rather than recursion); a full batch
+   * starts more lines beside this one, up to `pollMaxInFlight` (see the module comment).
+   */
+  private async pollLine(atAcknowledgement: boolean, early: boolean): Promise<void> {
     let repoll = false;
-    // Loop rather than recurse: a busy object re-polls back to back for as long as replies keep coming.
-    while (!this.stopped && !this.inFlight && (this.waiting.size > 0 || early)) {
+    const { pollBatchSize } = this.options;
+    while (!this.stopped && (this.waiting.size > 0 || early)) {
       early = false;
-      this.inFlight = true;
+      this.inFlight += 1;
       this.uncoveredDueAt = Infinity;
       this.stats.polls += 1;
-      this.currentPoll = this.stats.polls;
-      this.pollIssuedAt[this.currentPoll % POLL_HISTORY] = this.deps.clock.now();
+      const ticket: PollTicket = { owner: this, seq: this.stats.polls };
+      this.pollIssuedAt[ticket.seq % POLL_HISTORY] = this.deps.clock.now();
+      this.pollCameBackShort[ticket.seq % POLL_HISTORY] = 0;
       let popped: number | undefined;
       try {
-        popped = await this.deps.poll(this.options.pollBatchSize);
+        popped = await this.deps.poll(pollBatchSize, ticket);
       } catch {
         // Reported by the inbox; the poller backs off and keeps going while requests wait.
         this.stats.pollErrors += 1;
       } finally {
-        this.inFlight = false;
+        this.inFlight -= 1;
       }
+      if (popped !== undefined && popped < pollBatchSize)
+        this.pollCameBackShort[ticket.seq % POLL_HISTORY] = 1;
+      if (popped === 0) this.stats.emptyPolls += 1;
       if (popped !== undefined && popped > 0) {
         this.backoffMs = this.options.pollMinMs;
         atAcknowledgement = false;
         repoll = false;
+        if (popped >= pollBatchSize) this.widen();
+        // A short batch while another poll is on its way: the backlog is drained, that one carries on.
+        else if (this.inFlight > 0) return;
+        // The polls on their way may bring a whole batch each: this line goes on only for requests beyond.
+        if (this.waiting.size <= this.inFlight * pollBatchSize) return;
         continue;
       }
+      // Empty or failed while another poll is on its way: that one carries on (and backs off if it must).
+      if (this.inFlight > 0) return;
       if (popped === undefined) {
         this.scheduleAfterEmptyPoll();
         return;
       }
-      this.stats.emptyPolls += 1;
       if (repoll) this.repollBudget -= 1;
       if (atAcknowledgement && !repoll && this.repollBudget >= 1) {
         // Known fast (see the module comment): once more at once, from the budget.
@@ -397,6 +453,24 @@ export class ReplyPoller implements ReplyReceiver {
       }
       this.scheduleAfterEmptyPoll();
       return;
+    }
+  }
+
+  /**
+   * A full batch came back: more lines beside the one that goes on, up to `pollMaxInFlight` in all, and
+   * only while more requests wait than the lines already going may bring (a whole batch each), so the end
+   * of a backlog costs no empty polls. (Each new line counts itself in flight at once; one started with
+   * nothing to wait for would not, and this loop would never end.)
+   */
+  private widen(): void {
+    const { pollMaxInFlight, pollBatchSize } = this.options;
+    while (
+      this.inFlight + 1 < pollMaxInFlight &&
+      !this.stopped &&
+      this.waiting.size > (this.inFlight + 1) * pollBatchSize
+    ) {
+      this.stats.concurrentPolls += 1;
+      void this.pollLine(false, false);
     }
   }
 

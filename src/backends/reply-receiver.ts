@@ -4,7 +4,7 @@
  * polling as the fallback). Either decides when to poll (or keep a stream), and hands what it gets to the
  * inbox, which alone checks replies and settles requests (`reply-inbox.ts`).
  */
-import type { ReplyPollerStats } from "./reply-poller.js";
+import type { PollTicket, ReplyPollerStats } from "./reply-poller.js";
 
 /** Counters of the subscription; zero (absent) with the poller. */
 export interface ReplySubscriptionStats {
@@ -37,8 +37,8 @@ export interface ReplyReceiver {
   prepare(messageId: string, category?: string): Promise<void>;
   /** The `XADD` of `messageId` (to `category`'s stream) was acknowledged: its reply may now appear. */
   sent(messageId: string, category?: string): void;
-  /** The reply of `messageId` was delivered to its request. */
-  received(messageId: string): void;
+  /** The reply of `messageId` was delivered to its request, by the poll `ticket` when it was popped. */
+  received(messageId: string, ticket?: PollTicket): void;
   /** `messageId` no longer waits (answered, timed out, failed, cancelled). */
   forget(messageId: string): void;
   /** Stops for good: no further command or stream. Idempotent. */

@@ -21,7 +21,7 @@ import type { Clock, TimerHandle } from "../core/pending-requests.js";
 import { LazyTimer } from "../core/lazy-timer.js";
 import { ProtocolError, TransportError } from "../core/errors.js";
 import { readEventData } from "./event-stream-reader.js";
-import { ReplyPoller, type ReplyPollerOptions } from "./reply-poller.js";
+import { ReplyPoller, type PollTicket, type ReplyPollerOptions } from "./reply-poller.js";
 import type { ReplyReceiver, ReplyReceiverStats, ReplySubscriptionStats } from "./reply-receiver.js";
 import { parseSubscriptionEvent } from "../wire/index.js";
 
@@ -48,7 +48,7 @@ export interface ReplySubscriberDeps {
    */
   subscribe(signal: AbortSignal): Promise<Response>;
   /** `LPOP <who> <count>` and delivery, as for the poller: the number of replies popped. */
-  poll(count: number): Promise<number>;
+  poll(count: number, ticket: PollTicket): Promise<number>;
   /** Hands pushed replies to their requests (calling {@link ReplySubscriber.received} for each delivered one). */
   deliver(payloads: string[]): void;
   /** A subscription failed or its stream broke; the subscriber carries on. */
@@ -103,7 +103,7 @@ export class ReplySubscriber implements ReplyReceiver {
     private readonly settings: ReplySubscriberSettings,
     private readonly deps: ReplySubscriberDeps,
   ) {
-    this.fallback = new ReplyPoller(settings, { clock: deps.clock, poll: (count) => deps.poll(count) });
+    this.fallback = new ReplyPoller(settings, { clock: deps.clock, poll: (count, ticket) => deps.poll(count, ticket) });
     this.grace = new LazyTimer(deps.clock, () => this.close(), settings.subscribeGraceMs);
     // After the first check, later ones back off to 8x: a slow request of a publishing service (the
     // supported pairing) then costs a few LPOPs over a 30 s wait, not one per second.
@@ -119,8 +119,8 @@ export class ReplySubscriber implements ReplyReceiver {
       {
         clock: deps.clock,
         pollAtAcknowledgement: false,
-        poll: async (count) => {
-          const popped = await deps.poll(count);
+        poll: async (count, ticket) => {
+          const popped = await deps.poll(count, ticket);
           if (popped > 0) this.noteListReplies(popped);
           return popped;
         },
@@ -136,6 +136,7 @@ export class ReplySubscriber implements ReplyReceiver {
       emptyPolls: a.emptyPolls + b.emptyPolls,
       repolls: a.repolls + b.repolls,
       earlyPolls: a.earlyPolls + b.earlyPolls,
+      concurrentPolls: a.concurrentPolls + b.concurrentPolls,
       pollErrors: a.pollErrors + b.pollErrors,
       expectedLatencyMs: a.expectedLatencyMs,
       ...this.counters,
@@ -162,9 +163,9 @@ export class ReplySubscriber implements ReplyReceiver {
     if (poller === this.fallback || this.settings.replyListCheckMs > 0) poller.sent(messageId, category);
   }
 
-  /** The reply was delivered: lets its poller learn and stop looking. */
-  received(messageId: string): void {
-    this.waiting.get(messageId)?.poller.received(messageId);
+  /** The reply was delivered (by the poll `ticket`, if polled): lets its poller learn and stop looking. */
+  received(messageId: string, ticket?: PollTicket): void {
+    this.waiting.get(messageId)?.poller.received(messageId, ticket);
   }
 
   /** The request is done; the last one starts the grace period. */

@@ -97,6 +97,35 @@ describe("the Redis port", () => {
     expect(sent).toEqual([2, 2, 1, 1]);
   });
 
+  it("never puts two commands with a large answer (whole LPOP batches) in one request; small ones ride along", async () => {
+    const requests: string[][] = [];
+    const redis = createRedisPort({
+      url: fixture.bridge.url,
+      token: TOKEN,
+      requestTimeoutMs: 5_000,
+      observer: {
+        sent: (commands: readonly RedisCommand[]) => requests.push(commands.map((c) => c[0])),
+        failed: () => undefined,
+      },
+    });
+    const key = `port:large:${Date.now()}`;
+    await redis.exec(["RPUSH", key, "a", "b", "c", "d"]);
+    requests.length = 0;
+    const results = await Promise.all([
+      redis.exec(["LPOP", key, "2"], undefined, true),
+      redis.exec(["ECHO", "small"]),
+      redis.exec(["LPOP", key, "2"], undefined, true),
+      redis.exec(["ECHO", "small too"]),
+    ]);
+    // Each batch of replies came back whole, in the order the pops were queued.
+    expect(results).toEqual([["a", "b"], "small", ["c", "d"], "small too"]);
+    // Two responses, each with at most one large answer: Upstash's size limit holds per response.
+    expect(requests).toEqual([
+      ["LPOP", "ECHO"],
+      ["LPOP", "ECHO"],
+    ]);
+  });
+
   it("holds one of the object's connections while a subscription is open and gives it back when it ends", async () => {
     const { redis } = port(1);
     const controller = new AbortController();

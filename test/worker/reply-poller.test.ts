@@ -13,10 +13,14 @@ const options: ReplyPollerOptions = {
   pollLateBackoffMs: 16,
   pollBackoffFactor: 2,
   pollBatchSize: 10,
+  pollMaxInFlight: 1,
 };
 
-/** A poller over a scripted reply key: `queue` holds payloads, each poll's time is recorded. */
-function setup(overrides: Partial<ReplyPollerOptions> = {}) {
+/**
+ * A poller over a scripted reply key: `queue` holds payloads, each poll's time is recorded. With
+ * `roundTripMs`, each poll pops half a round trip after it was sent and delivers a round trip after it.
+ */
+function setup(overrides: Partial<ReplyPollerOptions> = {}, { roundTripMs = 0 } = {}) {
   const clock = manualClock();
   const queue: string[] = [];
   /** Replies on their way: each lands in `queue` just after the next poll looked (one round trip late). */
@@ -24,13 +28,19 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
   const pollTimes: number[] = [];
   const errors: unknown[] = [];
   let failNext = 0;
+  let inFlight = 0;
+  /** Polls in flight when each poll was sent, itself included. */
+  const inFlightAtSend: number[] = [];
+  const travel = () => new Promise<void>((resolve) => clock.setTimeout(resolve, roundTripMs / 2));
   const poller: ReplyPoller = new ReplyPoller(
     { ...options, ...overrides },
     {
       clock,
       // The inbox's pop-and-deliver: each popped payload is the id of the request it answers.
-      async poll(count) {
+      async poll(count, ticket) {
         pollTimes.push(clock.now());
+        inFlightAtSend.push(++inFlight);
+        if (roundTripMs > 0) await travel();
         if (failNext > 0) {
           failNext -= 1;
           const error = new Error("redis down");
@@ -39,7 +49,9 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
         }
         const payloads = queue.splice(0, count);
         queue.push(...arriving.splice(0));
-        for (const id of payloads) poller.received(id);
+        if (roundTripMs > 0) await travel();
+        inFlight -= 1;
+        for (const id of payloads) poller.received(id, ticket);
         return payloads.length;
       },
     },
@@ -52,6 +64,7 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}) {
     poller,
     errors,
     polls: () => pollTimes.map((t) => t - start),
+    inFlightAtSend,
     /** The clock's time now, on the scale of `polls()`. */
     elapsed: () => clock.now() - start,
     failPolls: (n: number) => (failNext = n),
@@ -457,6 +470,97 @@ describe("ReplyPoller", () => {
         .slice(polled)
         .map((at) => at - from),
     ).toEqual([expect.closeTo(1), expect.closeTo(3)]);
+  });
+
+  it("drains a backlog with up to pollMaxInFlight polls at once while batches come back full", async () => {
+    const drain = async (pollMaxInFlight: number) => {
+      const test = setup({ pollBatchSize: 2, pollMaxInFlight }, { roundTripMs: 10 });
+      for (let index = 0; index < 12; index++) {
+        test.queue.push(`r${index}`);
+        test.poller.sent(`r${index}`);
+      }
+      await test.clock.advance(100);
+      expect(test.poller.waitingCount).toBe(0);
+      return test;
+    };
+    // One at a time: six round trips for six full batches.
+    const single = await drain(1);
+    expect(single.polls()).toEqual([1, 11, 21, 31, 41, 51]);
+    // The first full batch starts two more beside the next: all twelve replies in three round trips.
+    const { polls, inFlightAtSend, poller } = await drain(3);
+    // At 21 four replies are left: two polls for them, not three, so none comes back empty.
+    expect(polls()).toEqual([1, 11, 11, 11, 21, 21]);
+    expect(Math.max(...inFlightAtSend)).toBe(3);
+    expect(poller.stats.concurrentPolls).toBe(2);
+    expect(poller.stats.emptyPolls).toBe(0);
+    expect(poller.active).toBe(false);
+  });
+
+  it("starts no more polls when the full batch brought the last awaited reply", async () => {
+    // (Without the check this spun forever: a line for nothing to wait for never counts itself in flight.)
+    const { clock, poller, polls, queue } = setup({ pollBatchSize: 2, pollMaxInFlight: 3 });
+    queue.push("given-up", "only");
+    poller.sent("only");
+    await clock.advance(100);
+    expect(poller.waitingCount).toBe(0);
+    expect(polls()).toEqual([4]);
+    expect(poller.stats.concurrentPolls).toBe(0);
+    expect(poller.active).toBe(false);
+  });
+
+  it("goes back to one poll at a time once a batch comes back short", async () => {
+    const { clock, poller, polls, queue, inFlightAtSend } = setup(
+      { pollBatchSize: 2, pollMaxInFlight: 3, pollInitialDelayMs: 4 },
+      { roundTripMs: 10 },
+    );
+    // Twelve wait; seven replies are there, the other five come much later.
+    for (let index = 0; index < 12; index++) poller.sent(`r${index}`);
+    queue.push(...["r0", "r1", "r2", "r3", "r4", "r5", "r6"]);
+    await clock.advance(35);
+    // 1: two (full), so three at 11: two, two, one. The short one ends its line; the two full ones go on
+    // and find nothing, and only the last of them to return goes on polling (after a 1 ms back-off).
+    expect(polls()).toEqual([1, 11, 11, 11, 21, 21, 32]);
+    expect(poller.waitingCount).toBe(5);
+    await clock.advance(50);
+    expect(Math.max(...inFlightAtSend.slice(6))).toBe(1);
+    // One line backs off from there (1, 2, 4, 8 ms after each empty poll is back) as if it had polled alone: the poll that came back
+    // empty beside it left the back-off to it.
+    expect(polls().slice(6)).toEqual([32, 44, 58, 76]);
+    queue.push("r7", "r8", "r9", "r10", "r11");
+    await clock.advance(200);
+    expect(poller.waitingCount).toBe(0);
+  });
+
+  it("learns nothing from a reply that queued behind a full first batch, and a miss from one behind a short one", async () => {
+    // Its first poll, on time at 4 ms, brings a full batch of two earlier replies (given up on, say) that
+    // were ahead of it on the list: the reply comes with the next poll, and that is no miss.
+    const behindFull = setup({ pollBatchSize: 2, pollMaxMs: 64 });
+    behindFull.queue.push("old-1", "old-2", "late");
+    behindFull.poller.sent("late");
+    await behindFull.clock.advance(10);
+    expect(behindFull.poller.waitingCount).toBe(0);
+    expect(behindFull.poller.stats.expectedLatencyMs).toBe(4);
+
+    // Here its first poll came back short (only one old reply): the reply was not there yet, a miss.
+    const behindShort = setup({ pollBatchSize: 2, pollMaxMs: 64 });
+    behindShort.queue.push("old-1");
+    behindShort.arriving.push("late");
+    behindShort.poller.sent("late");
+    await behindShort.clock.advance(10);
+    expect(behindShort.poller.waitingCount).toBe(0);
+    expect(behindShort.poller.stats.expectedLatencyMs).toBeCloseTo(4 * 1.2);
+  });
+
+  it("learns nothing from a reply that another poller's poll brought, or that came without a poll", async () => {
+    const { clock, poller } = setup();
+    poller.sent("a");
+    poller.sent("b");
+    poller.received("a", { owner: {}, seq: 1 });
+    poller.received("b");
+    expect(poller.waitingCount).toBe(0);
+    expect(poller.stats.expectedLatencyMs).toBe(4);
+    await clock.advance(100);
+    expect(poller.active).toBe(false);
   });
 
   it("stop() ends polling for good", async () => {
