@@ -43,12 +43,34 @@ export function createNativeTransport(url: string, options: NativeTransportOptio
   reader.on("error", () => {});
   commander.on("error", () => {});
   let closed = false;
+  // A command in flight when its connection drops is kept by ioredis to be sent again after the next
+  // login, outside the queues that disconnect() and maxRetriesPerRequest reject. While Redis refuses the
+  // login (credentials revoked and the connection killed) that keeps a blocked read waiting for ever, and
+  // with it the service's close(): stopReading() rejects such reads itself.
+  let readingStopped = false;
+  const readsInFlight = new Set<(reason: Error) => void>();
+  const stopReading = () => {
+    readingStopped = true;
+    reader.disconnect();
+    for (const reject of readsInFlight) reject(new Error("reading stopped"));
+    readsInFlight.clear();
+  };
 
   return {
     kind: "native",
     target: redactUrl(url),
     supportsBlockingReads: true,
-    read: (command: ReadGroupCommand) => send(reader, command),
+    read(command: ReadGroupCommand): Promise<unknown> {
+      // After a disconnect() that came while ioredis waited to reconnect, a new command would be queued for
+      // ever.
+      if (readingStopped) return Promise.reject(new Error("reading stopped"));
+      return new Promise((resolve, reject) => {
+        readsInFlight.add(reject);
+        send(reader, command)
+          .then(resolve, reject)
+          .finally(() => readsInFlight.delete(reject));
+      });
+    },
     call: (command: CreateGroupCommand | PendingCommand | ClaimCommand) => send(commander, command),
     async pipeline(commands: WriteCommand[]): Promise<PipelineResult[]> {
       const results = await commander
@@ -62,13 +84,11 @@ export function createNativeTransport(url: string, options: NativeTransportOptio
         return { error: new RedisReplyError(error.message, commands[index]?.[0] ?? "?", { cause: error }) };
       });
     },
-    stopReading() {
-      reader.disconnect();
-    },
+    stopReading,
     async close() {
       if (closed) return;
       closed = true;
-      reader.disconnect();
+      stopReading();
       await commander.quit().catch(() => commander.disconnect());
     },
   };

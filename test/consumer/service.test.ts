@@ -424,9 +424,9 @@ describe.each(TRANSPORTS)("credentials revoked while the service runs on the %s 
     harness = new ServiceHarness(redis, kind);
   });
   afterEach(async () => {
-    // Restored first: close() waits for a read that ioredis holds while Redis refuses its login.
-    await restore?.();
+    // Closed first, while a test's credentials may still be refused: close() must not depend on them.
     await harness.closeAll();
+    await restore?.();
     await cleanUp?.();
     restore = cleanUp = undefined;
   });
@@ -503,5 +503,20 @@ describe.each(TRANSPORTS)("credentials revoked while the service runs on the %s 
       "redis unavailable, retrying",
       "redis reachable again",
     ]);
+  });
+
+  it("close() returns while the credentials are still refused", async () => {
+    const access = await credentials();
+    restore = access.restore;
+    const service = await harness.start({ handlers: exampleHandlers, redis: access.redis });
+    const { gateway } = harness;
+    expect(await gateway.resultOf(await gateway.send("ping"))).toBe("pong");
+    await access.revoke();
+    await service.close();
+    expect(harness.logs).toContainEqual({
+      level: "info",
+      msg: "service closed",
+      consumer: service.consumerName,
+    });
   });
 });

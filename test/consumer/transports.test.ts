@@ -294,6 +294,54 @@ describe("the native transport", () => {
       await redis.client.call("ACL", "DELUSER", user);
     }
   });
+
+  it("stopReading() ends a blocked read cut off while Redis refuses the login, and later reads fail", async () => {
+    const user = `svc${randomUUID().slice(0, 8)}`;
+    await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "+@all");
+    try {
+      const url = new URL(redis.server.url);
+      url.username = user;
+      url.password = "right";
+      // The default back-off: between refused logins the reader mostly waits to reconnect, when ioredis
+      // would queue a new read for ever.
+      const transport = createNativeTransport(url.toString());
+      opened.push(transport);
+      const stream = `tr:${randomUUID()}`;
+      await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
+      const read: ReadGroupCommand = [
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "COUNT",
+        "1",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        stream,
+        ">",
+      ];
+      const blocked = rejectionOf(transport.read(read));
+      await waitFor(async () =>
+        new RegExp(`flags=b .*user=${user} `).test(String(await redis.client.call("CLIENT", "LIST"))),
+      );
+      await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
+      await redis.client.call("CLIENT", "KILL", "USER", user);
+      // Both connections were cut off at once: once a login has been refused since, the reader has seen its
+      // end too, and the read waits in ioredis for a login that Redis refuses.
+      await waitFor(async () => {
+        const entries = (await redis.client.call("ACL", "LOG")) as unknown[][];
+        return entries.some(
+          (entry) => field(entry, "reason") === "auth" && field(entry, "username") === user,
+        );
+      });
+      transport.stopReading();
+      expect(await blocked).toBeInstanceOf(Error);
+      expect(await rejectionOf(transport.read(read))).toBeInstanceOf(Error);
+    } finally {
+      await redis.client.call("ACL", "DELUSER", user);
+    }
+  });
 });
 
 /** An HTTP stand-in for an Upstash endpoint: `answer` picks the status and the raw body of each request. */
@@ -532,6 +580,12 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** The value of `name` in a reply of alternating names and values (an `ACL LOG` entry). */
+function field(reply: unknown[], name: string): unknown {
+  const index = reply.indexOf(name);
+  return index >= 0 && index % 2 === 0 ? reply[index + 1] : undefined;
 }
 
 /** Waits until redis-server lists the reader connection as blocked. */
