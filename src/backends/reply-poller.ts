@@ -149,7 +149,8 @@ const POLL_HISTORY = 256;
  * slow reply moves it by one step only. (An average of observed latencies would not do: a poll that finds
  * its reply at once says nothing about how much earlier it was there, so such an average only rises.)
  * A first poll that came before the request's due time (a busy object polls back to back) and missed
- * says nothing about the estimate and is not counted.
+ * says nothing about the estimate and is not counted; nor does one that came back full (the reply may
+ * have been queued behind that batch).
  */
 const HIT_STEP = 0.015;
 const MISS_STEP = 0.2;
