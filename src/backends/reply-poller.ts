@@ -12,10 +12,12 @@
  *   speed;
  * - a first poll due before the `XADD`'s acknowledgement can come (the learned round trip is longer than
  *   the expected latency by at least `pollMinMs`: a distant Redis, a fast service) is sent *before* it, on a
- *   timer of at least `pollMinMs` after the `XADD` was sent, when nothing else is being polled: the reply
- *   then comes about one round trip after the service made it, not two (one for the `XADD`'s answer, one
- *   for the `LPOP`). Only one such early poll per request; when it comes back empty, the request is polled
- *   as below once acknowledged;
+ *   timer of at least `pollMinMs` after the `XADD` was sent: the reply then comes about one round trip
+ *   after the service made it, not two (one for the `XADD`'s answer, one for the `LPOP`). It is not sent
+ *   when a poll went out at or after the request's due time (that one reaches Redis after the reply, as
+ *   the early one would), nor when `pollMaxInFlight` polls are in flight; it takes the place of a timed
+ *   poll still to come. Only one such early poll per request; when it comes back empty, the request is
+ *   polled as below once acknowledged;
  * - a first poll due before the acknowledgement that is not sent early, or due within `pollMinMs` of it,
  *   goes at the acknowledgement: the `LPOP` is sent at once, with no timer. It needs half a REST round trip
  *   to reach Redis, so when the service answers within about one round trip the reply is usually there when
@@ -364,12 +366,16 @@ export class ReplyPoller implements ReplyReceiver {
   }
 
   /**
-   * The early-poll timer fired: one `LPOP` for the requests whose early poll is due, unless another poll
-   * is in flight or scheduled (a busy object polls anyway); then the timer for the next one.
+   * The early-poll timer fired: one `LPOP` for the requests whose early poll is due, unless each of them
+   * is covered already (see the module comment); then the timer for the next one.
    */
   private pollEarly(): void {
     const now = this.deps.clock.now();
-    const idle = this.inFlight === 0 && this.waiting.size === 0;
+    const { pollMaxInFlight } = this.options;
+    // A poll sent at or after a request's due time reaches Redis after its reply, as an early poll would.
+    const lastSentAt =
+      this.stats.polls > 0 ? (this.pollIssuedAt[this.stats.polls % POLL_HISTORY] ?? 0) : -Infinity;
+    const room = this.inFlight < pollMaxInFlight;
     let due = false;
     let next = Infinity;
     for (const writing of this.writing.values()) {
@@ -379,7 +385,7 @@ export class ReplyPoller implements ReplyReceiver {
         continue;
       }
       writing.earlyAt = undefined;
-      if (!idle) continue;
+      if (!room || lastSentAt >= writing.dueAt) continue;
       writing.polledEarly = true;
       writing.pollsBefore = this.stats.polls;
       due = true;
@@ -387,7 +393,10 @@ export class ReplyPoller implements ReplyReceiver {
     if (next !== Infinity) this.earlyTimer.set(next);
     if (!due) return;
     this.stats.earlyPolls += 1;
-    void this.poll(false, true);
+    // It takes the place of a timed poll still to come (a slower request's back-off): when it comes back
+    // empty, the back-off goes on from there.
+    this.timer.cancel();
+    void this.pollLine(false, true);
   }
 
   private scheduleAt(at: number): void {

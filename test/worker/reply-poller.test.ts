@@ -452,7 +452,7 @@ describe("ReplyPoller", () => {
     expect(polls().length).toBe(polled + 1);
   });
 
-  it("sends no early poll while requests already acknowledged are being polled", async () => {
+  it("sends an early poll while another request is polled at back-off, in place of its next timed poll", async () => {
     const { clock, poller, polls, queue, elapsed } = setup({ pollInitialDelayMs: 2, pollMaxMs: 64 });
     await learnRoundTrip({ clock, poller, queue }, 10);
     // A slow request waits, polled on its own schedule (back-off from its expected time).
@@ -462,14 +462,90 @@ describe("ReplyPoller", () => {
     await flush();
     const polled = polls().length;
     const from = elapsed();
+    const earlyBefore = poller.stats.earlyPolls;
     await poller.prepare("new");
     await clock.advance(3.5);
-    // The back-off polls of the waiting request only (1, then 2 ms later), none for "new" at 2 ms.
+    // The waiting request's back-off poll at 1; none of them reaches Redis after the reply of "new", due
+    // at 2, so its early poll goes then, and the back-off poll due at 3 is not sent: no extra command.
     expect(
       polls()
         .slice(polled)
         .map((at) => at - from),
-    ).toEqual([expect.closeTo(1), expect.closeTo(3)]);
+    ).toEqual([expect.closeTo(1), expect.closeTo(2, 1)]);
+    expect(poller.stats.earlyPolls - earlyBefore).toBe(1);
+  });
+
+  it("sends an early poll beside one in flight that went out before the request's reply was due", async () => {
+    const twoWrites = async (pollMaxInFlight: number) => {
+      const test = setup({ pollInitialDelayMs: 2, pollMaxMs: 64, pollMaxInFlight }, { roundTripMs: 10 });
+      const { clock, poller, queue } = test;
+      await poller.prepare("first");
+      await clock.advance(10);
+      queue.push("first");
+      poller.sent("first");
+      await clock.advance(20);
+      const from = test.elapsed();
+      const polled = test.polls().length;
+      await poller.prepare("a");
+      await clock.advance(1);
+      await poller.prepare("b");
+      await clock.advance(2.5);
+      return test
+        .polls()
+        .slice(polled)
+        .map((at) => at - from);
+    };
+    // With no room for a second poll in flight, "b" waits for the first one's return.
+    expect(await twoWrites(1)).toEqual([expect.closeTo(2, 1)]);
+    const { clock, poller, polls, queue, elapsed, inFlightAtSend } = setup(
+      { pollInitialDelayMs: 2, pollMaxMs: 64, pollMaxInFlight: 3 },
+      { roundTripMs: 10 },
+    );
+    // The XADD's round trip is learned: 10 ms.
+    await poller.prepare("first");
+    await clock.advance(10);
+    queue.push("first");
+    poller.sent("first");
+    await clock.advance(20);
+    const from = elapsed();
+    const polled = polls().length;
+    await poller.prepare("a");
+    await clock.advance(1);
+    await poller.prepare("b");
+    // "a" polled early at 2; that poll is on its way (until 12) when "b" is due at 3: it reached Redis
+    // before b's reply could, so "b" gets its own early poll beside it rather than waiting for "a"'s.
+    await clock.advance(2.5);
+    expect(
+      polls()
+        .slice(polled)
+        .map((at) => at - from),
+    ).toEqual([expect.closeTo(2, 1), expect.closeTo(3, 1)]);
+    expect(inFlightAtSend.slice(polled)).toEqual([1, 2]);
+  });
+
+  it("sends no early poll for a request whose reply a poll sent since it was due will find", async () => {
+    const { clock, poller, polls, queue, elapsed } = setup({ pollInitialDelayMs: 1.2, pollMaxMs: 64 });
+    await learnFastService({ clock, poller, queue });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const from = elapsed();
+    const polled = polls().length;
+    const earlyBefore = poller.stats.earlyPolls;
+    // "new" is due within a millisecond (at about 0.87 ms), its early poll at 1 ms. Another request
+    // acknowledged at 0.95 ms is polled at once: that poll reaches Redis after the reply of "new", so no
+    // early poll goes.
+    await poller.prepare("new");
+    expect(poller.expectedLatencyOf()).toBeLessThan(0.95);
+    await clock.advance(0.95);
+    queue.push("other");
+    poller.sent("other");
+    await flush();
+    await clock.advance(1);
+    expect(
+      polls()
+        .slice(polled)
+        .map((at) => at - from),
+    ).toEqual([expect.closeTo(0.95, 2)]);
+    expect(poller.stats.earlyPolls - earlyBefore).toBe(0);
   });
 
   it("drains a backlog with up to pollMaxInFlight polls at once while batches come back full", async () => {
