@@ -267,7 +267,7 @@ export function formatReport(report: BenchReport): string {
   sections.push(
     "### Gateway phases: commands per request by name (gateway side, then service side)\n\n" +
       formatTable(
-        ["clients", ...names, "empty polls/req", "poll delay ms"],
+        ["clients", ...names, "empty polls/req", "REST req/req", "poll delay ms"],
         gatewayPhases.map((p) => [
           String(p.clients),
           ...names.map((name) =>
@@ -278,6 +278,7 @@ export function formatReport(report: BenchReport): string {
             ),
           ),
           fixed(p.poller?.emptyPollsPerRequest, 3),
+          fixed(p.poller?.redisRequestsPerRequest, 3),
           p.poller ? p.poller.expectedLatencyMs.map((ms) => ms.toFixed(2)).join("/") : "-",
         ]),
       ),
