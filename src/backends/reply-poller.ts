@@ -49,10 +49,10 @@
  *   `[limits] subrequests`; "Limits", https://developers.cloudflare.com/workers/platform/limits/), so a
  *   request waiting 30 s costs about 40 `LPOP`s instead of 600. With the default factor 2 the gap never
  *   exceeds the time already waited, so a late reply is found at most about twice as late;
- * - otherwise one `LPOP` in flight at a time; nothing waiting means no Redis command, and within a second no timer
- *   (a timer due within a second is left to run out rather than cleared: a lone client's requests then
- *   cost about one timer a second, not a `setTimeout` and a `clearTimeout` each; see `LazyTimer`), so the
- *   object can hibernate.
+ * - otherwise one `LPOP` in flight at a time; nothing waiting means no Redis command, and within a second
+ *   no timer (a timer due within a second is left to run out rather than cleared: a lone client's requests
+ *   then cost about one timer a second, not a `setTimeout` and a `clearTimeout` each; see `LazyTimer`), so
+ *   the object can hibernate.
  */
 import { SWEEP_MS, type Clock } from "../core/pending-requests.js";
 import { LazyTimer } from "../core/lazy-timer.js";
