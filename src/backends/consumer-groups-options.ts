@@ -57,6 +57,13 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
    * `redisRequestTimeoutMs` starts when its command is sent, its reply wait when it arrived. @default 6
    */
   maxRedisConnections?: number;
+  /**
+   * `LPOP`s of the reply key in flight at once while reply batches come back full (a backlog on the list;
+   * each in a REST request of its own, since a full batch is sized to fill one Upstash response). With
+   * Redis a round trip away, an object collects at most this many batches per round trip. At most
+   * `maxRedisConnections`. @default half of `maxRedisConnections`, at least 1 (3)
+   */
+  pollMaxInFlight?: number;
   /** Commands sent together in one `/pipeline` request (a burst's `XADD`s and the `LPOP`). @default 100 */
   writeBatchSize?: number;
   /**
@@ -150,6 +157,7 @@ export type ResolvedConsumerGroupsOptions = Omit<ConsumerGroupsOptions, "categor
     categoryTimeoutConfig: Record<string, number>;
     /** At most {@link maxPollBatchSize} of `maxResponseBytes`. */
     pollBatchSize: number;
+    pollMaxInFlight: number;
     categories: ReadonlySet<string>;
   };
 
@@ -217,6 +225,16 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
     if (!Number.isInteger(value) || value < 1)
       throw new ConfigError(`\`${key}\` must be a positive integer, got ${String(value)}`);
   }
+  const pollMaxInFlight =
+    resolved.pollMaxInFlight ?? Math.max(1, Math.floor(resolved.maxRedisConnections / 2));
+  if (
+    !Number.isInteger(pollMaxInFlight) ||
+    pollMaxInFlight < 1 ||
+    pollMaxInFlight > resolved.maxRedisConnections
+  )
+    throw new ConfigError(
+      `\`pollMaxInFlight\` must be an integer from 1 to \`maxRedisConnections\` (${resolved.maxRedisConnections}), got ${String(pollMaxInFlight)}`,
+    );
   positive("maxResponseBytes", resolved.maxResponseBytes);
   const batchCap = maxPollBatchSize(resolved.maxResponseBytes);
   if (resolved.pollBatchSize > batchCap) {
@@ -239,7 +257,7 @@ export function resolveConsumerGroupsOptions(options: ConsumerGroupsOptions): Re
       throw new ConfigError(`\`categories\`: "${category}" is not a valid category name`);
     }
   }
-  return { ...resolved, pollBatchSize, categories };
+  return { ...resolved, pollBatchSize, pollMaxInFlight, categories };
 }
 
 function positive(name: string, value: number): void {

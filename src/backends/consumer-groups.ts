@@ -71,8 +71,7 @@ export class ConsumerGroupsBackend implements Backend {
       pollLateBackoffMs: o.pollLateBackoffMs,
       pollBackoffFactor: o.pollBackoffFactor,
       pollBatchSize: o.pollBatchSize,
-      // Half the object's connections at most, so `XADD`s always have the other half.
-      pollMaxInFlight: Math.max(1, Math.floor(o.maxRedisConnections / 2)),
+      pollMaxInFlight: o.pollMaxInFlight,
       subscribeGraceMs: o.subscribeGraceMs,
       subscribeRetryMaxMs: o.subscribeRetryMaxMs,
       replyListCheckMs: o.replyListCheckMs,

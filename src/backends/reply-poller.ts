@@ -75,10 +75,7 @@ export interface ReplyPollerOptions {
   pollBackoffFactor: number;
   /** Replies popped per `LPOP`. @default 100 */
   pollBatchSize: number;
-  /**
-   * `LPOP`s in flight at once while batches come back full (a backlog on the reply list). The gateway
-   * sets half its `maxRedisConnections`, so `XADD`s always have the other half.
-   */
+  /** `LPOP`s in flight at once while batches come back full (a backlog on the reply list). @default 3 */
   pollMaxInFlight: number;
 }
 

@@ -103,7 +103,10 @@ export class ReplySubscriber implements ReplyReceiver {
     private readonly settings: ReplySubscriberSettings,
     private readonly deps: ReplySubscriberDeps,
   ) {
-    this.fallback = new ReplyPoller(settings, { clock: deps.clock, poll: (count, ticket) => deps.poll(count, ticket) });
+    this.fallback = new ReplyPoller(settings, {
+      clock: deps.clock,
+      poll: (count, ticket) => deps.poll(count, ticket),
+    });
     this.grace = new LazyTimer(deps.clock, () => this.close(), settings.subscribeGraceMs);
     // After the first check, later ones back off to 8x: a slow request of a publishing service (the
     // supported pairing) then costs a few LPOPs over a 30 s wait, not one per second.

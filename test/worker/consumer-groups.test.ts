@@ -233,5 +233,16 @@ describe("resolveConsumerGroupsOptions", () => {
       /categoryTimeoutConfig.mt5/,
     );
     expect(() => resolveConsumerGroupsOptions({ redis, categories: ["bad key"] })).toThrow(/categories/);
+    expect(() => resolveConsumerGroupsOptions({ redis, pollMaxInFlight: 7 })).toThrow(
+      /`pollMaxInFlight` must be an integer from 1 to `maxRedisConnections` \(6\), got 7/,
+    );
+    expect(() => resolveConsumerGroupsOptions({ redis, pollMaxInFlight: 0 })).toThrow(/pollMaxInFlight/);
+  });
+
+  it("sends up to half the object's connections as LPOPs on a backlog, unless told otherwise", () => {
+    expect(resolveConsumerGroupsOptions({ redis }).pollMaxInFlight).toBe(3);
+    expect(resolveConsumerGroupsOptions({ redis, maxRedisConnections: 1 }).pollMaxInFlight).toBe(1);
+    expect(resolveConsumerGroupsOptions({ redis, maxRedisConnections: 5 }).pollMaxInFlight).toBe(2);
+    expect(resolveConsumerGroupsOptions({ redis, pollMaxInFlight: 6 }).pollMaxInFlight).toBe(6);
   });
 });
