@@ -124,6 +124,28 @@ describe("a distant Redis (the bridge simulating a 200 ms round trip)", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(backend.stats()).toMatchObject({ polls: 2, redisInFlight: 0 });
   });
+
+  it("drains a backlog of replies with several LPOPs in flight, each a request of its own", async () => {
+    const backend = await serviceAndBackend(
+      fixture,
+      { ping: () => "pong" },
+      // Two replies per LPOP: twelve waiting replies are a backlog of six full batches.
+      { pollBatchSize: 2, pollMaxInFlight: 3 },
+    );
+    const { conn, send } = gatewayOn(backend);
+    await Promise.all(Array.from({ length: 12 }, (_, index) => send({ ping: 1, req_id: index + 1 })));
+    await waitFor(() => conn.sent.length === 12, 15_000);
+    expect(conn.sent.map((frame) => (frame as { req_id?: number }).req_id).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 12 }, (_, index) => index + 1),
+    );
+    expect(conn.sent.every((frame) => (frame as { ping?: unknown }).ping === "pong")).toBe(true);
+    const stats = backend.stats();
+    // The first full batch started two more LPOPs beside the next: three requests to Redis at once, and
+    // six full batches with none empty (about three round trips of 200 ms instead of six).
+    expect(stats.concurrentPolls).toBe(2);
+    expect(stats.maxRedisInFlight).toBe(3);
+    expect(stats).toMatchObject({ polls: 6, emptyPolls: 0, redisInFlight: 0 });
+  });
 });
 
 /**

@@ -584,6 +584,28 @@ describe("ReplyPoller", () => {
     expect(poller.active).toBe(false);
   });
 
+  it("backs off once, and goes on, when the polls in flight together all fail", async () => {
+    const { clock, poller, polls, queue, failPolls, errors } = setup(
+      { pollBatchSize: 2, pollMaxInFlight: 3 },
+      { roundTripMs: 10 },
+    );
+    for (let index = 0; index < 12; index++) {
+      queue.push(`r${index}`);
+      poller.sent(`r${index}`);
+    }
+    // The first poll (sent at 1, at Redis at 6) comes back full at 11; the three it leads to fail at Redis.
+    await clock.advance(7);
+    failPolls(3);
+    await clock.advance(10.5);
+    // All three failed at 16: the last one to fail schedules one back-off poll, 1 ms later.
+    expect(polls()).toEqual([1, 11, 11, 11, 17]);
+    expect(errors).toHaveLength(3);
+    expect(poller.stats.pollErrors).toBe(3);
+    await clock.advance(100);
+    expect(poller.waitingCount).toBe(0);
+    expect(poller.active).toBe(false);
+  });
+
   it("goes back to one poll at a time once a batch comes back short", async () => {
     const { clock, poller, polls, queue, inFlightAtSend } = setup(
       { pollBatchSize: 2, pollMaxInFlight: 3, pollInitialDelayMs: 4 },
