@@ -135,9 +135,9 @@ describe("a distant Redis (the bridge simulating a 200 ms round trip)", () => {
     const { conn, send } = gatewayOn(backend);
     await Promise.all(Array.from({ length: 12 }, (_, index) => send({ ping: 1, req_id: index + 1 })));
     await waitFor(() => conn.sent.length === 12, 15_000);
-    expect(conn.sent.map((frame) => (frame as { req_id?: number }).req_id).sort((a, b) => a - b)).toEqual(
-      Array.from({ length: 12 }, (_, index) => index + 1),
-    );
+    expect(
+      conn.sent.map((frame) => (frame as { req_id?: number }).req_id).sort((a, b) => (a ?? 0) - (b ?? 0)),
+    ).toEqual(Array.from({ length: 12 }, (_, index) => index + 1));
     expect(conn.sent.every((frame) => (frame as { ping?: unknown }).ping === "pong")).toBe(true);
     const stats = backend.stats();
     // The first full batch started two more LPOPs beside the next: three requests to Redis at once, and

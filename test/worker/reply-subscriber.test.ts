@@ -337,4 +337,53 @@ describe("readEventData", () => {
   it("reads a multi-line standard event as one event per data line, as @upstash/redis does", async () => {
     expect(await eventsOf(["data: x\ndata: y\n\n"])).toEqual(["x", "y"]);
   });
+
+  /** The events of a body delivered as `bytes` cut at each of `cuts`. */
+  async function eventsOfBytes(bytes: Uint8Array, cuts: number[]): Promise<string[]> {
+    const edges = [0, ...cuts, bytes.length];
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let index = 1; index < edges.length; index++)
+          controller.enqueue(bytes.slice(edges[index - 1], edges[index]));
+        controller.close();
+      },
+    });
+    const events: string[] = [];
+    await readEventData(body, (data) => events.push(data));
+    return events;
+  }
+
+  it("reads a payload whose UTF-8 characters are cut across chunks, at every cut", async () => {
+    const text = 'data: message,c,{"t":"héllo ✓ 😀"}\rdata: two\r\n';
+    const bytes = new TextEncoder().encode(text);
+    for (let at = 1; at < bytes.length; at++) {
+      expect(await eventsOfBytes(bytes, [at]), `cut at byte ${at}`).toEqual([
+        'message,c,{"t":"héllo ✓ 😀"}',
+        "two",
+      ]);
+    }
+    // Every byte its own chunk.
+    expect(
+      await eventsOfBytes(
+        bytes,
+        Array.from({ length: bytes.length - 1 }, (_, index) => index + 1),
+      ),
+    ).toEqual(['message,c,{"t":"héllo ✓ 😀"}', "two"]);
+  });
+
+  it("hands on no last line without a line end, and skips other fields", async () => {
+    expect(await eventsOf(["event: x\nid: 3\ndata:a\ndat: b\ndata: cut off"])).toEqual(["a"]);
+  });
+
+  it("ends the stream with an error when one line grows past 16 MB", async () => {
+    const mib = new Uint8Array(1024 * 1024).fill(0x61);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("data: "));
+        for (let index = 0; index < 17; index++) controller.enqueue(mib);
+        controller.close();
+      },
+    });
+    await expect(readEventData(body, () => undefined)).rejects.toThrow(/exceeded 16 MB/);
+  });
 });
