@@ -402,9 +402,9 @@ export class ReplyPoller implements ReplyReceiver {
     this.timer.set(at);
   }
 
-  /** A timed poll, one at the acknowledgement, or an early one: only when no poll is in flight. */
-  private async poll(atAcknowledgement = false, early = false): Promise<void> {
-    if (this.inFlight === 0) await this.pollLine(atAcknowledgement, early);
+  /** A timed poll, or one at the acknowledgement: only when no poll is in flight. */
+  private async poll(atAcknowledgement = false): Promise<void> {
+    if (this.inFlight === 0) await this.pollLine(atAcknowledgement, false);
   }
 
   /**

@@ -142,19 +142,7 @@ describe("the native transport", () => {
     const transport = open("native");
     const stream = `tr:${randomUUID()}`;
     await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
-    const blocked = transport.read([
-      "XREADGROUP",
-      "GROUP",
-      "g",
-      "c",
-      "COUNT",
-      "1",
-      "BLOCK",
-      "0",
-      "STREAMS",
-      stream,
-      ">",
-    ]);
+    const blocked = transport.read(blockingRead(stream));
     const outcome = blocked.then(
       () => "resolved",
       () => "rejected",
@@ -308,20 +296,7 @@ describe("the native transport", () => {
       opened.push(transport);
       const stream = `tr:${randomUUID()}`;
       await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
-      const read: ReadGroupCommand = [
-        "XREADGROUP",
-        "GROUP",
-        "g",
-        "c",
-        "COUNT",
-        "1",
-        "BLOCK",
-        "0",
-        "STREAMS",
-        stream,
-        ">",
-      ];
-      const blocked = rejectionOf(transport.read(read));
+      const blocked = rejectionOf(transport.read(blockingRead(stream)));
       await waitFor(async () =>
         new RegExp(`flags=b .*user=${user} `).test(String(await redis.client.call("CLIENT", "LIST"))),
       );
@@ -337,7 +312,7 @@ describe("the native transport", () => {
       });
       transport.stopReading();
       expect(await blocked).toBeInstanceOf(Error);
-      expect(await rejectionOf(transport.read(read))).toBeInstanceOf(Error);
+      expect(await rejectionOf(transport.read(blockingRead(stream)))).toBeInstanceOf(Error);
     } finally {
       await redis.client.call("ACL", "DELUSER", user);
     }
@@ -580,6 +555,11 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** A read of one new entry of group `g` on `stream` that blocks with no time limit. */
+function blockingRead(stream: string): ReadGroupCommand {
+  return ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "BLOCK", "0", "STREAMS", stream, ">"];
 }
 
 /** The value of `name` in a reply of alternating names and values (an `ACL LOG` entry). */
