@@ -50,10 +50,12 @@ export interface ConsumerGroupsOptions extends Partial<ReplyPollerOptions> {
    */
   streamMaxLen?: number;
   /**
-   * REST requests to Redis one object keeps open at once (the reply subscription's stream counts as one
-   * while open); more wait in the object's queue. A Durable Object may hold 6 simultaneous outgoing
-   * connections and the runtime queues the rest (Durable Objects limits,
-   * https://developers.cloudflare.com/durable-objects/platform/limits/). A request's
+   * REST requests to Redis one object keeps open at once (the reply subscription's stream counts only
+   * until its response headers arrive); more wait in the object's queue. A Durable Object may have 6
+   * outgoing connections waiting for their response headers and the runtime queues the rest (Durable
+   * Objects limits, https://developers.cloudflare.com/durable-objects/platform/limits/; counted only
+   * while waiting for headers since
+   * https://developers.cloudflare.com/changelog/2026-04-09-relaxed-connection-limiting). A request's
    * `redisRequestTimeoutMs` starts when its command is sent, its reply wait when it arrived. @default 6
    */
   maxRedisConnections?: number;

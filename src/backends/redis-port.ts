@@ -64,9 +64,13 @@ export interface RedisPort {
   /** Sends `commands` together (one request while they fit a batch), one result or error each. */
   pipeline(commands: RedisCommand[]): Promise<PipelineResult[]>;
   /**
-   * Opens a subscription to `channel` (server-sent events), holding one of the port's connections until
-   * `signal` aborts: the caller aborts it when it is done with the stream, also when the stream ended or
-   * failed by itself.
+   * Opens a subscription to `channel` (server-sent events). It takes one of the port's connections while
+   * it waits for the response headers and gives it back once they arrive: Cloudflare counts an outgoing
+   * connection against an object's six only in that phase, not while its body is read ("Relaxed
+   * simultaneous connection limiting for Workers",
+   * https://developers.cloudflare.com/changelog/2026-04-09-relaxed-connection-limiting), so an open stream
+   * leaves every connection to the commands. `signal` aborts the stream: the caller aborts it when it is
+   * done with it, also when it ended or failed by itself.
    */
   subscribe(channel: string, signal: AbortSignal): Promise<Response>;
   /** Requests, commands, queue and connections, for `/metrics`, tests and the benchmark. */
@@ -108,20 +112,10 @@ export function createRedisPort(settings: RedisPortSettings): RedisPort {
       const release = await pipe.hold();
       try {
         signal.throwIfAborted();
-        const response = await openSubscription({ url, token, fetch: settings.fetch }, channel, signal);
-        if (!response.body) {
-          release();
-          return response;
-        }
-        // Given back when the caller aborts `signal`, which it does once it is done with the stream (also
-        // one that ended by itself). Not by wrapping the body in a stream of our own that notices its end:
-        // that wrapper's `pull` per chunk cost about a tenth of the object's CPU per pushed reply (profile of
-        // the subscribe transport, `bench/profile.ts`).
-        signal.addEventListener("abort", release, { once: true });
-        return response;
-      } catch (error) {
+        // Resolves when the response headers arrive: the connection counts no longer (see above).
+        return await openSubscription({ url, token, fetch: settings.fetch }, channel, signal);
+      } finally {
         release();
-        throw error;
       }
     },
   };

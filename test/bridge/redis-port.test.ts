@@ -1,7 +1,8 @@
 /**
  * The gateway's one door to Redis (`createRedisPort`) against a real redis-server behind the bridge: a
  * turn's commands share one REST request and keep their own results and errors, the observer (the
- * object's metrics) sees each, a subscription holds one of the object's connections until it ends, and
+ * object's metrics) sees each, a subscription holds one of the object's connections only until its headers
+ * arrive, and
  * no other module of the gateway builds a Redis client or opens a subscription itself.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -20,7 +21,7 @@ afterAll(async () => {
   await fixture?.stop();
 });
 
-const port = (maxConnections = 6) => {
+const port = (maxConnections = 6, fetcher?: typeof fetch) => {
   const sent: string[] = [];
   const failed: string[] = [];
   const redis = createRedisPort({
@@ -28,6 +29,7 @@ const port = (maxConnections = 6) => {
     token: TOKEN,
     requestTimeoutMs: 5_000,
     maxConnections,
+    ...(fetcher ? { fetch: fetcher } : {}),
     observer: {
       sent: (commands: readonly RedisCommand[]) => sent.push(...commands.map((c) => c[0])),
       failed: (command: RedisCommand) => failed.push(command[0]),
@@ -126,22 +128,45 @@ describe("the Redis port", () => {
     ]);
   });
 
-  it("holds one of the object's connections while a subscription is open and gives it back when it ends", async () => {
-    const { redis } = port(1);
+  it("holds one of the object's connections while a subscription waits for its headers, none once the stream is open", async () => {
+    // The real fetch to the bridge, started only when the test lets it: the window while the object waits
+    // for the stream's response headers, the only time Cloudflare counts the connection.
+    let letThrough!: () => void;
+    const gate = new Promise<void>((resolve) => (letThrough = resolve));
+    const gated: typeof fetch = async (input, init) => {
+      await gate;
+      return fetch(input, init);
+    };
+    const { redis } = port(1, gated);
     const controller = new AbortController();
-    const response = await redis.subscribe("port:channel", controller.signal);
-    expect(response.status).toBe(200);
-    const first = new Promise<string>((resolve) => {
-      readEventData(response.body as ReadableStream<Uint8Array>, resolve).catch(() => undefined);
-    });
-    expect(await first).toBe("subscribe,port:channel,1");
-    // The only connection is the stream's: a command waits in the queue until the stream is closed.
+    const opening = redis.subscribe("port:channel", controller.signal);
+    // Waiting for headers: the only connection is the stream's, so a command waits in the queue.
     const ping = redis.exec<string>(["PING"]);
     await waitFor(() => redis.stats.queuedCommands === 1);
     expect(redis.stats).toMatchObject({ redisInFlight: 1, redisCommandsSent: 0 });
-    controller.abort();
+    letThrough();
+    const response = await opening;
+    expect(response.status).toBe(200);
+    const events: string[] = [];
+    const reading = readEventData(response.body as ReadableStream<Uint8Array>, (data) => events.push(data));
+    // Headers in: the command goes out on the connection while the stream stays open and delivers.
     await expect(ping).resolves.toBe("PONG");
-    expect(redis.stats).toMatchObject({ redisRequests: 2, maxRedisInFlight: 1 });
+    await redis.exec(["PUBLISH", "port:channel", "after the ping"]);
+    await waitFor(() => events.includes("message,port:channel,after the ping"));
+    expect(events[0]).toBe("subscribe,port:channel,1");
+    expect(redis.stats).toMatchObject({ redisInFlight: 0, redisRequests: 3, maxRedisInFlight: 1 });
+    controller.abort();
+    await reading.catch(() => undefined);
+  });
+
+  it("gives the connection back when a subscription fails before its headers", async () => {
+    const refused: typeof fetch = () => Promise.reject(new TypeError("connection refused"));
+    const { redis } = port(1, refused);
+    await expect(redis.subscribe("port:nowhere", new AbortController().signal)).rejects.toThrow(
+      "connection refused",
+    );
+    await expect(redis.exec<string>(["PING"])).resolves.toBe("PONG");
+    expect(redis.stats).toMatchObject({ redisInFlight: 0, redisRequests: 2 });
   });
 });
 
