@@ -520,3 +520,53 @@ describe.each(TRANSPORTS)("credentials revoked while the service runs on the %s 
     });
   });
 });
+
+describe("credentials revoked while a reply batch is in flight (native transport)", () => {
+  it("close() returns, keeps the entry pending for another consumer and says the reply was not written", async () => {
+    const harness = new ServiceHarness(redis, "native");
+    const user = `svc${randomUUID().slice(0, 8)}`;
+    await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "&*", "+@all");
+    const url = new URL(redis.server.url);
+    url.username = user;
+    url.password = "right";
+    const stream = `${harness.streamPrefix}general`;
+    try {
+      const service = await harness.start({
+        handlers: exampleHandlers,
+        redis: url.toString(),
+        closeTimeoutMs: 300,
+      });
+      await harness.gateway.send("slow", { slow: 1, ms: 200 });
+      await waitFor(async () => (await pendingEntries(redis.client, stream)) === 1);
+      // Redis holds write commands unanswered, so the reply batch of `slow` goes out and waits there.
+      await redis.client.call("CLIENT", "PAUSE", "10000", "WRITE");
+      await waitFor(async () =>
+        String(await redis.client.call("CLIENT", "LIST"))
+          .split("\n")
+          .some((line) => line.includes("name=edge-wsproxy-service ") && line.includes("cmd=rpush")),
+      );
+      // The password changes and the connections are killed with that batch in flight: ioredis would keep
+      // it for a login that is now refused, and close() would wait for it for ever.
+      await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
+      await redis.client.call("CLIENT", "KILL", "USER", user);
+      await redis.client.call("CLIENT", "UNPAUSE");
+      await service.close();
+      expect(harness.logs).toContainEqual({
+        level: "error",
+        msg: "abandoned unsent replies on close",
+        entries: 1,
+      });
+      expect(harness.logs).toContainEqual({
+        level: "info",
+        msg: "service closed",
+        consumer: service.consumerName,
+      });
+      // Not acked: another consumer reclaims the entry and answers it.
+      expect(await pendingEntries(redis.client, stream)).toBe(1);
+    } finally {
+      await redis.client.call("CLIENT", "UNPAUSE");
+      await harness.closeAll();
+      await redis.client.call("ACL", "DELUSER", user);
+    }
+  });
+});
