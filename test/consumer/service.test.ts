@@ -536,7 +536,7 @@ describe("credentials revoked while a reply batch is in flight (native transport
         redis: url.toString(),
         closeTimeoutMs: 300,
       });
-      await harness.gateway.send("slow", { slow: 1, ms: 200 });
+      await harness.gateway.send("slow", { slow: 1, ms: 500 });
       await waitFor(async () => (await pendingEntries(redis.client, stream)) === 1);
       // Redis holds write commands unanswered, so the reply batch of `slow` goes out and waits there.
       await redis.client.call("CLIENT", "PAUSE", "10000", "WRITE");
