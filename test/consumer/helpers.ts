@@ -33,6 +33,33 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
+/**
+ * A Redis ACL user of its own, password "right" (every key, channel and command), and the URL that logs in
+ * as it with `password`. `revoke()` changes the password and kills the user's connections, so they must log
+ * in again and are refused; `restore()` gives the old password back; `remove()` deletes the user.
+ */
+export async function aclUser(redis: TestRedis, password = "right") {
+  const user = `svc${randomUUID().slice(0, 8)}`;
+  await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "&*", "+@all");
+  const url = new URL(redis.server.url);
+  url.username = user;
+  url.password = password;
+  return {
+    user,
+    url: url.toString(),
+    async revoke(): Promise<void> {
+      await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
+      await redis.client.call("CLIENT", "KILL", "USER", user);
+    },
+    async restore(): Promise<void> {
+      await redis.client.call("ACL", "SETUSER", user, ">right");
+    },
+    async remove(): Promise<void> {
+      await redis.client.call("ACL", "DELUSER", user);
+    },
+  };
+}
+
 /** Starts redis-server and the bridge. */
 export async function startTestRedis(): Promise<TestRedis> {
   const server = await startRedis();

@@ -3,13 +3,19 @@
  * them are answered on the reply key, errors have the agreed shapes, deadlines and limits hold, and close()
  * finishes work. Every test runs on both transports.
  */
-import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { handlers as exampleHandlers } from "../../examples/example-service.js";
 import { startBridge } from "../../src/bridge/server.js";
 import { INTERNAL_ERROR_RESULT, createRpcService, type RpcServiceOptions } from "../../src/consumer/index.js";
-import { ServiceHarness, TRANSPORTS, startTestRedis, type TestRedis, pendingEntries } from "./helpers.js";
+import {
+  ServiceHarness,
+  TRANSPORTS,
+  aclUser,
+  startTestRedis,
+  type TestRedis,
+  pendingEntries,
+} from "./helpers.js";
 import { waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
@@ -444,23 +450,16 @@ describe.each(TRANSPORTS)("credentials revoked while the service runs on the %s 
     restore: () => Promise<void>;
   }> {
     if (kind === "native") {
-      const user = `svc${randomUUID().slice(0, 8)}`;
-      await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "&*", "+@all");
-      cleanUp = async () => void (await redis.client.call("ACL", "DELUSER", user));
-      const url = new URL(redis.server.url);
-      url.username = user;
-      url.password = "right";
+      const access = await aclUser(redis);
+      cleanUp = access.remove;
       return {
-        redis: url.toString(),
+        redis: access.url,
         async revoke() {
-          await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
-          await redis.client.call("CLIENT", "KILL", "USER", user);
+          await access.revoke();
           // Commands in flight at the kill wait in ioredis for a login; the next ones fail on the refusal.
           await waitFor(() => outageLogged());
         },
-        async restore() {
-          await redis.client.call("ACL", "SETUSER", user, ">right");
-        },
+        restore: access.restore,
       };
     }
     const token = "rotated-token-test";
@@ -524,16 +523,12 @@ describe.each(TRANSPORTS)("credentials revoked while the service runs on the %s 
 describe("credentials revoked while a reply batch is in flight (native transport)", () => {
   it("close() returns, keeps the entry pending for another consumer and says the reply was not written", async () => {
     const harness = new ServiceHarness(redis, "native");
-    const user = `svc${randomUUID().slice(0, 8)}`;
-    await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "&*", "+@all");
-    const url = new URL(redis.server.url);
-    url.username = user;
-    url.password = "right";
+    const access = await aclUser(redis);
     const stream = `${harness.streamPrefix}general`;
     try {
       const service = await harness.start({
         handlers: exampleHandlers,
-        redis: url.toString(),
+        redis: access.url,
         closeTimeoutMs: 300,
       });
       await harness.gateway.send("slow", { slow: 1, ms: 500 });
@@ -547,8 +542,7 @@ describe("credentials revoked while a reply batch is in flight (native transport
       );
       // The password changes and the connections are killed with that batch in flight: ioredis would keep
       // it for a login that is now refused, and close() would wait for it for ever.
-      await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
-      await redis.client.call("CLIENT", "KILL", "USER", user);
+      await access.revoke();
       await redis.client.call("CLIENT", "UNPAUSE");
       await service.close();
       expect(harness.logs).toContainEqual({
@@ -566,7 +560,7 @@ describe("credentials revoked while a reply batch is in flight (native transport
     } finally {
       await redis.client.call("CLIENT", "UNPAUSE");
       await harness.closeAll();
-      await redis.client.call("ACL", "DELUSER", user);
+      await access.remove();
     }
   });
 });

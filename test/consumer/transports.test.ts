@@ -22,7 +22,7 @@ import {
   type ReadGroupCommand,
   type ServiceTransport,
 } from "../../src/consumer/transport.js";
-import { TRANSPORTS, startTestRedis, type TestRedis, type TransportKind } from "./helpers.js";
+import { TRANSPORTS, aclUser, startTestRedis, type TestRedis, type TransportKind } from "./helpers.js";
 import { sleep, waitFor } from "../support/wait.js";
 
 let redis: TestRedis;
@@ -265,34 +265,27 @@ describe("the native transport", () => {
   });
 
   it("turns a wrong password into an AuthenticationError", async () => {
-    const user = `svc${randomUUID().slice(0, 8)}`;
-    await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "+@all");
+    const access = await aclUser(redis, "wrong");
     try {
-      const url = new URL(redis.server.url);
-      url.username = user;
-      url.password = "wrong";
-      const transport = createNativeTransport(url.toString(), { reconnectMaxMs: 20 });
+      const transport = createNativeTransport(access.url, { reconnectMaxMs: 20 });
       opened.push(transport);
-      expect(transport.target).toBe(`redis://${user}:***@${url.host}`);
+      expect(transport.target).toBe(`redis://${access.user}:***@${new URL(access.url).host}`);
       const error = await rejectionOf(transport.call(["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]));
       expect(error).toBeInstanceOf(AuthenticationError);
       expect(error.name).toBe("AuthenticationError");
       expect(error.message).toMatch(/WRONGPASS/);
     } finally {
-      await redis.client.call("ACL", "DELUSER", user);
+      await access.remove();
     }
   });
 
   it("stopReading() ends a blocked read cut off while Redis refuses the login, and later reads fail", async () => {
-    const user = `svc${randomUUID().slice(0, 8)}`;
-    await redis.client.call("ACL", "SETUSER", user, "on", ">right", "~*", "+@all");
+    const access = await aclUser(redis);
+    const { user } = access;
     try {
-      const url = new URL(redis.server.url);
-      url.username = user;
-      url.password = "right";
       // The default back-off: between refused logins the reader mostly waits to reconnect, when ioredis
       // would queue a new read for ever.
-      const transport = createNativeTransport(url.toString());
+      const transport = createNativeTransport(access.url);
       opened.push(transport);
       const stream = `tr:${randomUUID()}`;
       await transport.call(["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"]);
@@ -300,8 +293,7 @@ describe("the native transport", () => {
       await waitFor(async () =>
         new RegExp(`flags=b .*user=${user} `).test(String(await redis.client.call("CLIENT", "LIST"))),
       );
-      await redis.client.call("ACL", "SETUSER", user, "resetpass", ">changed");
-      await redis.client.call("CLIENT", "KILL", "USER", user);
+      await access.revoke();
       // Both connections were cut off at once: once a login has been refused since, the reader has seen its
       // end too, and the read waits in ioredis for a login that Redis refuses.
       await waitFor(async () => {
@@ -314,7 +306,7 @@ describe("the native transport", () => {
       expect(await blocked).toBeInstanceOf(Error);
       expect(await rejectionOf(transport.read(blockingRead(stream)))).toBeInstanceOf(Error);
     } finally {
-      await redis.client.call("ACL", "DELUSER", user);
+      await access.remove();
     }
   });
 });

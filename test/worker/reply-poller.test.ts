@@ -476,6 +476,7 @@ describe("ReplyPoller", () => {
   });
 
   it("sends an early poll beside one in flight that went out before the request's reply was due", async () => {
+    /** Two requests written 1 ms apart after the XADD's round trip (10 ms) is learned: their polls' times. */
     const twoWrites = async (pollMaxInFlight: number) => {
       const test = setup({ pollInitialDelayMs: 2, pollMaxMs: 64, pollMaxInFlight }, { roundTripMs: 10 });
       const { clock, poller, queue } = test;
@@ -490,37 +491,21 @@ describe("ReplyPoller", () => {
       await clock.advance(1);
       await poller.prepare("b");
       await clock.advance(2.5);
-      return test
-        .polls()
-        .slice(polled)
-        .map((at) => at - from);
+      return {
+        at: test
+          .polls()
+          .slice(polled)
+          .map((at) => at - from),
+        inFlightAtSend: test.inFlightAtSend.slice(polled),
+      };
     };
     // With no room for a second poll in flight, "b" waits for the first one's return.
-    expect(await twoWrites(1)).toEqual([expect.closeTo(2, 1)]);
-    const { clock, poller, polls, queue, elapsed, inFlightAtSend } = setup(
-      { pollInitialDelayMs: 2, pollMaxMs: 64, pollMaxInFlight: 3 },
-      { roundTripMs: 10 },
-    );
-    // The XADD's round trip is learned: 10 ms.
-    await poller.prepare("first");
-    await clock.advance(10);
-    queue.push("first");
-    poller.sent("first");
-    await clock.advance(20);
-    const from = elapsed();
-    const polled = polls().length;
-    await poller.prepare("a");
-    await clock.advance(1);
-    await poller.prepare("b");
+    expect((await twoWrites(1)).at).toEqual([expect.closeTo(2, 1)]);
     // "a" polled early at 2; that poll is on its way (until 12) when "b" is due at 3: it reached Redis
     // before b's reply could, so "b" gets its own early poll beside it rather than waiting for "a"'s.
-    await clock.advance(2.5);
-    expect(
-      polls()
-        .slice(polled)
-        .map((at) => at - from),
-    ).toEqual([expect.closeTo(2, 1), expect.closeTo(3, 1)]);
-    expect(inFlightAtSend.slice(polled)).toEqual([1, 2]);
+    const { at, inFlightAtSend } = await twoWrites(3);
+    expect(at).toEqual([expect.closeTo(2, 1), expect.closeTo(3, 1)]);
+    expect(inFlightAtSend).toEqual([1, 2]);
   });
 
   it("sends no early poll for a request whose reply a poll sent since it was due will find", async () => {
