@@ -39,7 +39,16 @@ export async function readBody(request: IncomingMessage, maxBodyBytes: number): 
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
+    // Every listener goes once the body is read or refused: a request's "close" comes after its "end" as
+    // well, and must then neither build an error nor keep a listener for the life of the keep-alive socket.
+    const settle = (outcome: () => void): void => {
+      request.off("data", onData);
+      request.off("end", onEnd);
+      request.off("error", onError);
+      request.off("close", onClose);
+      outcome();
+    };
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size <= maxBodyBytes) {
         chunks.push(chunk);
@@ -47,15 +56,18 @@ export async function readBody(request: IncomingMessage, maxBodyBytes: number): 
       }
       // Stop reading without destroying the request: destroying it would also destroy the socket before the
       // 413 could be written.
-      request.off("data", onData);
       request.pause();
-      reject(tooLarge());
+      settle(() => reject(tooLarge()));
     };
-    request.on("data", onData);
-    request.once("end", () => resolve(Buffer.concat(chunks, size)));
-    request.once("error", reject);
+    const onEnd = (): void => settle(() => resolve(Buffer.concat(chunks, size)));
+    const onError = (error: Error): void => settle(() => reject(error));
     // A client that disconnects mid-body may not emit "error"; without this the handler would wait forever.
-    request.once("close", () => reject(new BridgeHttpError(400, "ERR the client closed the request")));
+    const onClose = (): void =>
+      settle(() => reject(new BridgeHttpError(400, "ERR the client closed the request")));
+    request.on("data", onData);
+    request.on("end", onEnd);
+    request.on("error", onError);
+    request.on("close", onClose);
   });
 }
 
