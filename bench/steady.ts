@@ -4,7 +4,9 @@
  * `seconds` (default 5) after a 1.5 s warm-up, with no other phase around it. Prints requests/s, p50, and
  * each process's CPU ms per request, so a change to the per-request path can be weighed in steady state
  * (the full benchmark alternates targets every two seconds). `PROFILE_TRANSPORT=subscribe` runs the
- * subscribe reply transport, as `bench/profile.ts` does.
+ * subscribe reply transport, as `bench/profile.ts` does; `STEADY_BRIDGE_LATENCY_MS=4` puts Redis a simulated
+ * round trip away (as the benchmark's `--bridge-latency-ms`). On the gateway it also prints the object's
+ * backend counters at the end (polls, early polls, the latency estimate, REST requests).
  *
  * A command after `--` runs during the measured seconds, with `{pid}` replaced by the target's workerd pid
  * and `{s}` by the seconds: `-- perf stat -e task-clock -p {pid} -- sleep {s}`, or `perf record` with
@@ -22,11 +24,13 @@ const clients = Number(positional[0] ?? 1);
 const seconds = Number(positional[1] ?? 5);
 const floor = process.env.STEADY_TARGET === "floor";
 const subscribe = process.env.PROFILE_TRANSPORT === "subscribe";
+const bridgeLatencyMs = Number(process.env.STEADY_BRIDGE_LATENCY_MS ?? 0);
 
 const bench = await startBenchStack({
   log: (line) => console.log(line),
   gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
   serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
+  bridgeLatencyMs,
 });
 try {
   const url = floor ? `${bench.floorWsUrl}?object=floor` : `${bench.gatewayWsUrl}?object=bench-0`;
@@ -72,6 +76,11 @@ try {
     .filter(([, ms]) => ms > 0)
     .map(([role, ms]) => `${role} ${((ms * 1_000) / requests).toFixed(0)} us`);
   console.log(`CPU per request: ${perRequest.join(", ")}`);
+  if (!floor) {
+    const stats = await bench.gateway.callObject("GATEWAY", "bench-0", "backendStats");
+    // Miniflare hands objects back as proxies; JSON gives the plain values.
+    console.log(`backend counters (since the object started): ${JSON.stringify(stats)}`);
+  }
   for (const client of loadClients) client.close();
 } finally {
   await bench.stop();

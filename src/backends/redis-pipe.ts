@@ -105,7 +105,7 @@ export class RedisPipe {
 
   /**
    * Queues `command`; it goes out in this turn's pipeline (or the next one a free connection takes).
-   * `wanted` is asked just before sending: false drops the command, and the promise never settles.
+   * `wanted` is asked once, just as the command leaves (its request starts): false drops the command, and the promise never settles.
    * `largeAnswer`: its answer may fill a response by itself; it goes in no request with another such one.
    */
   send<T>(command: RedisCommand, wanted: () => boolean = () => true, largeAnswer = false): Promise<T> {
@@ -181,13 +181,11 @@ export class RedisPipe {
     let largeAnswer = false;
     while (this.queue.length > 0 && batch.length < maxCount) {
       const next = this.queue[0] as Queued;
-      if (!next.wanted()) {
-        this.queue.shift();
-        continue;
-      }
       if (batch.length > 0 && bytes + next.bytes > this.limits.batchBytes) break;
       if (largeAnswer && next.largeAnswer) break;
       this.queue.shift();
+      // Asked once, as the command leaves: the caller may take this as the moment its command is sent.
+      if (!next.wanted()) continue;
       batch.push(next);
       bytes += next.bytes;
       largeAnswer ||= next.largeAnswer;

@@ -55,7 +55,8 @@ export interface RedisPortSettings {
 export interface RedisPort {
   /**
    * Sends one command: queued behind the connection limit, and sent in this turn's `/pipeline` request
-   * with the other commands queued meanwhile. `wanted` is asked just before sending: false drops the
+   * with the other commands queued meanwhile. `wanted` is asked once, just as the command leaves (its
+   * request starts, which may be long after this call while the connections are busy): false drops the
    * command, and the promise never settles. Rejects with the command's own error or the request's.
    * `largeAnswer`: the answer may fill a REST response by itself (an `LPOP` of a whole reply batch); such
    * commands never share a request, so each response stays within Upstash's size limit.

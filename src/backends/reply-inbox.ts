@@ -55,7 +55,9 @@ export interface ReplyWait {
 
 /**
  * Sends the request whose reply will carry `messageId` (the `XADD`). Resolves once Redis has it; rejects
- * with the error the request then fails with. `wanted` turns false once the request no longer waits.
+ * with the error the request then fails with. `wanted` turns false once the request no longer waits; the
+ * write asks it once, just as the `XADD` leaves (the Redis port does), which the receiver takes as the
+ * moment the request was sent.
  */
 export type ReplyWrite = (messageId: string, wanted: () => boolean) => Promise<unknown>;
 
@@ -104,7 +106,14 @@ export class ReplyInbox {
       // Not awaited: the request ends with its reply, its write failure or its timeout, whichever comes
       // first, so even a write that never settles cannot keep the client from its WrongResponse.
       if (wanted()) {
-        write(messageId, wanted).then(
+        // Asked by the port as the XADD leaves: the poller times the first poll from then, not from a
+        // wait behind the object's connection limit.
+        const leaving = (): boolean => {
+          if (!wanted()) return false;
+          this.receiver.sending?.(messageId);
+          return true;
+        };
+        write(messageId, leaving).then(
           () => {
             if (wanted()) this.receiver.sent(messageId, wait.category);
           },

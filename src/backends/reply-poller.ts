@@ -3,7 +3,9 @@
  * `LPOP <who> <batch>` while (and only while) requests wait for replies.
  *
  * Schedule (PROTOCOL.md section 4):
- * - a request's first poll is due the *expected latency* of its category after its `XADD` was sent (each
+ * - a request's first poll is due the *expected latency* of its category after its `XADD` left (its REST
+ *   request started: a write queued behind the object's connection limit is timed from when it goes, told by
+ *   `sending`; each
  *   category is served by its own services, at its own speed): a running estimate of a high percentile
  *   (about the 93rd) of the time after which an `LPOP` sent then finds the reply, at most `pollMaxMs`. An
  *   `LPOP` sent then reaches Redis half a round trip later, as the `XADD` did, so the estimate is about the
@@ -131,7 +133,10 @@ interface Waiting {
 
 /** A request whose `XADD` is on its way: written, not acknowledged yet. */
 interface Writing extends Waiting {
+  /** When its `XADD` left ({@link ReplyPoller.sending}), or was queued until it does. */
   writtenAt: number;
+  /** True once its `XADD` left: only then may it get an early poll. */
+  left: boolean;
   /** When its early poll is due; undefined when it gets none, or had it. */
   earlyAt: number | undefined;
   /** True once its early poll was sent (that poll is its first). */
@@ -242,29 +247,46 @@ export class ReplyPoller implements ReplyReceiver {
   }
 
   /**
-   * The `XADD` of `messageId` (to `category`'s stream) is sent now: its first poll is due from now, and
-   * sent before the acknowledgement when that is due clearly earlier (see the module comment). Nothing
-   * else to prepare: a reply pushed to the list waits there until the next poll.
+   * The `XADD` of `messageId` (to `category`'s stream) is queued now. Nothing else to prepare: a reply
+   * pushed to the list waits there until the next poll. Its schedule starts when it leaves ({@link sending}).
    */
   prepare(messageId: string, category = ""): Promise<void> {
     if (this.stopped || this.deps.pollAtAcknowledgement === false) return READY;
     const now = this.deps.clock.now();
-    const { pollMinMs } = this.options;
-    const expected = this.expectedLatencyOf(category);
-    const earlyAt = now + Math.max(pollMinMs, expected);
-    // Early only when the timer fires at least `pollMinMs` before the acknowledgement is expected.
-    const early = earlyAt + pollMinMs <= now + this.roundTripMs;
     this.writing.set(messageId, {
       category,
       pollsBefore: this.stats.polls,
-      dueAt: now + expected,
+      dueAt: now + this.expectedLatencyOf(category),
       writtenAt: now,
-      earlyAt: early ? earlyAt : undefined,
+      left: false,
+      earlyAt: undefined,
       polledEarly: false,
     });
+    return READY;
+  }
+
+  /**
+   * The `XADD` of `messageId` leaves now: its first poll is due from now, and sent before the
+   * acknowledgement when that is due clearly earlier (see the module comment). A poll timed from when
+   * it was queued could reach Redis before the entry itself (both queued behind the connection limit),
+   * miss for certain and teach the estimate a latency the service never had.
+   */
+  sending(messageId: string): void {
+    const writing = this.writing.get(messageId);
+    if (this.stopped || !writing || writing.left) return;
+    const now = this.deps.clock.now();
+    const { pollMinMs } = this.options;
+    const expected = this.expectedLatencyOf(writing.category);
+    const earlyAt = now + Math.max(pollMinMs, expected);
+    // Early only when the timer fires at least `pollMinMs` before the acknowledgement is expected.
+    const early = earlyAt + pollMinMs <= now + this.roundTripMs;
+    writing.left = true;
+    writing.writtenAt = now;
+    writing.dueAt = now + expected;
+    writing.pollsBefore = this.stats.polls;
+    writing.earlyAt = early ? earlyAt : undefined;
     if (early && (this.earlyTimer.at === undefined || earlyAt < this.earlyTimer.at))
       this.earlyTimer.set(earlyAt);
-    return READY;
   }
 
   /**

@@ -25,16 +25,22 @@ export type ReplyReceiverStats = ReplyPollerStats & Partial<ReplySubscriptionSta
 
 /**
  * What the inbox tells the receiver about each request, in order: `prepare` before its `XADD`,
- * `sent` once the `XADD` is acknowledged, `received` when its reply was delivered, `forget` always last.
+ * `sending` as the `XADD` leaves, `sent` once the `XADD` is acknowledged, `received` when its reply was delivered, `forget` always last.
  */
 export interface ReplyReceiver {
   readonly stats: ReplyReceiverStats;
   /**
    * Resolves when a reply to a request written now will be received (the subscriber waits for its
    * stream's confirmation here). Never rejects: a receiver that cannot get ready falls back to polling.
-   * Called just before the `XADD` (to `category`'s stream) is sent: the poller times its first poll from here.
+   * Called before the `XADD` (to `category`'s stream) is queued.
    */
   prepare(messageId: string, category?: string): Promise<void>;
+  /**
+   * The `XADD` of `messageId` leaves now: its REST request starts (it may have waited behind the object's
+   * connection limit since `prepare`). The poller times its first poll from here; without this call a
+   * request gets no poll before its acknowledgement.
+   */
+  sending?(messageId: string): void;
   /** The `XADD` of `messageId` (to `category`'s stream) was acknowledged: its reply may now appear. */
   sent(messageId: string, category?: string): void;
   /** The reply of `messageId` was delivered to its request, by the poll `ticket` when it was popped. */

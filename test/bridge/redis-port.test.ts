@@ -99,6 +99,39 @@ describe("the Redis port", () => {
     expect(sent).toEqual([2, 2, 1, 1]);
   });
 
+  it("asks whether a command is still wanted once, as its request starts, not while it waits its turn", async () => {
+    const sent: number[] = [];
+    const redis = createRedisPort({
+      url: fixture.bridge.url,
+      token: TOKEN,
+      requestTimeoutMs: 5_000,
+      maxConnections: 1,
+      // Two of these ECHOs (52 each) fit in 110: the third is cut from the first request.
+      batchBytes: 110,
+      observer: {
+        sent: (commands: readonly RedisCommand[]) => sent.push(commands.length),
+        failed: () => undefined,
+      },
+    });
+    const text = "x".repeat(40);
+    /** Each command's name, with the number of requests sent when it was asked. */
+    const asked: Array<[string, number]> = [];
+    const exec = (name: string) =>
+      redis.exec(["ECHO", text], () => {
+        asked.push([name, sent.length]);
+        return true;
+      });
+    await Promise.all(["a", "b", "c"].map(exec));
+    // The gateway times a request's first poll from this question (the XADD leaves now): c waits for the
+    // only connection, and is asked once, when its own request goes.
+    expect(asked).toEqual([
+      ["a", 0],
+      ["b", 0],
+      ["c", 1],
+    ]);
+    expect(sent).toEqual([2, 1]);
+  });
+
   it("never puts two commands with a large answer (whole LPOP batches) in one request; small ones ride along", async () => {
     const requests: string[][] = [];
     const redis = createRedisPort({

@@ -71,6 +71,12 @@ function setup(overrides: Partial<ReplyPollerOptions> = {}, { roundTripMs = 0 } 
   };
 }
 
+/** The inbox's order for one request: queued (`prepare`), and its `XADD` leaving at once (`sending`). */
+async function write(poller: ReplyPoller, messageId: string): Promise<void> {
+  await poller.prepare(messageId);
+  poller.sending(messageId);
+}
+
 /** Twenty replies already there when polled: the estimate sinks below 1 ms (polls at the acknowledgement). */
 async function learnFastService({
   clock,
@@ -334,7 +340,7 @@ describe("ReplyPoller", () => {
     { clock, poller, queue }: Pick<ReturnType<typeof setup>, "clock" | "poller" | "queue">,
     roundTripMs: number,
   ) {
-    await poller.prepare("first");
+    await write(poller, "first");
     await clock.advance(roundTripMs);
     queue.push("first");
     poller.sent("first");
@@ -348,7 +354,7 @@ describe("ReplyPoller", () => {
     const polled = polls().length;
     const writtenAt = elapsed();
     const expected = poller.expectedLatencyOf();
-    await poller.prepare("early");
+    await write(poller, "early");
     // The service answers 1.5 ms after the XADD was sent; its acknowledgement would take 10 ms.
     await clock.advance(1.5);
     queue.push("early");
@@ -365,12 +371,33 @@ describe("ReplyPoller", () => {
     expect(poller.expectedLatencyOf()).toBeLessThan(2);
   });
 
+  it("times the early poll from when the XADD leaves, not from when it was queued behind the connection limit", async () => {
+    const { clock, poller, polls, queue, elapsed } = setup({ pollInitialDelayMs: 2 });
+    await learnRoundTrip({ clock, poller, queue }, 10);
+    const polled = polls().length;
+    const expected = poller.expectedLatencyOf();
+    await poller.prepare("queued");
+    // Its XADD waits 5 ms for a free connection: no poll meanwhile (it would reach Redis before the
+    // entry, miss for certain, and teach the estimate a latency the service never had).
+    await clock.advance(5);
+    expect(polls().length).toBe(polled);
+    const leftAt = elapsed();
+    poller.sending("queued");
+    // The service answers 1.5 ms after the XADD left.
+    await clock.advance(1.5);
+    queue.push("queued");
+    await clock.advance(1);
+    expect(polls().slice(polled)).toEqual([expect.closeTo(leftAt + expected)]);
+    expect(queue).toEqual([]);
+    expect(poller.expectedLatencyOf()).toBeLessThan(expected);
+  });
+
   it("an early poll that finds nothing is followed by the poll at the acknowledgement, and counts as a miss", async () => {
     const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 2 });
     await learnRoundTrip({ clock, poller, queue }, 10);
     const estimate = poller.expectedLatencyOf();
     const polled = polls().length;
-    await poller.prepare("slow");
+    await write(poller, "slow");
     await clock.advance(5);
     // The early poll came and found nothing.
     expect(polls().length).toBe(polled + 1);
@@ -392,11 +419,11 @@ describe("ReplyPoller", () => {
     await learnRoundTrip({ clock, poller, queue }, 10);
     const estimate = poller.expectedLatencyOf();
     const polled = polls().length;
-    await poller.prepare("a");
+    await write(poller, "a");
     await clock.advance(2);
     // a's early poll: nothing yet.
     expect(polls().length).toBe(polled + 1);
-    await poller.prepare("b");
+    await write(poller, "b");
     await clock.advance(1);
     queue.push("a");
     await clock.advance(1);
@@ -411,9 +438,9 @@ describe("ReplyPoller", () => {
     await learnRoundTrip({ clock, poller, queue }, 10);
     const estimate = poller.expectedLatencyOf();
     // b's early poll misses; b is polled again at its acknowledgement, 10 ms after its write.
-    await poller.prepare("b");
+    await write(poller, "b");
     await clock.advance(9.5);
-    await poller.prepare("a");
+    await write(poller, "a");
     await clock.advance(0.5);
     queue.push("b");
     poller.sent("b");
@@ -430,7 +457,7 @@ describe("ReplyPoller", () => {
     const { clock, poller, polls, queue } = setup({ pollInitialDelayMs: 2 });
     await learnRoundTrip({ clock, poller, queue }, 10);
     const polled = polls().length;
-    await poller.prepare("gone");
+    await write(poller, "gone");
     expect(poller.active).toBe(true);
     poller.forget("gone");
     expect(poller.active).toBe(false);
@@ -443,7 +470,7 @@ describe("ReplyPoller", () => {
     // A 1.5 ms round trip: a poll timed at pollMinMs (1 ms) would be due within pollMinMs of it.
     await learnRoundTrip({ clock, poller, queue }, 1.5);
     const polled = polls().length;
-    await poller.prepare("short");
+    await write(poller, "short");
     await clock.advance(1.5);
     expect(polls().length).toBe(polled);
     queue.push("short");
@@ -456,14 +483,14 @@ describe("ReplyPoller", () => {
     const { clock, poller, polls, queue, elapsed } = setup({ pollInitialDelayMs: 2, pollMaxMs: 64 });
     await learnRoundTrip({ clock, poller, queue }, 10);
     // A slow request waits, polled on its own schedule (back-off from its expected time).
-    await poller.prepare("waits");
+    await write(poller, "waits");
     await clock.advance(10);
     poller.sent("waits");
     await flush();
     const polled = polls().length;
     const from = elapsed();
     const earlyBefore = poller.stats.earlyPolls;
-    await poller.prepare("new");
+    await write(poller, "new");
     await clock.advance(3.5);
     // The waiting request's back-off poll at 1; none of them reaches Redis after the reply of "new", due
     // at 2, so its early poll goes then, and the back-off poll due at 3 is not sent: no extra command.
@@ -480,16 +507,16 @@ describe("ReplyPoller", () => {
     const twoWrites = async (pollMaxInFlight: number) => {
       const test = setup({ pollInitialDelayMs: 2, pollMaxMs: 64, pollMaxInFlight }, { roundTripMs: 10 });
       const { clock, poller, queue } = test;
-      await poller.prepare("first");
+      await write(poller, "first");
       await clock.advance(10);
       queue.push("first");
       poller.sent("first");
       await clock.advance(20);
       const from = test.elapsed();
       const polled = test.polls().length;
-      await poller.prepare("a");
+      await write(poller, "a");
       await clock.advance(1);
-      await poller.prepare("b");
+      await write(poller, "b");
       await clock.advance(2.5);
       return {
         at: test
@@ -518,7 +545,7 @@ describe("ReplyPoller", () => {
     // "new" is due within a millisecond (at about 0.87 ms), its early poll at 1 ms. Another request
     // acknowledged at 0.95 ms is polled at once: that poll reaches Redis after the reply of "new", so no
     // early poll goes.
-    await poller.prepare("new");
+    await write(poller, "new");
     expect(poller.expectedLatencyOf()).toBeLessThan(0.95);
     await clock.advance(0.95);
     queue.push("other");
