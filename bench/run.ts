@@ -192,6 +192,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGHUP", () => onSignal("SIGHUP"));
   try {
     const report = await run(args, holder);
     console.log(

@@ -42,6 +42,8 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  // A closing terminal (or a dropped SSH session) hangs up: stop as for Ctrl-C.
+  process.on("SIGHUP", () => void stop("SIGHUP"));
 
   // LOG_LEVEL=info: one JSON line per request in the worker's log, so you see what the gateway does.
   const stack = await startStack({

@@ -1,7 +1,8 @@
 /**
  * Child processes of the local stack: started in their own process group, watched for a ready line,
- * their output prefixed, and stopped by PID on every way out (normal exit, Ctrl-C, a failed start), so a
- * run never leaves an orphan or a held port behind.
+ * their output prefixed, and stopped by PID on every way out (normal exit, Ctrl-C, a failed start, and
+ * the starting program killed outright or crashing: see {@link reaper}), so a run never leaves an orphan
+ * or a held port behind.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
@@ -57,6 +58,51 @@ function installExitHook(): void {
   });
 }
 
+/**
+ * A shell that outlives this program by a moment: it reads `+<pid>` (a process group started) and
+ * `-<pid>` (it ended) on its standard input, and when that input ends, which the kernel does when this
+ * program exits in any way (SIGKILL, a crash, a closed terminal), it sends SIGTERM, then SIGKILL two
+ * seconds later, to every group still listed. The `exit` hook cannot run in those cases, and the
+ * children, each in a group of its own, would live on holding their ports. In a session of its own, so
+ * neither Ctrl-C nor a closing terminal reaches it first. (`kill -SIG -<group>` without `--`: dash, the
+ * usual `/bin/sh`, refuses `--` there.)
+ */
+const REAPER_SCRIPT = `
+groups=" "
+while read -r line; do
+  case "$line" in
+    +*) groups="$groups\${line#+} " ;;
+    -*) gone="\${line#-}"; rest=" "
+        for g in $groups; do [ "$g" = "$gone" ] || rest="$rest$g "; done
+        groups="$rest" ;;
+  esac
+done
+[ -z "\${groups# }" ] && exit 0
+for g in $groups; do kill -TERM "-$g" 2>/dev/null; done
+sleep 2
+for g in $groups; do kill -KILL "-$g" 2>/dev/null; done
+`;
+
+let reaperInput: NodeJS.WritableStream | undefined;
+
+/** Tells the reaper (started on first use) about a group: `+<pid>` started, `-<pid>` ended. */
+function reaper(line: string): void {
+  if (!reaperInput) {
+    const shell = spawn("/bin/sh", ["-c", REAPER_SCRIPT], {
+      detached: true,
+      stdio: ["pipe", "ignore", "ignore"],
+    });
+    // Neither the shell nor the pipe to it keeps this program running.
+    shell.unref();
+    (shell.stdin as unknown as { unref?: () => void }).unref?.();
+    // A reaper that could not start (no /bin/sh) or has gone leaves the exit hook as the only guard.
+    shell.stdin.on("error", () => undefined);
+    shell.on("error", () => undefined);
+    reaperInput = shell.stdin;
+  }
+  reaperInput.write(`${line}\n`);
+}
+
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
@@ -78,9 +124,11 @@ export async function startProcess(spec: ProcessSpec): Promise<ManagedProcess> {
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);
+  if (child.pid !== undefined) reaper(`+${child.pid}`);
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => {
       running.delete(child);
+      if (child.pid !== undefined) reaper(`-${child.pid}`);
       resolve(code ?? signal ?? "unknown");
     });
   });

@@ -1,13 +1,14 @@
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, symlinkSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { startProcess, StartError } from "../../src/devstack/processes.js";
+import { freePort, startProcess, StartError } from "../../src/devstack/processes.js";
 import { ping, REDIS_INSTALL_HINT, startRedis } from "../../src/devstack/redis.js";
 import { PROJECT_ROOT } from "../../src/devstack/stack.js";
+import { waitFor } from "../support/wait.js";
 
 const run = promisify(execFile);
 
@@ -36,6 +37,18 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** True while something accepts connections on `port` of 127.0.0.1. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }
 
 /** A PATH with node on it and nothing else. */
@@ -111,9 +124,66 @@ describe("managed processes", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(isAlive(childPid)).toBe(false);
   });
+
+  it("stops what it started when the program that started it is killed outright", async () => {
+    // SIGKILL (or a crash) runs no exit hook: the children, each in a group of its own, would live on.
+    const script = join(mkdtempSync(join(tmpdir(), "edge-wsproxy-starter-")), "starter.mts");
+    writeFileSync(
+      script,
+      `import { startRedis } from ${JSON.stringify(join(PROJECT_ROOT, "src/devstack/redis.ts"))};\n` +
+        "const redis = await startRedis();\nconsole.log(`redis ${redis.pid} ${redis.port}`);\n" +
+        "setInterval(() => undefined, 1000);\n",
+    );
+    const starter = spawn(process.execPath, ["--import", "tsx", script], {
+      cwd: PROJECT_ROOT,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let output = "";
+    starter.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await waitFor(() => /redis \d+ \d+/.test(output), 20_000);
+      const [, pid, port] = /redis (\d+) (\d+)/.exec(output) ?? [];
+      expect(isAlive(Number(pid))).toBe(true);
+      starter.kill("SIGKILL");
+      await waitFor(() => !isAlive(Number(pid)), 10_000);
+      expect(await listening(Number(port))).toBe(false);
+    } finally {
+      starter.kill("SIGKILL");
+    }
+  });
 });
 
 describe("npm start", () => {
+  it("stops every part when its terminal goes away (SIGHUP), leaving no port held", async () => {
+    const port = await freePort();
+    const start = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/start.ts")], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, PORT: String(port), LOG_LEVEL: "warn" },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    start.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise((resolve) => start.once("exit", resolve));
+    try {
+      await waitFor(() => output.includes(`ws://127.0.0.1:${port}/`), 90_000, 100);
+      const bridgePort = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+      const redisPort = Number(/redis redis:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+      for (const held of [port, bridgePort, redisPort]) expect(await listening(held)).toBe(true);
+      // A closing terminal sends SIGHUP to its foreground process group.
+      process.kill(-start.pid!, "SIGHUP");
+      await exited;
+      await waitFor(
+        async () =>
+          !(await listening(port)) && !(await listening(bridgePort)) && !(await listening(redisPort)),
+        15_000,
+        100,
+      );
+    } finally {
+      if (start.exitCode === null && start.signalCode === null) process.kill(-start.pid!, "SIGKILL");
+    }
+  }, 120_000);
+
   it("refuses to start when its port is taken, with a message instead of a stack trace", async () => {
     const server: Server = createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
