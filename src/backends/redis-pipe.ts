@@ -105,7 +105,8 @@ export class RedisPipe {
 
   /**
    * Queues `command`; it goes out in this turn's pipeline (or the next one a free connection takes).
-   * `wanted` is asked once, just as the command leaves (its request starts): false drops the command, and the promise never settles.
+   * `wanted` is asked once, just as the command leaves (its request starts): false drops the command, and
+   * the promise never settles.
    * `largeAnswer`: its answer may fill a response by itself; it goes in no request with another such one.
    */
   send<T>(command: RedisCommand, wanted: () => boolean = () => true, largeAnswer = false): Promise<T> {

@@ -3,18 +3,17 @@
  * `LPOP <who> <batch>` while (and only while) requests wait for replies.
  *
  * Schedule (PROTOCOL.md section 4):
- * - a request's first poll is due the *expected latency* of its category after its `XADD` left (its REST
- *   request started: a write queued behind the object's connection limit is timed from when it goes, told by
- *   `sending`; each
- *   category is served by its own services, at its own speed): a running estimate of a high percentile
- *   (about the 93rd) of the time after which an `LPOP` sent then finds the reply, at most `pollMaxMs`. An
- *   `LPOP` sent then reaches Redis half a round trip later, as the `XADD` did, so the estimate is about the
- *   service's own time, whatever the REST round trip. A first poll that finds its reply shortens it a little,
- *   one that misses lengthens it a lot, so about 7% of first polls come back empty whatever the service's
- *   speed;
+ * - a request's first poll is due the *expected latency* of its category (each category is served by its
+ *   own services, at its own speed) after its `XADD` left, i.e. its REST request started (`sending`: a
+ *   write queued behind the object's connection limit is timed from when it goes). The expected latency
+ *   is a running estimate of a high percentile (about the 93rd) of the time after which an `LPOP` sent
+ *   then finds the reply, at most `pollMaxMs`. An `LPOP` sent then reaches Redis half a round trip
+ *   later, as the `XADD` did, so the estimate is about the service's own time, whatever the REST round
+ *   trip. A first poll that finds its reply shortens it a little, one that misses lengthens it a lot, so
+ *   about 7% of first polls come back empty whatever the service's speed;
  * - a first poll due before the `XADD`'s acknowledgement can come (the learned round trip is longer than
  *   the expected latency by at least `pollMinMs`: a distant Redis, a fast service) is sent *before* it, on a
- *   timer of at least `pollMinMs` after the `XADD` was sent: the reply then comes about one round trip
+ *   timer of at least `pollMinMs` after the `XADD` left: the reply then comes about one round trip
  *   after the service made it, not two (one for the `XADD`'s answer, one for the `LPOP`). It is not sent
  *   when a poll went out at or after the request's due time (that one reaches Redis after the reply, as
  *   the early one would), nor when `pollMaxInFlight` polls are in flight; it takes the place of a timed
