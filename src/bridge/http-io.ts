@@ -39,13 +39,14 @@ export async function readBody(request: IncomingMessage, maxBodyBytes: number): 
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    // Every listener goes once the body is read or refused: a request's "close" comes after its "end" as
-    // well, and must then neither build an error nor keep a listener for the life of the keep-alive socket.
+    // The first outcome wins; later events do nothing. A request's "close" follows its "end" as well, and
+    // must then not build an error (with its stack trace) that nobody reads. The "error" listener stays:
+    // an "error" with no listener would end the bridge.
+    let settled = false;
     const settle = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
       request.off("data", onData);
-      request.off("end", onEnd);
-      request.off("error", onError);
-      request.off("close", onClose);
       outcome();
     };
     const onData = (chunk: Buffer): void => {
@@ -59,15 +60,13 @@ export async function readBody(request: IncomingMessage, maxBodyBytes: number): 
       request.pause();
       settle(() => reject(tooLarge()));
     };
-    const onEnd = (): void => settle(() => resolve(Buffer.concat(chunks, size)));
-    const onError = (error: Error): void => settle(() => reject(error));
-    // A client that disconnects mid-body may not emit "error"; without this the handler would wait forever.
-    const onClose = (): void =>
-      settle(() => reject(new BridgeHttpError(400, "ERR the client closed the request")));
     request.on("data", onData);
-    request.on("end", onEnd);
-    request.on("error", onError);
-    request.on("close", onClose);
+    request.once("end", () => settle(() => resolve(Buffer.concat(chunks, size))));
+    request.once("error", (error: Error) => settle(() => reject(error)));
+    // A client that disconnects mid-body may not emit "error"; without this the handler would wait forever.
+    request.once("close", () =>
+      settle(() => reject(new BridgeHttpError(400, "ERR the client closed the request"))),
+    );
   });
 }
 
