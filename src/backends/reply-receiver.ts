@@ -25,7 +25,8 @@ export type ReplyReceiverStats = ReplyPollerStats & Partial<ReplySubscriptionSta
 
 /**
  * What the inbox tells the receiver about each request, in order: `prepare` before its `XADD`,
- * `sending` as the `XADD` leaves, `sent` once the `XADD` is acknowledged, `received` when its reply was delivered, `forget` always last.
+ * `sending` as the `XADD` leaves, `sent` once the `XADD` is acknowledged, `received` when its reply was
+ * delivered, `forget` always last.
  */
 export interface ReplyReceiver {
   readonly stats: ReplyReceiverStats;

@@ -38,6 +38,27 @@ const port = (maxConnections = 6, fetcher?: typeof fetch) => {
   return { redis, sent, failed };
 };
 
+/**
+ * A port with one connection and requests of at most 110 bytes: `["ECHO", text]` counts
+ * 2 + (4 + 3) + (40 + 3) = 52, so two fit in a request and a third does not. `sent` has each request's
+ * number of commands.
+ */
+const narrowPort = () => {
+  const sent: number[] = [];
+  const redis = createRedisPort({
+    url: fixture.bridge.url,
+    token: TOKEN,
+    requestTimeoutMs: 5_000,
+    maxConnections: 1,
+    batchBytes: 110,
+    observer: {
+      sent: (commands: readonly RedisCommand[]) => sent.push(commands.length),
+      failed: () => undefined,
+    },
+  });
+  return { redis, sent, text: "x".repeat(40) };
+};
+
 describe("the Redis port", () => {
   it("sends a turn's commands in one request, each with its own result or error, all seen by the observer", async () => {
     const { redis, sent, failed } = port();
@@ -76,20 +97,7 @@ describe("the Redis port", () => {
   });
 
   it("splits a turn's commands into requests of at most batchBytes, counting each argument's characters", async () => {
-    const sent: number[] = [];
-    const redis = createRedisPort({
-      url: fixture.bridge.url,
-      token: TOKEN,
-      requestTimeoutMs: 5_000,
-      maxConnections: 1,
-      // ["ECHO","<40 x>"] counts 2 + (4 + 3) + (40 + 3) = 52: two fit in 110, a third does not.
-      batchBytes: 110,
-      observer: {
-        sent: (commands: readonly RedisCommand[]) => sent.push(commands.length),
-        failed: () => undefined,
-      },
-    });
-    const text = "x".repeat(40);
+    const { redis, sent, text } = narrowPort();
     const replies = await Promise.all(Array.from({ length: 5 }, () => redis.exec(["ECHO", text])));
     expect(replies).toEqual(Array.from({ length: 5 }, () => text));
     // Five queued in one turn go two by two.
@@ -100,20 +108,8 @@ describe("the Redis port", () => {
   });
 
   it("asks whether a command is still wanted once, as its request starts, not while it waits its turn", async () => {
-    const sent: number[] = [];
-    const redis = createRedisPort({
-      url: fixture.bridge.url,
-      token: TOKEN,
-      requestTimeoutMs: 5_000,
-      maxConnections: 1,
-      // Two of these ECHOs (52 each) fit in 110: the third is cut from the first request.
-      batchBytes: 110,
-      observer: {
-        sent: (commands: readonly RedisCommand[]) => sent.push(commands.length),
-        failed: () => undefined,
-      },
-    });
-    const text = "x".repeat(40);
+    // Two of these ECHOs fit in one request: the third is cut from the first request.
+    const { redis, sent, text } = narrowPort();
     /** Each command's name, with the number of requests sent when it was asked. */
     const asked: Array<[string, number]> = [];
     const exec = (name: string) =>
