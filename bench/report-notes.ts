@@ -36,12 +36,18 @@ export function formatSockets(report: BenchReport): string {
   const lines = ["### Trace, idle and connections", ""];
   const { idle, connections, trace } = report;
   if (trace) {
+    const reply = trace.replyCommand;
+    const polled =
+      reply === "RPUSH"
+        ? `poll wait ${fixed(trace.pollWaitMs, 2)} ms (RPUSH to the LPOP that took the reply), ` +
+          `turnaround ${fixed(trace.turnaroundMs, 2)} ms (that LPOP to the next XADD; `
+        : `no poll (the reply is pushed), turnaround ${fixed(trace.turnaroundMs, 2)} ms (that PUBLISH to the next XADD; `;
     lines.push(
       `- Trace, 1 client, ${trace.requests} requests under Redis MONITOR (medians, as Redis saw them): ` +
-        `service ${fixed(trace.serviceMs, 2)} ms (XADD to RPUSH), poll wait ${fixed(trace.pollWaitMs, 2)} ms ` +
-        `(RPUSH to the LPOP that took the reply), turnaround ${fixed(trace.turnaroundMs, 2)} ms (that LPOP to ` +
-        `the next XADD; the floor's whole PING-to-PING cycle: ${fixed(trace.floorCycleMs, 2)} ms), ` +
-        `cycle ${fixed(trace.cycleMs, 2)} ms, ${fixed(trace.lpopsPerRequest, 2)} LPOP per request.`,
+        `service ${fixed(trace.serviceMs, 2)} ms (XADD to ${reply}), ${polled}` +
+        `the floor's whole PING-to-PING cycle: ${fixed(trace.floorCycleMs, 2)} ms), ` +
+        `cycle ${fixed(trace.cycleMs, 2)} ms` +
+        (reply === "RPUSH" ? `, ${fixed(trace.lpopsPerRequest, 2)} LPOP per request.` : "."),
     );
   }
   if (idle) {

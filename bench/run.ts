@@ -21,6 +21,7 @@ import {
   type IdleResult,
 } from "./socket-phases.js";
 import { runTracePhase, type TraceResult } from "./trace-phase.js";
+import { fixed } from "./table.js";
 import { SERVED_BY } from "./worker-server.js";
 
 const runStarted = performance.now();
@@ -118,7 +119,9 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
     trace = await optional(
       "trace: 1 client, 500 requests on the gateway then the floor, under Redis MONITOR",
       () => runTracePhase(bench, 500),
-      (r) => `poll wait ${r.pollWaitMs.toFixed(2)} ms, cycle ${r.cycleMs.toFixed(2)} ms`,
+      (r) =>
+        (r.replyCommand === "RPUSH" ? `poll wait ${fixed(r.pollWaitMs, 2)} ms, ` : "") +
+        `cycle ${fixed(r.cycleMs, 2)} ms`,
     );
   }
   let idle: IdleResult | undefined;

@@ -2,9 +2,10 @@
  * Where the time of one request goes, at 1 client: Redis `MONITOR` stamps every command as Redis runs it,
  * so for each gateway request it shows the service's part (`XADD` to `RPUSH`), the poll wait (`RPUSH`
  * to the `LPOP` that took the reply) and the turnaround (that `LPOP` to the next request's `XADD`: the
- * reply's way back to the object, to the client, the client's next frame and the object's `XADD`). The
- * floor's `PING` to `PING` cycle is the same turnaround with no gateway in it. MONITOR slows Redis a
- * little, so this runs apart from the measured phases.
+ * reply's way back to the object, to the client, the client's next frame and the object's `XADD`). With
+ * the subscribe transport the service's reply is a `PUBLISH`, there is no poll wait, and the turnaround
+ * starts at the `PUBLISH`. The floor's `PING` to `PING` cycle is the same turnaround with no gateway in
+ * it. MONITOR slows Redis a little, so this runs apart from the measured phases.
  */
 import { Redis } from "ioredis";
 import type { BenchStack } from "./bench-stack.js";
@@ -14,7 +15,10 @@ import { WebSocketClient } from "./load-clients.js";
 /** Medians over the traced requests, ms. */
 export interface TraceResult {
   requests: number;
+  /** How the service's reply reached the object: `RPUSH` (polled) or `PUBLISH` (pushed, no poll wait). */
+  replyCommand: "RPUSH" | "PUBLISH";
   serviceMs: number;
+  /** NaN with `PUBLISH`. */
   pollWaitMs: number;
   turnaroundMs: number;
   cycleMs: number;
@@ -82,6 +86,7 @@ function gatewayParts(stamps: Stamp[]): Omit<TraceResult, "requests" | "floorCyc
   let rpush = -1;
   let takingLpop = -1;
   let lpops = 0;
+  let published = false;
   for (const [ms, command] of stamps) {
     if (command === "XADD") {
       if (takingLpop >= 0) turnaround.push(ms - takingLpop);
@@ -91,6 +96,7 @@ function gatewayParts(stamps: Stamp[]): Omit<TraceResult, "requests" | "floorCyc
       // Subscribe transport: the reply is pushed, so the turnaround starts at the PUBLISH; no poll wait.
       service.push(ms - xadd);
       takingLpop = ms;
+      published = true;
     } else if (command === "RPUSH" && xadd >= 0) {
       rpush = ms;
       service.push(ms - xadd);
@@ -104,6 +110,7 @@ function gatewayParts(stamps: Stamp[]): Omit<TraceResult, "requests" | "floorCyc
     }
   }
   return {
+    replyCommand: published ? "PUBLISH" : "RPUSH",
     serviceMs: median(service),
     pollWaitMs: median(pollWait),
     turnaroundMs: median(turnaround),
