@@ -54,6 +54,9 @@ async function main(): Promise<void> {
   running.stack = stack;
   const worker = stack.worker;
   if (!worker) throw new Error("the Worker did not start");
+  // `npm run call` connects to port 8787's URL unless told otherwise: on another port the hint says where.
+  const urlFlag =
+    worker.wsUrl === `ws://127.0.0.1:8787${new URL(worker.wsUrl).pathname}` ? "" : `--url ${worker.wsUrl} `;
   console.log(
     [
       "",
@@ -65,7 +68,7 @@ async function main(): Promise<void> {
       `  Redis      ${stack.redis.url} (private, no persistence)`,
       `  Bridge     ${stack.bridge.url} (Upstash REST protocol)`,
       "",
-      `Try it:  npm run call -- '{"ping":1}'     (or interactively: npm run call)`,
+      `Try it:  npm run call -- ${urlFlag}'{"ping":1}'     (or interactively: npm run call${urlFlag ? ` -- ${urlFlag.trimEnd()}` : ""})`,
       "Press Ctrl-C to stop.",
       "",
     ].join("\n"),

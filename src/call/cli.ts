@@ -207,7 +207,8 @@ async function main(): Promise<number> {
     client = await GatewayClient.connect(options.url, options.timeoutMs);
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nIs the gateway running? Start the local stack with: npm start`,
+      `${(error as Error).message}\nIs the gateway running? Start the local stack with: npm start ` +
+        "(on another port, use the --url it prints)",
     );
     return EXIT.unreachable;
   }

@@ -1,7 +1,8 @@
 /**
  * `npm run call` with a subscription, as a user at a terminal sees it: the reply and then every pushed
- * frame printed until Ctrl-C; a request without `subscribe` still prints one reply and exits. A `ws`
- * server stands in for the gateway (it answers like the gateway does for the example's `ticks`).
+ * frame printed until Ctrl-C; a request without `subscribe` still prints one reply and exits; a gateway
+ * that is not there gets a message saying where the CLI tried. A `ws` server stands in for the gateway (it
+ * answers like the gateway does for the example's `ticks`).
  */
 import { spawn } from "node:child_process";
 import type { AddressInfo } from "node:net";
@@ -83,4 +84,23 @@ it("prints one reply and exits without subscribe", async () => {
     if (call.child.exitCode === null && call.child.signalCode === null)
       process.kill(-call.child.pid!, "SIGKILL");
   }
+}, 30_000);
+
+it("says where it tried and how to start a gateway when nothing answers, and exits 3", async () => {
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  server = new WebSocketServer({ noServer: true });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", CLI, "--url", `ws://127.0.0.1:${port}/websockets/v3`, '{"ping":1}'],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise((resolve) => child.once("exit", resolve));
+  expect(code).toBe(3);
+  expect(stderr).toContain(`cannot connect to ws://127.0.0.1:${port}/websockets/v3`);
+  expect(stderr).toContain("npm start (on another port, use the --url it prints)");
 }, 30_000);

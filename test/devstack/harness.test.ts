@@ -154,7 +154,7 @@ describe("managed processes", () => {
 });
 
 describe("npm start", () => {
-  it("stops every part when its terminal goes away (SIGHUP), leaving no port held", async () => {
+  it("prints an `npm run call` line that reaches it on its port, and stops every part when its terminal goes away (SIGHUP)", async () => {
     const port = await freePort();
     const start = spawn(process.execPath, ["--import", "tsx", join(PROJECT_ROOT, "scripts/start.ts")], {
       cwd: PROJECT_ROOT,
@@ -170,6 +170,11 @@ describe("npm start", () => {
       const bridgePort = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
       const redisPort = Number(/redis redis:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
       for (const held of [port, bridgePort, redisPort]) expect(await listening(held)).toBe(true);
+      // The "Try it" line, typed into a shell as printed, gets the example service's answer.
+      const tryIt = /Try it:\s+(npm run call -- .*?)\s{2,}\(/.exec(output)?.[1];
+      expect(tryIt).toContain(`--url ws://127.0.0.1:${port}/websockets/v3`);
+      const { stdout } = await run("sh", ["-c", tryIt!], { cwd: PROJECT_ROOT, timeout: 20_000 });
+      expect(stdout).toContain('"ping":"pong"');
       // A closing terminal sends SIGHUP to its foreground process group.
       process.kill(-start.pid!, "SIGHUP");
       await exited;
