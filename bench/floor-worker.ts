@@ -11,8 +11,14 @@
  * concurrent requests share one I/O context, https://developers.cloudflare.com/dynamic-workers/platform/limits/).
  * Local workerd does not enforce it: without this the floor would keep 64 `PING`s in flight where a real
  * object keeps six, and with Redis some milliseconds away it would measure a floor no deployment has.
+ *
+ * With `?mode=poll` on the upgrade, a socket gets the poll transport's I/O with nothing of the gateway in
+ * it (`bench/bare-poll.ts`): the gateway's exact `XADD`, then an `LPOP` of the object's reply key as soon as
+ * the `XADD` is answered, and again at once while it comes back empty, then the answer. No gateway that
+ * polls can answer sooner than this on the same runtime.
  */
 import { DurableObject } from "cloudflare:workers";
+import { gatewayEntry } from "./entry.js";
 
 interface FloorEnv {
   FLOOR: DurableObjectNamespace;
@@ -27,11 +33,15 @@ const MAX_WAITING_FOR_HEADERS = 6;
 export class FloorObject extends DurableObject<FloorEnv> {
   private waitingForHeaders = 0;
   private readonly queued: Array<() => void> = [];
+  /** The poll mode's reply key, and its last message id. */
+  private readonly who = `bench:bare-poll:${crypto.randomUUID()}`;
+  private messages = 0;
 
-  override async fetch(): Promise<Response> {
+  override async fetch(request: Request): Promise<Response> {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    // The hibernation API, as the gateway uses it.
-    this.ctx.acceptWebSocket(server);
+    // The hibernation API, as the gateway uses it; the tag survives hibernation.
+    const poll = new URL(request.url).searchParams.get("mode") === "poll";
+    this.ctx.acceptWebSocket(server, poll ? ["poll"] : []);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -39,9 +49,11 @@ export class FloorObject extends DurableObject<FloorEnv> {
     let reqId: unknown;
     try {
       reqId = (JSON.parse(typeof message === "string" ? message : "{}") as { req_id?: unknown }).req_id;
-      const response = await this.ping();
-      const { result } = (await response.json()) as { result?: string };
-      if (result !== "PONG") throw new Error(`PING answered ${JSON.stringify(result)}`);
+      if (this.ctx.getTags(socket).includes("poll")) await this.barePoll(reqId);
+      else {
+        const { result } = (await (await this.rest('["PING"]')).json()) as { result?: string };
+        if (result !== "PONG") throw new Error(`PING answered ${JSON.stringify(result)}`);
+      }
       socket.send(JSON.stringify({ msg_type: "ping", ping: "pong", req_id: reqId }));
     } catch (error) {
       socket.send(
@@ -50,8 +62,27 @@ export class FloorObject extends DurableObject<FloorEnv> {
     }
   }
 
-  /** One REST `PING`, once fewer than six fetches wait for their headers. */
-  private async ping(): Promise<Response> {
+  /** The poll mode: `XADD`, then `LPOP` from its answer on, with no pause, until the reply is there. */
+  private async barePoll(reqId: unknown): Promise<void> {
+    const messageId = String((this.messages += 1));
+    const added = (await (
+      await this.rest(JSON.stringify(gatewayEntry(this.who, messageId, reqId)))
+    ).json()) as {
+      result?: unknown;
+    };
+    if (typeof added.result !== "string") throw new Error(`XADD answered ${JSON.stringify(added)}`);
+    const pop = JSON.stringify(["LPOP", this.who]);
+    for (let polls = 0; polls < 100_000; polls++) {
+      const { result } = (await (await this.rest(pop)).json()) as { result?: unknown };
+      if (typeof result !== "string") continue;
+      const reply = JSON.parse(result) as { message_id?: unknown };
+      if (String(reply.message_id) === messageId) return;
+    }
+    throw new Error(`no reply to ${messageId}`);
+  }
+
+  /** One REST command (`body`: its JSON array), once fewer than six fetches wait for their headers. */
+  private async rest(body: string): Promise<Response> {
     if (this.waitingForHeaders < MAX_WAITING_FOR_HEADERS) this.waitingForHeaders += 1;
     // A finishing fetch hands its place straight to the next in line, so the count never goes over.
     else await new Promise<void>((resolve) => this.queued.push(resolve));
@@ -59,7 +90,7 @@ export class FloorObject extends DurableObject<FloorEnv> {
       return await fetch(this.env.UPSTASH_REDIS_REST_URL, {
         method: "POST",
         headers: { authorization: `Bearer ${this.env.UPSTASH_REDIS_REST_TOKEN}` },
-        body: '["PING"]',
+        body,
       });
     } finally {
       const next = this.queued.shift();

@@ -7,9 +7,9 @@
  *   key, or `SUBSCRIBE` to its channel when the service publishes);
  * - `DirectClient` (baseline b): the same entry and reply over native Redis connections.
  */
-import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import WebSocket from "ws";
+import { gatewayEntry } from "./entry.js";
 import { createReplyWaiter, type ReplyMode, type ReplyWaiter } from "./reply-waiters.js";
 import type { RestCommand } from "./rest-client.js";
 
@@ -101,30 +101,6 @@ export class WebSocketClient implements LoadClient {
   close(): void {
     this.socket.terminate();
   }
-}
-
-/** The `XADD` the gateway sends for `{"ping":1,"req_id":N}` (PROTOCOL.md section 3), for the baselines. */
-export function gatewayEntry(who: string, messageId: string, reqId: number): string[] {
-  return [
-    "XADD",
-    "general",
-    "MAXLEN",
-    "~",
-    "100000",
-    "*",
-    "rpc",
-    "ping",
-    "who",
-    who,
-    "deadline",
-    String(Math.floor(Date.now() / 1000) + 30),
-    "args",
-    JSON.stringify({ args: { ping: 1, req_id: reqId } }),
-    "req_log_context",
-    JSON.stringify({ correlation_id: randomUUID() }),
-    "message_id",
-    messageId,
-  ];
 }
 
 /** Whether a reply payload answers `messageId` without an error. */

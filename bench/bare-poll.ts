@@ -1,0 +1,74 @@
+/**
+ * `node --import tsx bench/bare-poll.ts [rounds] [seconds]`: can anything that polls meet the p50 target at
+ * 1 client on this machine? One client at a time, in turn for `rounds` rounds (default 4) of `seconds`
+ * (default 2) each, after a warm-up:
+ *
+ * - (c) the runtime floor and (a) a pushed reply, the target's two baselines (see docs/performance.md);
+ * - `bare poll`: the floor object in its poll mode (`bench/floor-worker.ts`, `?mode=poll`), the poll
+ *   transport's I/O with nothing of the gateway in it: the gateway's `XADD`, then an `LPOP` sent the moment
+ *   the `XADD` is answered and again at once while empty. It spends commands freely, so it is a bound on
+ *   latency, not a design;
+ * - the gateway, poll transport.
+ *
+ * Prints each one's requests/s and p50, and the two polling ones against (a)+(c). When the bare poll path
+ * itself is over (a)+(c), no polling gateway can meet the target on this runtime and machine.
+ * `BRIDGE_LATENCY_MS=4` puts Redis a simulated round trip away, as the benchmark's `--bridge-latency-ms`.
+ */
+import { startBenchStack } from "./bench-stack.js";
+import { emptySamples, loopResult, mergeSamples, runClosedLoop, type LoopSamples } from "./closed-loop.js";
+import { PushedClient, WebSocketClient, type LoadClient } from "./load-clients.js";
+import { fixed, ratio } from "./table.js";
+
+const rounds = Number(process.argv[2] ?? 4);
+const seconds = Number(process.argv[3] ?? 2);
+const bridgeLatencyMs = Number(process.env.BRIDGE_LATENCY_MS ?? 0);
+
+const bench = await startBenchStack({
+  log: (line) => console.log(line),
+  gatewayVars: {},
+  serviceArgs: [],
+  bridgeLatencyMs,
+});
+const clients: LoadClient[] = [];
+try {
+  const floorUrl = bench.floorWsUrl;
+  const targets: Array<[name: string, client: LoadClient]> = [
+    ["(c) floor", await WebSocketClient.connect(`${floorUrl}?object=floor`)],
+    [
+      "(a) pushed",
+      await PushedClient.connect(bench.rest.send, bench.stack.redis.url, "bench:bare-poll:pushed", "list"),
+    ],
+    ["bare poll", await WebSocketClient.connect(`${floorUrl}?object=floor-poll&mode=poll`)],
+    ["gateway (poll)", await WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)],
+  ];
+  clients.push(...targets.map(([, client]) => client));
+  const limits = (ms: number) => ({ durationMs: ms, maxRequestsPerClient: 1e9, requestTimeoutMs: 10_000 });
+  for (const [, client] of targets) await runClosedLoop([client], limits(1_000), new Set());
+  const samples = new Map<string, LoopSamples>(targets.map(([name]) => [name, emptySamples()]));
+  for (let round = 1; round <= rounds; round++) {
+    console.log(`round ${round} of ${rounds}...`);
+    for (const [name, client] of targets) {
+      mergeSamples(samples.get(name)!, await runClosedLoop([client], limits(seconds * 1000), new Set()));
+    }
+  }
+  const results = new Map([...samples].map(([name, merged]) => [name, loopResult(merged)]));
+  const p50 = (name: string) => results.get(name)?.latencyMs.p50;
+  const limit = (p50("(a) pushed") ?? NaN) + (p50("(c) floor") ?? NaN);
+  console.log(
+    `\n1 client, ${rounds} x ${seconds} s each, Redis ${bridgeLatencyMs ? `${bridgeLatencyMs} ms away` : "on the loopback"}`,
+  );
+  console.log("| target         |  req/s | p50 ms | p95 ms | errors | p50 / ((a)+(c)) |");
+  console.log("|----------------|-------:|-------:|-------:|-------:|----------------:|");
+  for (const [name, result] of results) {
+    const polls = name === "bare poll" || name.startsWith("gateway");
+    console.log(
+      `| ${name.padEnd(14)} | ${fixed(result.requestsPerSecond, 0).padStart(6)} | ${fixed(result.latencyMs.p50, 2).padStart(6)} | ` +
+        `${fixed(result.latencyMs.p95, 2).padStart(6)} | ${String(result.errors).padStart(6)} | ` +
+        `${(polls ? ratio(result.latencyMs.p50, limit) : "").padStart(15)} |`,
+    );
+  }
+  console.log(`(a)+(c) = ${fixed(limit, 2)} ms`);
+} finally {
+  for (const client of clients) client.close();
+  await bench.stop();
+}
