@@ -8,15 +8,19 @@
  *   transport's I/O with nothing of the gateway in it: the gateway's `XADD`, then an `LPOP` sent the moment
  *   the `XADD` is answered and again at once while empty. It spends commands freely, so it is a bound on
  *   latency, not a design;
+ * - `two PINGs`: the floor object sending two `PING`s in turn per message (`?mode=ping2`): two REST round
+ *   trips, as the poll path has, but no service at work on the same cores meanwhile;
  * - the gateway, poll transport.
  *
- * Prints each one's requests/s and p50, and the two polling ones against (a)+(c). When the bare poll path
+ * Prints each one's requests/s and p50, the two polling ones against (a)+(c), and the CPU its object's
+ * workerd spent per request. When the bare poll path
  * itself is over (a)+(c), no polling gateway can meet the target on this runtime and machine.
  * `BRIDGE_LATENCY_MS=4` puts Redis a simulated round trip away, as the benchmark's `--bridge-latency-ms`.
  */
 import { startBenchStack } from "./bench-stack.js";
 import { emptySamples, loopResult, mergeSamples, runClosedLoop, type LoopSamples } from "./closed-loop.js";
 import { PushedClient, WebSocketClient, type LoadClient } from "./load-clients.js";
+import { cpuDelta, sampleCpu } from "./process-stats.js";
 import { fixed, ratio } from "./table.js";
 
 const rounds = Number(process.argv[2] ?? 4);
@@ -39,16 +43,28 @@ try {
       await PushedClient.connect(bench.rest.send, bench.stack.redis.url, "bench:bare-poll:pushed", "list"),
     ],
     ["bare poll", await WebSocketClient.connect(`${floorUrl}?object=floor-poll&mode=poll`)],
+    ["two PINGs", await WebSocketClient.connect(`${floorUrl}?object=floor-ping2&mode=ping2`)],
     ["gateway (poll)", await WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)],
   ];
   clients.push(...targets.map(([, client]) => client));
   const limits = (ms: number) => ({ durationMs: ms, maxRequestsPerClient: 1e9, requestTimeoutMs: 10_000 });
   for (const [, client] of targets) await runClosedLoop([client], limits(1_000), new Set());
   const samples = new Map<string, LoopSamples>(targets.map(([name]) => [name, emptySamples()]));
+  /** CPU ms of the object's workerd (the floor's serves the floor and the bare poll path) per target. */
+  const objectCpuMs = new Map<string, number>();
+  /** `LPOP`s sent per target (all of Redis's, counted around each slice). */
+  const lpops = new Map<string, number>();
   for (let round = 1; round <= rounds; round++) {
     console.log(`round ${round} of ${rounds}...`);
     for (const [name, client] of targets) {
+      const before = sampleCpu(bench.processes);
+      const commandsBefore = await bench.commands.snapshot();
       mergeSamples(samples.get(name)!, await runClosedLoop([client], limits(seconds * 1000), new Set()));
+      const used = cpuDelta(before, sampleCpu(bench.processes));
+      const popped = ((await bench.commands.snapshot()).lpop ?? 0) - (commandsBefore.lpop ?? 0);
+      lpops.set(name, (lpops.get(name) ?? 0) + popped);
+      const role = name.startsWith("gateway") ? "workerd" : "workerd-floor";
+      objectCpuMs.set(name, (objectCpuMs.get(name) ?? 0) + (used[role] ?? 0));
     }
   }
   const results = new Map([...samples].map(([name, merged]) => [name, loopResult(merged)]));
@@ -57,14 +73,22 @@ try {
   console.log(
     `\n1 client, ${rounds} x ${seconds} s each, Redis ${bridgeLatencyMs ? `${bridgeLatencyMs} ms away` : "on the loopback"}`,
   );
-  console.log("| target         |  req/s | p50 ms | p95 ms | errors | p50 / ((a)+(c)) |");
-  console.log("|----------------|-------:|-------:|-------:|-------:|----------------:|");
+  console.log(
+    "| target         |  req/s | p50 ms | p95 ms | errors | p50 / ((a)+(c)) | object's workerd CPU/req | LPOP/req |",
+  );
+  console.log(
+    "|----------------|-------:|-------:|-------:|-------:|----------------:|-------------------------:|---------:|",
+  );
   for (const [name, result] of results) {
     const polls = name === "bare poll" || name.startsWith("gateway");
+    const cpuUs =
+      name === "(a) pushed" ? undefined : ((objectCpuMs.get(name) ?? NaN) * 1000) / result.requests;
     console.log(
       `| ${name.padEnd(14)} | ${fixed(result.requestsPerSecond, 0).padStart(6)} | ${fixed(result.latencyMs.p50, 2).padStart(6)} | ` +
         `${fixed(result.latencyMs.p95, 2).padStart(6)} | ${String(result.errors).padStart(6)} | ` +
-        `${(polls ? ratio(result.latencyMs.p50, limit) : "").padStart(15)} |`,
+        `${(polls ? ratio(result.latencyMs.p50, limit) : "").padStart(15)} | ` +
+        `${(cpuUs === undefined ? "" : `${fixed(cpuUs, 0)} us`).padStart(24)} | ` +
+        `${(polls ? fixed((lpops.get(name) ?? NaN) / result.requests, 2) : "").padStart(8)} |`,
     );
   }
   console.log(`(a)+(c) = ${fixed(limit, 2)} ms`);

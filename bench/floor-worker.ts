@@ -15,7 +15,8 @@
  * With `?mode=poll` on the upgrade, a socket gets the poll transport's I/O with nothing of the gateway in
  * it (`bench/bare-poll.ts`): the gateway's exact `XADD`, then an `LPOP` of the object's reply key as soon as
  * the `XADD` is answered, and again at once while it comes back empty, then the answer. No gateway that
- * polls can answer sooner than this on the same runtime.
+ * polls can answer sooner than this on the same runtime. With `?mode=ping2` it sends two `PING`s one after
+ * the other: two REST round trips with no service at work meanwhile.
  */
 import { DurableObject } from "cloudflare:workers";
 import { gatewayEntry } from "./entry.js";
@@ -39,9 +40,9 @@ export class FloorObject extends DurableObject<FloorEnv> {
 
   override async fetch(request: Request): Promise<Response> {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    // The hibernation API, as the gateway uses it; the tag survives hibernation.
-    const poll = new URL(request.url).searchParams.get("mode") === "poll";
-    this.ctx.acceptWebSocket(server, poll ? ["poll"] : []);
+    // The hibernation API, as the gateway uses it; the mode's tag survives hibernation.
+    const mode = new URL(request.url).searchParams.get("mode");
+    this.ctx.acceptWebSocket(server, mode === "poll" || mode === "ping2" ? [mode] : []);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -49,17 +50,21 @@ export class FloorObject extends DurableObject<FloorEnv> {
     let reqId: unknown;
     try {
       reqId = (JSON.parse(typeof message === "string" ? message : "{}") as { req_id?: unknown }).req_id;
-      if (this.ctx.getTags(socket).includes("poll")) await this.barePoll(reqId);
-      else {
-        const { result } = (await (await this.rest('["PING"]')).json()) as { result?: string };
-        if (result !== "PONG") throw new Error(`PING answered ${JSON.stringify(result)}`);
-      }
+      const [mode] = this.ctx.getTags(socket);
+      if (mode === "poll") await this.barePoll(reqId);
+      else for (let pings = mode === "ping2" ? 2 : 1; pings > 0; pings--) await this.ping();
       socket.send(JSON.stringify({ msg_type: "ping", ping: "pong", req_id: reqId }));
     } catch (error) {
       socket.send(
         JSON.stringify({ msg_type: "ping", error: { code: "Floor", message: String(error) }, req_id: reqId }),
       );
     }
+  }
+
+  /** One REST `PING`. */
+  private async ping(): Promise<void> {
+    const { result } = (await (await this.rest('["PING"]')).json()) as { result?: string };
+    if (result !== "PONG") throw new Error(`PING answered ${JSON.stringify(result)}`);
   }
 
   /** The poll mode: `XADD`, then `LPOP` from its answer on, with no pause, until the reply is there. */

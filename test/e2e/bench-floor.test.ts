@@ -1,7 +1,8 @@
 /**
  * The benchmark's runtime floor (baseline c, bench/floor-worker.ts) in real workerd: it keeps the
  * platform's six outgoing connections per object even though local workerd lets more through, so a floor
- * measured with Redis some milliseconds away is one a deployment could have.
+ * measured with Redis some milliseconds away is one a deployment could have. Its ping2 mode (used by
+ * bench/bare-poll.ts) makes two REST round trips per message.
  */
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
@@ -15,11 +16,13 @@ import { PROJECT_ROOT } from "../../src/devstack/stack.js";
 let endpoint: Server;
 let open = 0;
 let mostOpen = 0;
+let pings = 0;
 let floor: ServedWorker;
 
 beforeAll(async () => {
   endpoint = createServer((request, response) => {
     open += 1;
+    pings += 1;
     mostOpen = Math.max(mostOpen, open);
     request.resume();
     setTimeout(() => {
@@ -67,4 +70,17 @@ it("answers 20 messages sent at once with at most six PINGs in flight", async ()
   );
   // Six at once, not twenty: the limit holds, and the floor still uses all of it.
   expect(mostOpen).toBe(6);
+});
+
+it("sends two PINGs one after the other per message in its ping2 mode", async () => {
+  const socket = new WebSocket(`${floor.httpUrl.replace(/^http/, "ws")}/?object=ping2&mode=ping2`);
+  await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+  const before = pings;
+  for (let reqId = 1; reqId <= 3; reqId += 1) {
+    const reply = new Promise<string>((resolve) => socket.once("message", (data) => resolve(String(data))));
+    socket.send(JSON.stringify({ ping: 1, req_id: reqId }));
+    expect(JSON.parse(await reply)).toEqual({ msg_type: "ping", ping: "pong", req_id: reqId });
+  }
+  socket.close();
+  expect(pings - before).toBe(6);
 });
