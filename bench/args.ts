@@ -6,7 +6,7 @@ import type { PhaseSettings, Target } from "./load-phase.js";
 
 /** One-line usage, printed with `--help` and with every flag error. */
 export const USAGE =
-  "usage: npm run bench -- [--quick] [--json <file>] [--clients 1,8,64,256] [--targets direct,pushed,floor,gateway] " +
+  "usage: npm run bench -- [--quick] [--json <file>] [--clients 1,8,64,256] [--targets direct,pushed,floor,bare,gateway] " +
   "[--objects N|1,2,4] [--duration-ms MS] [--idle-connections N] [--idle-seconds S] [--connections N] " +
   "[--reply-transport poll|subscribe] [--bridge-latency-ms MS] [--var NAME=value]... [--service-arg=--flag=value]... [--verbose]";
 
@@ -44,7 +44,7 @@ export interface BenchArgs {
   verbose: boolean;
 }
 
-const ALL_TARGETS: Target[] = ["direct", "pushed", "floor", "gateway"];
+const ALL_TARGETS: Target[] = ["direct", "pushed", "floor", "bare", "gateway"];
 
 /** Parses `argv` (without `node script`); throws with {@link USAGE} on a bad flag. */
 export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
@@ -57,9 +57,15 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
   }
   // subscribe: the gateway subscribes to its reply channel, the service publishes, the baselines SUBSCRIBE.
   const subscribe = transport === "subscribe";
-  const targets = (values.targets?.split(",") ?? ALL_TARGETS) as Target[];
+  // The bare poll path polls: with services that publish there is nothing on its list to find.
+  const targets = (values.targets?.split(",") ??
+    ALL_TARGETS.filter((target) => !subscribe || target !== "bare")) as Target[];
   const unknown = targets.find((target) => !ALL_TARGETS.includes(target));
   if (unknown) throw new BenchUsageError(`unknown target "${unknown}". ${USAGE}`);
+  if (subscribe && targets.includes("bare"))
+    throw new BenchUsageError(
+      `the bare target is the poll transport's path; leave it out with subscribe. ${USAGE}`,
+    );
   const clients = values.clients
     ? values.clients.split(",").map((value) => count(value, "--clients"))
     : [1, 8, 64, 256];

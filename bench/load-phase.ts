@@ -24,8 +24,12 @@ import type { ReplyMode } from "./reply-waiters.js";
 import { pollerFigures, readPollerCounters, type PollerFigures } from "./poller-stats.js";
 import { cpuDelta, sampleCpu, type CpuSample } from "./process-stats.js";
 
-/** What is measured: the gateway, or one of the three baselines. */
-export type Target = "gateway" | "pushed" | "direct" | "floor";
+/**
+ * What is measured: the gateway, one of the three baselines, or (poll transport, 1 client only) the bare
+ * poll path, the poll transport's I/O with none of the gateway's code (`bench/floor-worker.ts`,
+ * `?mode=poll`): a bound on what any polling gateway can reach on this machine.
+ */
+export type Target = "gateway" | "pushed" | "direct" | "floor" | "bare";
 
 /** How each target is named in the tables. */
 export const LABELS: Record<Target, string> = {
@@ -33,6 +37,7 @@ export const LABELS: Record<Target, string> = {
   pushed: "(a) pushed",
   direct: "(b) direct",
   floor: "(c) floor",
+  bare: "(d) bare poll",
 };
 
 /** Upstash pay-as-you-go: $0.20 per 100,000 commands. */
@@ -176,6 +181,9 @@ async function connectClients(
         );
       case "floor":
         return WebSocketClient.connect(`${bench.floorWsUrl}?object=floor`);
+      case "bare":
+        // An object per client: each polls its own reply key.
+        return WebSocketClient.connect(`${bench.floorWsUrl}?object=bare-${run}-${index}&mode=poll`);
       case "pushed":
         return PushedClient.connect(
           bench.rest.send,

@@ -2,7 +2,7 @@
  * The prose parts of the report: the machine and how busy it was, the idle and connections phases.
  */
 import { OTHER_PROCESSES } from "./process-stats.js";
-import { LABELS } from "./load-phase.js";
+import { LABELS, type PhaseResult } from "./load-phase.js";
 import type { BenchReport } from "./report.js";
 import { fixed, ratio, whole } from "./table.js";
 
@@ -29,6 +29,28 @@ export function formatMachine(report: BenchReport): string {
         "request and stream event (`--bridge-latency-ms`); every target but (b) direct paid it."
       : "";
   return `- Machine: ${machine}.\n- Workers served by: ${report.servedBy}.\n- ${note}${distant}`;
+}
+
+/**
+ * Under the targets: the 1-client p50 of (d), the poll path with none of the gateway's code, against the
+ * same (a)+(c), so a missed latency target can be told apart from one no polling code meets here.
+ */
+export function formatBound(phases: PhaseResult[]): string {
+  const at1 = (target: PhaseResult["target"]) =>
+    phases.find((phase) => phase.target === target && phase.clients === 1)?.latencyMs.p50;
+  const bare = at1("bare");
+  if (bare === undefined) return "";
+  const limit = (at1("pushed") ?? NaN) + (at1("floor") ?? NaN);
+  if (!Number.isFinite(bare) || !Number.isFinite(limit)) return "";
+  const verdict =
+    bare > limit
+      ? "above the limit with no gateway code at all, so on this machine no polling code meets the p50 target"
+      : "within the limit, so polling code can meet the p50 target on this machine";
+  return (
+    `\n\n(d) bare poll, the poll transport's I/O with none of the gateway's code (the floor object's ` +
+    `\`?mode=poll\`: the gateway's \`XADD\`, then \`LPOP\` from its answer on): p50 ${fixed(bare, 2)} ms at 1 ` +
+    `client, ${ratio(bare, limit)} (a)+(c): ${verdict}.`
+  );
 }
 
 /** The idle and connections phases, one line each. */

@@ -4,7 +4,7 @@
 import { LABELS, type PhaseResult, type Target } from "./load-phase.js";
 import type { ConnectionsResult, IdleResult } from "./socket-phases.js";
 import type { TraceResult } from "./trace-phase.js";
-import { formatMachine, formatSockets } from "./report-notes.js";
+import { formatBound, formatMachine, formatSockets } from "./report-notes.js";
 import { fixed, formatTable, ratio, whole } from "./table.js";
 
 /** Everything a run produced (the `--json` file). */
@@ -309,7 +309,8 @@ export function formatReport(report: BenchReport): string {
           t.ratio === undefined ? "-" : `${t.ratio.toFixed(2)}x`,
           t.met === "n/a" ? "n/a" : t.met ? "met" : "MISSED",
         ]),
-      ),
+      ) +
+      formatBound(phases),
   );
   return sections.join("\n\n");
 }
