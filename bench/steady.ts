@@ -1,6 +1,7 @@
 /**
  * `node --import tsx bench/steady.ts [clients] [seconds] [-- command ...]`: a closed loop of `clients`
- * WebSocket clients (default 1) on the gateway, or on the runtime floor with `STEADY_TARGET=floor`, for
+ * WebSocket clients (default 1) on the gateway, or on the runtime floor with `STEADY_TARGET=floor` (`bare`: the
+ * floor object's poll mode, the poll transport's I/O with none of the gateway's code), for
  * `seconds` (default 5) after a 1.5 s warm-up, with no other phase around it. Prints requests/s, p50, and
  * each process's CPU ms per request, so a change to the per-request path can be weighed in steady state
  * (the full benchmark alternates targets every two seconds). `PROFILE_TRANSPORT=subscribe` runs the
@@ -22,7 +23,9 @@ const positional = separator === -1 ? process.argv.slice(2) : process.argv.slice
 const command = separator === -1 ? [] : process.argv.slice(separator + 1);
 const clients = Number(positional[0] ?? 1);
 const seconds = Number(positional[1] ?? 5);
-const floor = process.env.STEADY_TARGET === "floor";
+/** `floor`, or `bare` for the floor object's poll mode (`bench/floor-worker.ts`, `?mode=poll`). */
+const target = process.env.STEADY_TARGET ?? "gateway";
+const floor = target === "floor" || target === "bare";
 const subscribe = process.env.PROFILE_TRANSPORT === "subscribe";
 const bridgeLatencyMs = Number(process.env.STEADY_BRIDGE_LATENCY_MS ?? 0);
 
@@ -33,7 +36,12 @@ const bench = await startBenchStack({
   bridgeLatencyMs,
 });
 try {
-  const url = floor ? `${bench.floorWsUrl}?object=floor` : `${bench.gatewayWsUrl}?object=bench-0`;
+  const url =
+    target === "bare"
+      ? `${bench.floorWsUrl}?object=bare&mode=poll`
+      : floor
+        ? `${bench.floorWsUrl}?object=floor`
+        : `${bench.gatewayWsUrl}?object=bench-0`;
   const loadClients = await Promise.all(Array.from({ length: clients }, () => WebSocketClient.connect(url)));
   let stop = false;
   let count = 0;
@@ -69,7 +77,7 @@ try {
   latencies.sort((a, b) => a - b);
   const p50 = latencies[Math.floor(latencies.length / 2)] ?? NaN;
   console.log(
-    `${floor ? "floor" : "gateway"}, ${clients} client(s): ${(requests / seconds).toFixed(0)} req/s, ` +
+    `${target}, ${clients} client(s): ${(requests / seconds).toFixed(0)} req/s, ` +
       `p50 ${p50.toFixed(2)} ms, workerd pid ${pid}`,
   );
   const perRequest = Object.entries(cpu)
