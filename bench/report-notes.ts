@@ -1,5 +1,6 @@
 /**
- * The prose parts of the report: the machine and how busy it was, the idle and connections phases.
+ * The prose parts of the report: the machine and how busy it was, the bare poll bound under the targets,
+ * the trace, idle and connections phases.
  */
 import { OTHER_PROCESSES } from "./process-stats.js";
 import { LABELS, type PhaseResult } from "./load-phase.js";
