@@ -57,15 +57,9 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
   }
   // subscribe: the gateway subscribes to its reply channel, the service publishes, the baselines SUBSCRIBE.
   const subscribe = transport === "subscribe";
-  // The bare poll path polls: with services that publish there is nothing on its list to find.
-  const targets = (values.targets?.split(",") ??
-    ALL_TARGETS.filter((target) => !subscribe || target !== "bare")) as Target[];
+  const targets = (values.targets?.split(",") ?? ALL_TARGETS) as Target[];
   const unknown = targets.find((target) => !ALL_TARGETS.includes(target));
   if (unknown) throw new BenchUsageError(`unknown target "${unknown}". ${USAGE}`);
-  if (subscribe && targets.includes("bare"))
-    throw new BenchUsageError(
-      `the bare target is the poll transport's path; leave it out with subscribe. ${USAGE}`,
-    );
   const clients = values.clients
     ? values.clients.split(",").map((value) => count(value, "--clients"))
     : [1, 8, 64, 256];

@@ -15,8 +15,11 @@
  * With `?mode=poll` on the upgrade, a socket gets the poll transport's I/O with nothing of the gateway in
  * it (`bench/bare-poll.ts`): the gateway's exact `XADD`, then an `LPOP` of the object's reply key as soon as
  * the `XADD` is answered, and again at once while it comes back empty, then the answer. No gateway that
- * polls can answer sooner than this on the same runtime. With `?mode=ping2` it sends two `PING`s one after
- * the other: two REST round trips with no service at work meanwhile.
+ * polls can answer sooner than this on the same runtime. With `?mode=sub`, the subscribe transport's I/O
+ * in the same way: the object subscribes to its reply key's channel (server-sent events) once, then for
+ * each message writes the entry and answers when the service's published reply arrives on the stream.
+ * With `?mode=ping2` it sends two `PING`s one after the other: two REST round trips with no service at
+ * work meanwhile.
  */
 import { DurableObject } from "cloudflare:workers";
 import { gatewayEntry } from "./entry.js";
@@ -34,15 +37,18 @@ const MAX_WAITING_FOR_HEADERS = 6;
 export class FloorObject extends DurableObject<FloorEnv> {
   private waitingForHeaders = 0;
   private readonly queued: Array<() => void> = [];
-  /** The poll mode's reply key, and its last message id. */
-  private readonly who = `bench:bare-poll:${crypto.randomUUID()}`;
+  /** The poll and sub modes' reply key (and channel), and their last message id. */
+  private readonly who = `bench:bare:${crypto.randomUUID()}`;
   private messages = 0;
+  /** The sub mode's stream, open once confirmed; and the messages waiting for their reply on it. */
+  private subscribed?: Promise<void>;
+  private readonly replies = new Map<string, () => void>();
 
   override async fetch(request: Request): Promise<Response> {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     // The hibernation API, as the gateway uses it; the mode's tag survives hibernation.
     const mode = new URL(request.url).searchParams.get("mode");
-    this.ctx.acceptWebSocket(server, mode === "poll" || mode === "ping2" ? [mode] : []);
+    this.ctx.acceptWebSocket(server, mode === "poll" || mode === "sub" || mode === "ping2" ? [mode] : []);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -52,6 +58,7 @@ export class FloorObject extends DurableObject<FloorEnv> {
       reqId = (JSON.parse(typeof message === "string" ? message : "{}") as { req_id?: unknown }).req_id;
       const [mode] = this.ctx.getTags(socket);
       if (mode === "poll") await this.barePoll(reqId);
+      else if (mode === "sub") await this.bareSubscribe(reqId);
       else for (let pings = mode === "ping2" ? 2 : 1; pings > 0; pings--) await this.ping();
       socket.send(JSON.stringify({ msg_type: "ping", ping: "pong", req_id: reqId }));
     } catch (error) {
@@ -86,15 +93,68 @@ export class FloorObject extends DurableObject<FloorEnv> {
     throw new Error(`no reply to ${messageId}`);
   }
 
-  /** One REST command (`body`: its JSON array), once fewer than six fetches wait for their headers. */
-  private async rest(body: string): Promise<Response> {
+  /** The sub mode: the stream once, then `XADD`, answered when the service's reply comes on the stream. */
+  private async bareSubscribe(reqId: unknown): Promise<void> {
+    this.subscribed ??= this.subscribe();
+    await this.subscribed;
+    const messageId = String((this.messages += 1));
+    const replied = new Promise<void>((resolve) => this.replies.set(messageId, resolve));
+    const added = (await (
+      await this.rest(JSON.stringify(gatewayEntry(this.who, messageId, reqId)))
+    ).json()) as { result?: unknown };
+    if (typeof added.result !== "string") throw new Error(`XADD answered ${JSON.stringify(added)}`);
+    await replied;
+  }
+
+  /** Opens the stream of the reply channel; resolves once Redis confirmed the subscription. */
+  private async subscribe(): Promise<void> {
+    const response = await this.rest("[]", `/subscribe/${this.who}`);
+    if (!response.ok || !response.body) throw new Error(`subscribe answered ${response.status}`);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    const prefix = `data: message,${this.who},`;
+    let confirm = (): void => undefined;
+    const confirmed = new Promise<void>((resolve) => (confirm = resolve));
+    void (async () => {
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        // A stream that ended is opened again by the next message.
+        if (done) return void (this.subscribed = undefined);
+        buffer += decoder.decode(value, { stream: true });
+        for (let end = buffer.indexOf("\n"); end !== -1; end = buffer.indexOf("\n")) {
+          const line = buffer.slice(0, end).replace(/\r$/, "");
+          buffer = buffer.slice(end + 1);
+          if (line.startsWith("data: subscribe,")) confirm();
+          if (!line.startsWith(prefix)) continue;
+          // One reply, or a JSON array of them (a service in `publish-batch` mode).
+          const payload = JSON.parse(line.slice(prefix.length)) as unknown;
+          for (const reply of Array.isArray(payload) ? payload : [payload]) {
+            const id = String((reply as { message_id?: unknown }).message_id);
+            this.replies.get(id)?.();
+            this.replies.delete(id);
+          }
+        }
+      }
+    })();
+    await confirmed;
+  }
+
+  /**
+   * One REST request (`body`: a command's JSON array, to `path`), once fewer than six fetches wait for their
+   * headers. `/subscribe/...` asks for server-sent events.
+   */
+  private async rest(body: string, path = ""): Promise<Response> {
     if (this.waitingForHeaders < MAX_WAITING_FOR_HEADERS) this.waitingForHeaders += 1;
     // A finishing fetch hands its place straight to the next in line, so the count never goes over.
     else await new Promise<void>((resolve) => this.queued.push(resolve));
     try {
-      return await fetch(this.env.UPSTASH_REDIS_REST_URL, {
+      return await fetch(`${this.env.UPSTASH_REDIS_REST_URL}${path}`, {
         method: "POST",
-        headers: { authorization: `Bearer ${this.env.UPSTASH_REDIS_REST_TOKEN}` },
+        headers: {
+          authorization: `Bearer ${this.env.UPSTASH_REDIS_REST_TOKEN}`,
+          ...(path ? { accept: "text/event-stream" } : {}),
+        },
         body,
       });
     } finally {

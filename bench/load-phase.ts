@@ -25,9 +25,9 @@ import { pollerFigures, readPollerCounters, type PollerFigures } from "./poller-
 import { cpuDelta, sampleCpu, type CpuSample } from "./process-stats.js";
 
 /**
- * What is measured: the gateway, one of the three baselines, or (poll transport, 1 client only) the bare
- * poll path, the poll transport's I/O with none of the gateway's code (`bench/floor-worker.ts`,
- * `?mode=poll`): a bound on what any polling gateway can reach on this machine.
+ * What is measured: the gateway, one of the three baselines, or (1 client only) the bare path: the reply
+ * transport's I/O with none of the gateway's code (`bench/floor-worker.ts`, `?mode=poll` or `?mode=sub`),
+ * a bound on what any gateway with that transport can reach on this machine.
  */
 export type Target = "gateway" | "pushed" | "direct" | "floor" | "bare";
 
@@ -37,7 +37,7 @@ export const LABELS: Record<Target, string> = {
   pushed: "(a) pushed",
   direct: "(b) direct",
   floor: "(c) floor",
-  bare: "(d) bare poll",
+  bare: "(d) bare path",
 };
 
 /** Upstash pay-as-you-go: $0.20 per 100,000 commands. */
@@ -181,9 +181,11 @@ async function connectClients(
         );
       case "floor":
         return WebSocketClient.connect(`${bench.floorWsUrl}?object=floor`);
-      case "bare":
-        // An object per client: each polls its own reply key.
-        return WebSocketClient.connect(`${bench.floorWsUrl}?object=bare-${run}-${index}&mode=poll`);
+      case "bare": {
+        // An object per client, each with its own reply key; the service's reply mode says which path.
+        const mode = settings.replyMode === "publish" ? "sub" : "poll";
+        return WebSocketClient.connect(`${bench.floorWsUrl}?object=bare-${run}-${index}&mode=${mode}`);
+      }
       case "pushed":
         return PushedClient.connect(
           bench.rest.send,

@@ -1,5 +1,5 @@
 /**
- * The prose parts of the report: the machine and how busy it was, the bare poll bound under the targets,
+ * The prose parts of the report: the machine and how busy it was, the bare path's bound under the targets,
  * the trace, idle and connections phases.
  */
 import { OTHER_PROCESSES } from "./process-stats.js";
@@ -33,25 +33,29 @@ export function formatMachine(report: BenchReport): string {
 }
 
 /**
- * Under the targets: the 1-client p50 of (d), the poll path with none of the gateway's code, against the
- * same (a)+(c), so a missed latency target can be told apart from one no polling code meets here.
+ * Under the targets: the 1-client p50 of (d), the reply transport's path with none of the gateway's code,
+ * against the same (a)+(c), so a missed latency target can be told apart from one that no code with that
+ * transport meets on the machine at hand.
  */
-export function formatBound(phases: PhaseResult[]): string {
+export function formatBound(report: BenchReport): string {
   const at1 = (target: PhaseResult["target"]) =>
-    phases.find((phase) => phase.target === target && phase.clients === 1)?.latencyMs.p50;
+    report.phases.find((phase) => phase.target === target && phase.clients === 1)?.latencyMs.p50;
   const bare = at1("bare");
   if (bare === undefined) return "";
   const limit = (at1("pushed") ?? NaN) + (at1("floor") ?? NaN);
   if (!Number.isFinite(bare) || !Number.isFinite(limit)) return "";
+  const subscribe = report.settings.replyMode === "publish";
+  const path = subscribe
+    ? "the subscribe transport's I/O with none of the gateway's code (the floor object's `?mode=sub`: the " +
+      "reply channel's event stream, the gateway's `XADD`, the answer when the published reply arrives)"
+    : "the poll transport's I/O with none of the gateway's code (the floor object's `?mode=poll`: the " +
+      "gateway's `XADD`, then `LPOP` from its answer on)";
+  const code = subscribe ? "code that subscribes" : "polling code";
   const verdict =
     bare > limit
-      ? "above the limit with no gateway code at all, so on this machine no polling code meets the p50 target"
-      : "within the limit, so polling code can meet the p50 target on this machine";
-  return (
-    `\n\n(d) bare poll, the poll transport's I/O with none of the gateway's code (the floor object's ` +
-    `\`?mode=poll\`: the gateway's \`XADD\`, then \`LPOP\` from its answer on): p50 ${fixed(bare, 2)} ms at 1 ` +
-    `client, ${ratio(bare, limit)} (a)+(c): ${verdict}.`
-  );
+      ? `above the limit with no gateway code at all, so on this machine no ${code} meets the p50 target`
+      : `within the limit, so ${code} can meet the p50 target on this machine`;
+  return `\n\n(d) bare path, ${path}: p50 ${fixed(bare, 2)} ms at 1 client, ${ratio(bare, limit)} (a)+(c): ${verdict}.`;
 }
 
 /** The idle and connections phases, one line each. */

@@ -310,7 +310,7 @@ export function formatReport(report: BenchReport): string {
           t.met === "n/a" ? "n/a" : t.met ? "met" : "MISSED",
         ]),
       ) +
-      formatBound(phases),
+      formatBound(report),
   );
   return sections.join("\n\n");
 }

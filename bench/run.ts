@@ -89,7 +89,7 @@ async function run(args: BenchArgs, holder: { bench?: BenchStack }): Promise<Ben
 
   const phases: PhaseResult[] = [];
   for (const clients of args.clients) {
-    // The bare poll path is a bound on the 1-client latency target only.
+    // The bare path is a bound on the 1-client latency target only.
     const targets = clients === 1 ? args.targets : args.targets.filter((target) => target !== "bare");
     const level = await timed(
       `load x ${clients} clients (${targets.join(", ")}; ${args.phase.rounds} rounds)`,
