@@ -12,9 +12,10 @@
  *   trips, as the poll path has, but no service at work on the same cores meanwhile;
  * - the gateway, poll transport.
  *
- * Prints each one's requests/s and p50, the two polling ones against (a)+(c), and the CPU its object's
- * workerd spent per request. When the bare poll path
- * itself is over (a)+(c), no polling gateway can meet the target on this runtime and machine.
+ * Prints each one's requests/s and p50, the two polling ones against (a)+(c), the CPU its object's workerd
+ * spent per request, and `LPOP`s per request. When the bare poll path itself is over (a)+(c), no polling
+ * gateway can meet the target on this runtime and machine. The benchmark measures the same bound, for
+ * either transport, as its target (d).
  * `BRIDGE_LATENCY_MS=4` puts Redis a simulated round trip away, as the benchmark's `--bridge-latency-ms`.
  */
 import { startBenchStack } from "./bench-stack.js";
