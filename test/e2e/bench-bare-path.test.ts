@@ -102,30 +102,19 @@ async function waitsForTheService(
 
 const pongs = [1, 2, 3, 4, 5].map((reqId) => ({ msg_type: "ping", ping: "pong", req_id: reqId }));
 
-describe("the poll path (?mode=poll), service in list mode", () => {
-  const running = floorOn("list");
-  it("answers each message after popping the service's reply to its own XADD", async () => {
-    const { replies, listLength } = await fivePings(running, "poll");
+describe.each([
+  // The poll path pops every reply off the list; the subscribe path's replies are published, never listed.
+  { mode: "poll", replyMode: "list", comesBack: "popped from its reply key" },
+  { mode: "sub", replyMode: "publish-batch", comesBack: "published on its reply channel" },
+] as const)("the floor's ?mode=$mode, service in $replyMode mode", ({ mode, replyMode, comesBack }) => {
+  const running = floorOn(replyMode);
+  it(`answers each message once the service's reply to its own XADD is ${comesBack}`, async () => {
+    const { replies, listLength } = await fivePings(running, mode);
     expect(replies).toEqual(pongs);
-    // Every reply taken off the list.
     expect(listLength).toBe(0);
   }, 60_000);
 
   it("waits for the service's reply: none while the service is down, the answer once it is back", async () => {
-    await waitsForTheService(running, "poll", "list");
-  }, 60_000);
-});
-
-describe("the subscribe path (?mode=sub), service in publish-batch mode", () => {
-  const running = floorOn("publish-batch");
-  it("answers each message when the service's published reply to its own XADD arrives", async () => {
-    const { replies, listLength } = await fivePings(running, "sub");
-    expect(replies).toEqual(pongs);
-    // Published, never pushed to a list.
-    expect(listLength).toBe(0);
-  }, 60_000);
-
-  it("waits for the service's reply: none while the service is down, the answer once it is back", async () => {
-    await waitsForTheService(running, "sub", "publish-batch");
+    await waitsForTheService(running, mode, replyMode);
   }, 60_000);
 });
