@@ -22,7 +22,7 @@ import { startBenchStack } from "./bench-stack.js";
 import { emptySamples, loopResult, mergeSamples, runClosedLoop, type LoopSamples } from "./closed-loop.js";
 import { PushedClient, WebSocketClient, type LoadClient } from "./load-clients.js";
 import { cpuDelta, sampleCpu } from "./process-stats.js";
-import { fixed, ratio } from "./table.js";
+import { fixed, formatTable, ratio } from "./table.js";
 
 const rounds = Number(process.argv[2] ?? 4);
 const seconds = Number(process.argv[3] ?? 2);
@@ -75,23 +75,33 @@ try {
     `\n1 client, ${rounds} x ${seconds} s each, Redis ${bridgeLatencyMs ? `${bridgeLatencyMs} ms away` : "on the loopback"}`,
   );
   console.log(
-    "| target         |  req/s | p50 ms | p95 ms | errors | p50 / ((a)+(c)) | object's workerd CPU/req | LPOP/req |",
+    formatTable(
+      [
+        "target",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "errors",
+        "p50 / ((a)+(c))",
+        "object's workerd CPU/req",
+        "LPOP/req",
+      ],
+      [...results].map(([name, result]) => {
+        const polls = name === "bare poll" || name.startsWith("gateway");
+        const cpuUs = ((objectCpuMs.get(name) ?? NaN) * 1000) / result.requests;
+        return [
+          name,
+          fixed(result.requestsPerSecond, 0),
+          fixed(result.latencyMs.p50, 2),
+          fixed(result.latencyMs.p95, 2),
+          String(result.errors),
+          polls ? ratio(result.latencyMs.p50, limit) : "",
+          name === "(a) pushed" ? "" : `${fixed(cpuUs, 0)} us`,
+          polls ? fixed((lpops.get(name) ?? NaN) / result.requests, 2) : "",
+        ];
+      }),
+    ),
   );
-  console.log(
-    "|----------------|-------:|-------:|-------:|-------:|----------------:|-------------------------:|---------:|",
-  );
-  for (const [name, result] of results) {
-    const polls = name === "bare poll" || name.startsWith("gateway");
-    const cpuUs =
-      name === "(a) pushed" ? undefined : ((objectCpuMs.get(name) ?? NaN) * 1000) / result.requests;
-    console.log(
-      `| ${name.padEnd(14)} | ${fixed(result.requestsPerSecond, 0).padStart(6)} | ${fixed(result.latencyMs.p50, 2).padStart(6)} | ` +
-        `${fixed(result.latencyMs.p95, 2).padStart(6)} | ${String(result.errors).padStart(6)} | ` +
-        `${(polls ? ratio(result.latencyMs.p50, limit) : "").padStart(15)} | ` +
-        `${(cpuUs === undefined ? "" : `${fixed(cpuUs, 0)} us`).padStart(24)} | ` +
-        `${(polls ? fixed((lpops.get(name) ?? NaN) / result.requests, 2) : "").padStart(8)} |`,
-    );
-  }
   console.log(`(a)+(c) = ${fixed(limit, 2)} ms`);
 } finally {
   for (const client of clients) client.close();
