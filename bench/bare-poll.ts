@@ -13,9 +13,13 @@
  * - the gateway, poll transport.
  *
  * Prints each one's requests/s and p50, the two polling ones against (a)+(c), the CPU its object's workerd
- * spent per request, and `LPOP`s per request. When the bare poll path itself is over (a)+(c), no polling
- * gateway can meet the target on this runtime and machine. The benchmark measures the same bound, for
- * either transport, as its target (d).
+ * spent per request, and `LPOP`s per request; then the CPU per request of the bridge, the service,
+ * redis-server, this process and the rest of the machine, so a difference between two targets shows in
+ * the process that pays it. When the bare poll path itself is over (a)+(c), no polling gateway can meet
+ * the target on this runtime and machine. The benchmark measures the same bound, for either transport, as
+ * its target (d).
+ * `PROFILE_TRANSPORT=subscribe` does the same for the subscribe transport: the service publishes its
+ * replies, (a) waits on its channel, `bare sub` is the floor object's `?mode=sub` and the gateway subscribes.
  * `BRIDGE_LATENCY_MS=4` puts Redis a simulated round trip away, as the benchmark's `--bridge-latency-ms`.
  */
 import { startBenchStack } from "./bench-stack.js";
@@ -27,11 +31,14 @@ import { fixed, formatTable, ratio } from "./table.js";
 const rounds = Number(process.argv[2] ?? 4);
 const seconds = Number(process.argv[3] ?? 2);
 const bridgeLatencyMs = Number(process.env.BRIDGE_LATENCY_MS ?? 0);
+const subscribe = process.env.PROFILE_TRANSPORT === "subscribe";
+const transport = subscribe ? "subscribe" : "poll";
+const bareName = subscribe ? "bare sub" : "bare poll";
 
 const bench = await startBenchStack({
   log: (line) => console.log(line),
-  gatewayVars: {},
-  serviceArgs: [],
+  gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
+  serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
   bridgeLatencyMs,
 });
 const clients: LoadClient[] = [];
@@ -41,11 +48,21 @@ try {
     ["(c) floor", await WebSocketClient.connect(`${floorUrl}?object=floor`)],
     [
       "(a) pushed",
-      await PushedClient.connect(bench.rest.send, bench.stack.redis.url, "bench:bare-poll:pushed", "list"),
+      await PushedClient.connect(
+        bench.rest.send,
+        bench.stack.redis.url,
+        "bench:bare-poll:pushed",
+        subscribe ? "publish" : "list",
+      ),
     ],
-    ["bare poll", await WebSocketClient.connect(`${floorUrl}?object=floor-poll&mode=poll`)],
+    [
+      bareName,
+      await WebSocketClient.connect(
+        `${floorUrl}?object=floor-${transport}&mode=${subscribe ? "sub" : "poll"}`,
+      ),
+    ],
     ["two PINGs", await WebSocketClient.connect(`${floorUrl}?object=floor-ping2&mode=ping2`)],
-    ["gateway (poll)", await WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)],
+    [`gateway (${transport})`, await WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)],
   ];
   clients.push(...targets.map(([, client]) => client));
   const limits = (ms: number) => ({ durationMs: ms, maxRequestsPerClient: 1e9, requestTimeoutMs: 10_000 });
@@ -53,6 +70,8 @@ try {
   const samples = new Map<string, LoopSamples>(targets.map(([name]) => [name, emptySamples()]));
   /** CPU ms of the object's workerd (the floor's serves the floor and the bare poll path) per target. */
   const objectCpuMs = new Map<string, number>();
+  /** CPU ms of the other processes (and of the rest of the machine) per target. */
+  const processCpuMs = new Map<string, Record<string, number>>();
   /** `LPOP`s sent per target (all of Redis's, counted around each slice). */
   const lpops = new Map<string, number>();
   for (let round = 1; round <= rounds; round++) {
@@ -66,6 +85,10 @@ try {
       lpops.set(name, (lpops.get(name) ?? 0) + popped);
       const role = name.startsWith("gateway") ? "workerd" : "workerd-floor";
       objectCpuMs.set(name, (objectCpuMs.get(name) ?? 0) + (used[role] ?? 0));
+      const roles = processCpuMs.get(name) ?? {};
+      for (const other of ["bridge", "service", "redis", "bench", "others"])
+        roles[other] = (roles[other] ?? 0) + (used[other] ?? 0);
+      processCpuMs.set(name, roles);
     }
   }
   const results = new Map([...samples].map(([name, merged]) => [name, loopResult(merged)]));
@@ -87,7 +110,7 @@ try {
         "LPOP/req",
       ],
       [...results].map(([name, result]) => {
-        const polls = name === "bare poll" || name.startsWith("gateway");
+        const polls = name === bareName || name.startsWith("gateway");
         const cpuUs = ((objectCpuMs.get(name) ?? NaN) * 1000) / result.requests;
         return [
           name,
@@ -103,6 +126,17 @@ try {
     ),
   );
   console.log(`(a)+(c) = ${fixed(limit, 2)} ms`);
+  const others = ["bridge", "service", "redis", "bench", "others"];
+  console.log("\nCPU per request of the other processes (us)");
+  console.log(
+    formatTable(
+      ["target", ...others],
+      [...results].map(([name, result]) => [
+        name,
+        ...others.map((role) => fixed(((processCpuMs.get(name)?.[role] ?? NaN) * 1000) / result.requests, 0)),
+      ]),
+    ),
+  );
 } finally {
   for (const client of clients) client.close();
   await bench.stop();

@@ -38,6 +38,8 @@ export interface BenchStackOptions {
   serviceArgs: string[];
   /** A simulated network round trip at the bridge (`--bridge-latency-ms`), ms. @default 0 */
   bridgeLatencyMs?: number;
+  /** Opens the floor's workerd inspector on this port (`bench/profile.ts` with `PROFILE_TARGET=bare`). */
+  floorInspectorPort?: number;
   /** Opens the gateway's workerd inspector on this port (`bench/profile.ts`). */
   gatewayInspectorPort?: number;
 }
@@ -88,6 +90,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       durableObject: { binding: "FLOOR", className: "FloorObject" },
       bindings,
       compatibilityDate: compatibilityDate(),
+      inspectorPort: options.floorInspectorPort,
       log: workerLog,
     });
     parts.push(() => floor.dispose());

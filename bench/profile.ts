@@ -3,6 +3,8 @@
  * loop (default 1 client, 5 s), through workerd's V8 inspector. Prints the functions with the most self
  * time, so a change to the per-request path can be aimed and checked. Starts and stops its own stack.
  * `PROFILE_TRANSPORT=subscribe` profiles the subscribe reply transport (service in `publish-batch` mode);
+ * `PROFILE_TARGET=bare` profiles the floor object's bare path for that transport (`bench/floor-worker.ts`),
+ * the same I/O with none of the gateway's code, to set the two profiles side by side;
  * `PROFILE_CALLERS=<function>` also prints who calls that function; `PROFILE_INTERVAL_US` sets the sampling
  * interval (default 50 µs; 500 costs the worker far less time, for a longer run).
  */
@@ -15,6 +17,8 @@ const seconds = Number(process.argv[3] ?? 5);
 const INSPECTOR_PORT = 9239;
 /** `PROFILE_TRANSPORT=subscribe`: the subscribe reply transport, as `npm run bench -- --reply-transport subscribe`. */
 const subscribe = process.env.PROFILE_TRANSPORT === "subscribe";
+/** `PROFILE_TARGET=bare`: the floor object's bare path for that transport instead of the gateway. */
+const bare = process.env.PROFILE_TARGET === "bare";
 
 interface ProfileNode {
   id: number;
@@ -87,11 +91,17 @@ async function main(): Promise<void> {
     log: (line) => console.log(line),
     gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
     serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
-    gatewayInspectorPort: INSPECTOR_PORT,
+    ...(bare ? { floorInspectorPort: INSPECTOR_PORT } : { gatewayInspectorPort: INSPECTOR_PORT }),
   });
   try {
     const loadClients = await Promise.all(
-      Array.from({ length: clients }, () => WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)),
+      Array.from({ length: clients }, () =>
+        WebSocketClient.connect(
+          bare
+            ? `${bench.floorWsUrl}?object=bare&mode=${subscribe ? "sub" : "poll"}`
+            : `${bench.gatewayWsUrl}?object=bench-0`,
+        ),
+      ),
     );
     let stop = false;
     let count = 0;

@@ -2,7 +2,8 @@
  * `node --import tsx bench/steady.ts [clients] [seconds] [-- command ...]`: a closed loop of `clients`
  * WebSocket clients (default 1) on the gateway, or on the runtime floor with `STEADY_TARGET=floor` (`bare`: the
  * floor object's poll mode, the poll transport's I/O with none of the gateway's code), for
- * `seconds` (default 5) after a 1.5 s warm-up, with no other phase around it. Prints requests/s, p50, and
+ * `seconds` (default 5) after a 1.5 s warm-up, with no other phase around it (with
+ * `PROFILE_TRANSPORT=subscribe`, `bare` is the floor object's `?mode=sub`). Prints requests/s, p50, and
  * each process's CPU ms per request, so a change to the per-request path can be weighed in steady state
  * (the full benchmark alternates targets every two seconds). `PROFILE_TRANSPORT=subscribe` runs the
  * subscribe reply transport, as `bench/profile.ts` does; `STEADY_BRIDGE_LATENCY_MS=4` puts Redis a simulated
@@ -38,7 +39,7 @@ const bench = await startBenchStack({
 try {
   const url =
     target === "bare"
-      ? `${bench.floorWsUrl}?object=bare&mode=poll`
+      ? `${bench.floorWsUrl}?object=bare&mode=${subscribe ? "sub" : "poll"}`
       : floor
         ? `${bench.floorWsUrl}?object=floor`
         : `${bench.gatewayWsUrl}?object=bench-0`;
