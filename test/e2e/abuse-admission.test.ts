@@ -10,28 +10,18 @@
  * prints the figures. The attacks of one connection on the default gateway (memory, malformed frames,
  * reflected stash, `__proto__`) are in abuse.test.ts.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
 import WebSocket from "ws";
 import { frameSocket } from "../support/socket.js";
-import { E2E_SERVICE_MODULE, stackLog, startE2eWorker, type Client, type Frame } from "./helpers.js";
+import { useE2eStack, type Client, type Frame } from "./helpers.js";
 
 const SCALE = Math.max(1, Number(process.env.ABUSE_SCALE ?? 1));
-let stack: Stack;
-let worker: RunningWorker;
+const e2e = useE2eStack();
 let abuseUrl: string;
 
-beforeAll(async () => {
-  stack = await startStack({ service: { args: ["--module", E2E_SERVICE_MODULE] }, log: stackLog });
-  worker = await startE2eWorker(stack.bridge);
-  abuseUrl = worker.wsUrl.replace("/websockets/v3", "/abuse/websockets/v3");
-}, 120_000);
-
-afterAll(async () => {
-  await worker?.stop();
-  await stack?.stop();
+beforeAll(() => {
+  abuseUrl = e2e.worker.wsUrl.replace("/websockets/v3", "/abuse/websockets/v3");
 });
 
 /** A client of the abuse gateway, with its close seen from the start (an admission close follows the open at once). */
@@ -54,7 +44,7 @@ async function openFrom(object: string, address: string): Promise<AbuseClient> {
 
 /** The value of one `/metrics` series (0 when absent). */
 async function metric(series: string): Promise<number> {
-  const text = await (await fetch(`${worker.httpUrl}/abuse/metrics`)).text();
+  const text = await (await fetch(`${e2e.worker.httpUrl}/abuse/metrics`)).text();
   const line = text.split("\n").find((candidate) => candidate.startsWith(`${series} `));
   return line ? Number(line.split(" ")[1]) : 0;
 }
@@ -144,16 +134,12 @@ describe("one source against one object", () => {
 
 describe("the operator's endpoints", () => {
   it("/health answers from its cache: a loop of 50 calls sends at most a PING or two", async () => {
-    const redis = new Redis(stack.redis.url);
-    try {
-      await fetch(`${worker.httpUrl}/health`);
-      const before = Number((await redis.info("commandstats")).match(/cmdstat_ping:calls=(\d+)/)?.[1] ?? 0);
-      for (let i = 0; i < 50; i += 1) expect((await fetch(`${worker.httpUrl}/health`)).status).toBe(200);
-      const after = Number((await redis.info("commandstats")).match(/cmdstat_ping:calls=(\d+)/)?.[1] ?? 0);
-      // The default healthCacheMs is 5 s: a slow machine may cross one interval.
-      expect(after - before).toBeLessThanOrEqual(2);
-    } finally {
-      redis.disconnect();
-    }
+    const { redis } = e2e;
+    await fetch(`${e2e.worker.httpUrl}/health`);
+    const before = Number((await redis.info("commandstats")).match(/cmdstat_ping:calls=(\d+)/)?.[1] ?? 0);
+    for (let i = 0; i < 50; i += 1) expect((await fetch(`${e2e.worker.httpUrl}/health`)).status).toBe(200);
+    const after = Number((await redis.info("commandstats")).match(/cmdstat_ping:calls=(\d+)/)?.[1] ?? 0);
+    // The default healthCacheMs is 5 s: a slow machine may cross one interval.
+    expect(after - before).toBeLessThanOrEqual(2);
   });
 });

@@ -20,11 +20,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sleep } from "../support/wait.js";
-import { startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
-import { connect, readStream, stackLog, startE2eWorker, waitForEntry, type Client } from "./helpers.js";
+import { connect, readStream, useE2eStack, waitForEntry, type Client } from "./helpers.js";
 
 const ATTACKERS = Number(process.env.ABUSE_ATTACKERS ?? 12);
 const FRAMES = Number(process.env.ABUSE_FRAMES ?? 200);
@@ -34,25 +32,10 @@ const SMALL_BYTES = Number(process.env.ABUSE_SMALL_BYTES ?? 48_000);
 const BYSTANDERS = 4;
 const PINGS_EACH = 6;
 
-let stack: Stack;
-let worker: RunningWorker;
-let redis: Redis;
-
-beforeAll(async () => {
-  stack = await startStack({
-    service: {
-      args: ["--module", "test/e2e/fault-service.ts", "--concurrency", String(ATTACKERS * FRAMES + 100)],
-    },
-    log: stackLog,
-  });
-  worker = await startE2eWorker(stack.bridge);
-  redis = new Redis(stack.redis.url);
-}, 120_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await worker?.stop();
-  await stack?.stop();
+const e2e = useE2eStack({
+  service: {
+    args: ["--module", "test/e2e/fault-service.ts", "--concurrency", String(ATTACKERS * FRAMES + 100)],
+  },
 });
 
 /** The pid of the process listening on `port` (workerd serves the Worker's port under `wrangler dev`). */
@@ -105,9 +88,11 @@ describe("abuse", () => {
   memoryIt(
     `${ATTACKERS} attackers x ${FRAMES} slow 200 KB / 48 KB frames: memory growth under 128 MB, every bystander answered`,
     async () => {
-      const listener = listenerPid(new URL(worker.httpUrl).port);
+      const listener = listenerPid(new URL(e2e.worker.httpUrl).port);
       const pid = workerdPids(listener);
-      const bystanders = await Promise.all(Array.from({ length: BYSTANDERS }, () => connect(worker.wsUrl)));
+      const bystanders = await Promise.all(
+        Array.from({ length: BYSTANDERS }, () => connect(e2e.worker.wsUrl)),
+      );
       for (const client of bystanders) expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
       await sleep(500);
       const baseline = rssBytes(pid);
@@ -120,7 +105,7 @@ describe("abuse", () => {
       }, 100);
 
       const attackers: Client[] = await Promise.all(
-        Array.from({ length: ATTACKERS }, () => connect(worker.wsUrl)),
+        Array.from({ length: ATTACKERS }, () => connect(e2e.worker.wsUrl)),
       );
       const closes = new Map<number, number>();
       attackers.forEach((client, index) => void client.closed.then(({ code }) => closes.set(index, code)));
@@ -149,7 +134,7 @@ describe("abuse", () => {
         await sleep(500);
       }
       clearInterval(sampler);
-      const metrics = await (await fetch(`${worker.httpUrl}/metrics`)).text();
+      const metrics = await (await fetch(`${e2e.worker.httpUrl}/metrics`)).text();
       const growthMb = (peak - baseline) / 1e6;
       // Replies the attackers got by error code (a RateLimit carrying a 48 KB echo_req is ResponseTooLarge here).
       const replies: Record<string, number> = {};
@@ -173,7 +158,7 @@ describe("abuse", () => {
   );
 
   it("closes a connection that sends 3,000 malformed frames with 1008, after about 500 error replies", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const bad = ["not json", '{"nothing":1}', '{"ping":"\\uE000"}', "[1]"];
     for (let i = 0; i < 3000 && client.ws.readyState === client.ws.OPEN; i++) {
       client.sendRaw(bad[i % bad.length] ?? "");
@@ -182,12 +167,12 @@ describe("abuse", () => {
     expect((await client.closed).code).toBe(1008);
     expect(client.queued.length).toBeLessThanOrEqual(500);
     expect(client.queued.length).toBeGreaterThan(100);
-    const metrics = await (await fetch(`${worker.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${e2e.worker.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/wsproxy_abuse_closes_total [1-9]/);
   }, 60_000);
 
   it("a service that reflects its input cannot write the stash: whoami does not answer the forged id", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const reflected = await client.call({ reflect: 1, stash: { loginid: "CR9" } });
     expect(reflected).toMatchObject({ msg_type: "reflect" });
     expect(await client.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: null } });
@@ -197,25 +182,25 @@ describe("abuse", () => {
       msg_type: "reflect",
     });
     expect(await client.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: "CR90000" } });
-    const metrics = await (await fetch(`${worker.httpUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${e2e.worker.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/wsproxy_stash_writes_dropped_total [2-9]/);
     await client.close();
   });
 
   it("__proto__ keys of a frame never reach the service, at any depth", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     client.sendRaw(
       String.raw`{"reflect":1,"req_id":77,"__proto__":{"isAdmin":true},"nested":{"__proto__":{"a":1},"b":2},"list":[{"\u005f_proto__":1}]}`,
     );
     const reply = await client.next();
     expect(reply).toMatchObject({ req_id: 77, reflect: { reflect: 1, nested: { b: 2 }, list: [{}] } });
     const entry = await waitForEntry(
-      redis,
+      e2e.redis,
       "general",
       (fields) => fields.args?.includes('"req_id":77') ?? false,
     );
     expect(entry.args).not.toContain("__proto__");
-    expect(JSON.stringify(await readStream(redis, "general"))).not.toContain("__proto__");
+    expect(JSON.stringify(await readStream(e2e.redis, "general"))).not.toContain("__proto__");
     await client.close();
   });
 });

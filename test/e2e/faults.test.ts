@@ -6,11 +6,10 @@
  * (its result or a clear error), never another request's.
  */
 import { join } from "node:path";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PROJECT_ROOT, startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
+import { describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../src/devstack/stack.js";
 import { aliveServices, entryOf, holderOf, killConsumer, waitHealthy } from "./fault-helpers.js";
-import { connect, stackLog, startE2eWorker, waitForEntry, type Frame } from "./helpers.js";
+import { connect, useE2eStack, waitForEntry, type Frame } from "./helpers.js";
 import { Ledger, type LedgerClient } from "../../bench/ledger.js";
 import { sleep } from "../support/wait.js";
 
@@ -29,25 +28,14 @@ const WRONG_RESPONSE = {
   message: "Sorry, an error occurred while processing your request.",
 };
 
-let stack: Stack;
-let worker: RunningWorker;
-let redis: Redis;
-
-beforeAll(async () => {
-  stack = await startStack({ service: [FAULT_SERVICE, FAULT_SERVICE], log: stackLog });
-  worker = await startE2eWorker(stack.bridge, { RPC_QUEUE_RESPONSE_TIMEOUT: "2" });
-  redis = new Redis(stack.redis.url);
-}, 120_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await worker?.stop();
-  await stack?.stop();
+const e2e = useE2eStack({
+  service: [FAULT_SERVICE, FAULT_SERVICE],
+  vars: { RPC_QUEUE_RESPONSE_TIMEOUT: "2" },
 });
 
 /** Starts services until two are running (a test may have killed some). */
 async function restoreServices(): Promise<void> {
-  while (aliveServices(stack).length < 2) await stack.startService(FAULT_SERVICE);
+  while (aliveServices(e2e.stack).length < 2) await e2e.stack.startService(FAULT_SERVICE);
 }
 
 /**
@@ -55,12 +43,12 @@ async function restoreServices(): Promise<void> {
  * again) any entry a handler holds for longer than that; one consumer never reclaims its own.
  */
 async function keepOneService(): Promise<void> {
-  for (const service of aliveServices(stack).slice(1)) await service.stop();
+  for (const service of aliveServices(e2e.stack).slice(1)) await service.stop();
 }
 
 /** The counters of the object's backend `name` (`default`: 2 s, `patient`: 6 s). */
 async function backendStats(name = "default"): Promise<Record<string, number | string>> {
-  const client = await connect(worker.wsUrl);
+  const client = await connect(e2e.worker.wsUrl);
   const reply = await client.call({ backend_stats: 1 });
   await client.close();
   return (reply.backend_stats as Record<string, Record<string, number | string>>)[name] ?? {};
@@ -78,7 +66,7 @@ async function expectFailedNotTimedOut(before: Record<string, number | string>, 
 }
 
 async function openClients(ledger: Ledger, n: number): Promise<LedgerClient[]> {
-  return Promise.all(Array.from({ length: n }, () => ledger.open(worker.wsUrl)));
+  return Promise.all(Array.from({ length: n }, () => ledger.open(e2e.worker.wsUrl)));
 }
 
 /** Every client sends one `ping` and must get `pong` for it, within `timeoutMs`. */
@@ -94,16 +82,16 @@ describe("fault matrix", () => {
     const clients = await openClients(ledger, 3);
     await expectAllServed(clients);
     const before = await backendStats();
-    await stack.redis.stop();
+    await e2e.stack.redis.stop();
     try {
       const replies = await Promise.all(clients.map((client) => client.call({ ping: 1 }, 3000)));
       for (const reply of replies) expect(reply).toMatchObject({ msg_type: "ping", error: WRONG_RESPONSE });
       await expectFailedNotTimedOut(before, 3);
     } finally {
-      await stack.redis.restart();
+      await e2e.stack.redis.restart();
     }
     // Redis came back empty: the services re-create their group, the gateway keeps its reply keys.
-    await waitHealthy(worker.httpUrl);
+    await waitHealthy(e2e.worker.httpUrl);
     await expectAllServed(clients);
     await expectAllServed(clients);
     expect(ledger.counts()).toMatchObject({ lost: 0, misrouted: 0, errors: { WrongResponse: 3 } });
@@ -115,15 +103,15 @@ describe("fault matrix", () => {
     const clients = await openClients(ledger, 3);
     await expectAllServed(clients);
     const before = await backendStats();
-    await stack.bridge.stop();
+    await e2e.stack.bridge.stop();
     try {
       const replies = await Promise.all(clients.map((client) => client.call({ echo: "x" }, 3000)));
       for (const reply of replies) expect(reply).toMatchObject({ msg_type: "echo", error: WRONG_RESPONSE });
       await expectFailedNotTimedOut(before, 3);
     } finally {
-      await stack.bridge.restart();
+      await e2e.stack.bridge.restart();
     }
-    await waitHealthy(worker.httpUrl);
+    await waitHealthy(e2e.worker.httpUrl);
     await expectAllServed(clients);
     expect(ledger.counts()).toMatchObject({ lost: 0, misrouted: 0, errors: { WrongResponse: 3 } });
     await ledger.closeAll();
@@ -145,7 +133,7 @@ describe("fault matrix", () => {
       await Promise.all([loop(), loop()]);
     });
     await sleep(1000);
-    await stack.redis.restart();
+    await e2e.stack.redis.restart();
     await sleep(3000);
     running = false;
     await Promise.all(traffic);
@@ -154,7 +142,7 @@ describe("fault matrix", () => {
     expect(during).toMatchObject({ lost: 0, misrouted: 0 });
     expect(Object.keys(during.errors).filter((code) => code !== "WrongResponse")).toEqual([]);
     expect(during.answered - (during.errors.WrongResponse ?? 0)).toBeGreaterThan(50);
-    await waitHealthy(worker.httpUrl);
+    await waitHealthy(e2e.worker.httpUrl);
     await expectAllServed(clients);
     expect(ledger.counts().errors).toEqual(during.errors);
     await ledger.closeAll();
@@ -162,11 +150,11 @@ describe("fault matrix", () => {
 
   it("a service killed mid-request: the other consumer completes it after claimIdleMs, one reply only", async () => {
     await restoreServices();
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const started = Date.now();
     client.ws.send(JSON.stringify({ hold: 1, ms: 1000, req_id: 1 })); // `patient` backend: 6 s
-    const entry = await entryOf(redis, "hold", 1);
-    await killConsumer(stack, await holderOf(redis, entry.id));
+    const entry = await entryOf(e2e.redis, "hold", 1);
+    await killConsumer(e2e.stack, await holderOf(e2e.redis, entry.id));
     expect(await client.next(6000)).toMatchObject({ msg_type: "hold", hold: { slept_ms: 1000 }, req_id: 1 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(1500); // claimIdleMs 500 + the handler's 1000
     await sleep(1500);
@@ -178,11 +166,11 @@ describe("fault matrix", () => {
 
   it("a service killed mid-request past the deadline: the client gets its timeout, and nothing after", async () => {
     await restoreServices();
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const started = Date.now();
     // `stubborn` ignores the deadline: redone by the other consumer, it finishes after the 2 s timeout.
     client.ws.send(JSON.stringify({ stubborn: 1, ms: 1500, req_id: 2 }));
-    await killConsumer(stack, await holderOf(redis, (await entryOf(redis, "stubborn", 2)).id));
+    await killConsumer(e2e.stack, await holderOf(e2e.redis, (await entryOf(e2e.redis, "stubborn", 2)).id));
     expect(await client.next(4000)).toMatchObject({ msg_type: "stubborn", error: WRONG_RESPONSE, req_id: 2 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
     await sleep(2000);
@@ -195,7 +183,7 @@ describe("fault matrix", () => {
   it("a slow service: the timeout first, then the late reply is dropped and counted", async () => {
     await keepOneService();
     const before = await backendStats();
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ stubborn: 1, ms: 3000, req_id: 1 }, 4000)).toMatchObject({
       msg_type: "stubborn",
       error: WRONG_RESPONSE,
@@ -219,13 +207,13 @@ describe("fault matrix", () => {
   // Late and duplicate replies to one connection: gateway.test.ts ("drops a late reply ... and a duplicate").
   it("foreign, unknown and unparsable replies on a reply key are dropped; each request gets its own", async () => {
     const before = await backendStats("patient");
-    const [a, b] = [await connect(worker.wsUrl), await connect(worker.wsUrl)];
+    const [a, b] = [await connect(e2e.worker.wsUrl), await connect(e2e.worker.wsUrl)];
     a.ws.send(JSON.stringify({ hold: 1, ms: 300, req_id: 11 }));
     b.ws.send(JSON.stringify({ hold: 1, ms: 300, req_id: 12 }));
-    const entryA = (await entryOf(redis, "hold", 11)).fields;
+    const entryA = (await entryOf(e2e.redis, "hold", 11)).fields;
     const who = entryA.who ?? "";
     const forged = (body: Frame): string => JSON.stringify(body);
-    await redis.rpush(
+    await e2e.redis.rpush(
       who,
       forged({ message_id: entryA.message_id, who: "wsp:reply:other", response: { result: "foreign" } }),
       forged({ message_id: "999999", response: { result: "unknown" } }),
@@ -244,7 +232,7 @@ describe("fault matrix", () => {
 
   // Hibernation (eviction while idle, woken by a frame, stash intact): gateway.test.ts's 15 s idle window.
   it("a restarted Durable Object gets a new reply key: replies left for its earlier self reach no one", async () => {
-    const old = await connect(worker.wsUrl);
+    const old = await connect(e2e.worker.wsUrl);
     expect(await old.call({ login: "t" })).toMatchObject({ login: { loginid: "CR90000" } });
     const oldKey = String((await backendStats()).whoami);
     old.ws.send(JSON.stringify({ restart_object: 1 }));
@@ -257,9 +245,9 @@ describe("fault matrix", () => {
     const stale = Array.from({ length: 5 }, (_, i) =>
       JSON.stringify({ message_id: String(i + 1), response: { result: "stale" } }),
     );
-    await redis.rpush(oldKey, ...stale);
+    await e2e.redis.rpush(oldKey, ...stale);
     for (let i = 0; i < 5; i++) expect(await client!.call({ ping: 1 })).toMatchObject({ ping: "pong" });
-    expect(await redis.llen(oldKey)).toBe(5);
+    expect(await e2e.redis.llen(oldKey)).toBe(5);
     // A new connection starts with an empty stash; the old one's login does not carry over.
     expect(await client!.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: null } });
     expect(ledger.counts()).toMatchObject({ lost: 0, misrouted: 0, errors: {} });
@@ -268,18 +256,18 @@ describe("fault matrix", () => {
 
   it("a poison entry is dead-lettered with its reason after maxDeliveries; the stream keeps flowing", async () => {
     await restoreServices();
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const started = Date.now();
     client.ws.send(JSON.stringify({ crash: 1, req_id: 1 })); // each delivery kills its service
-    const entry = await entryOf(redis, "crash", 1);
-    while (aliveServices(stack).length > 0 && Date.now() - started < 5000) await sleep(50);
-    expect(aliveServices(stack)).toEqual([]); // delivered twice: both services died
-    await stack.startService(FAULT_SERVICE); // its reclaimer finds the entry at its third delivery
-    const dead = await waitForEntry(redis, "general:dead", (f) => f.entry_id === entry.id);
+    const entry = await entryOf(e2e.redis, "crash", 1);
+    while (aliveServices(e2e.stack).length > 0 && Date.now() - started < 5000) await sleep(50);
+    expect(aliveServices(e2e.stack)).toEqual([]); // delivered twice: both services died
+    await e2e.stack.startService(FAULT_SERVICE); // its reclaimer finds the entry at its third delivery
+    const dead = await waitForEntry(e2e.redis, "general:dead", (f) => f.entry_id === entry.id);
     expect(dead).toMatchObject({ rpc: "crash", reason: "exceeded maxDeliveries (2)", delivery_count: "2" });
     expect(await client.call({ ping: 1, req_id: 2 })).toMatchObject({ ping: "pong", req_id: 2 });
     expect(await client.next(8000)).toMatchObject({ msg_type: "crash", error: WRONG_RESPONSE, req_id: 1 });
-    expect(aliveServices(stack)).toHaveLength(1);
+    expect(aliveServices(e2e.stack)).toHaveLength(1);
     await client.close();
     await restoreServices();
   }, 20_000);

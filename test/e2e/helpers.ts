@@ -4,9 +4,17 @@
  */
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { afterAll, beforeAll } from "vitest";
 import WebSocket from "ws";
 import type { LineSink } from "../../src/devstack/processes.js";
-import { PROJECT_ROOT, startWorker, type RunningWorker } from "../../src/devstack/stack.js";
+import {
+  PROJECT_ROOT,
+  startStack,
+  startWorker,
+  type RunningWorker,
+  type Stack,
+  type StackOptions,
+} from "../../src/devstack/stack.js";
 import { frameSocket, type TestSocket } from "../support/socket.js";
 import { sleep } from "../support/wait.js";
 
@@ -80,4 +88,59 @@ export function startE2eWorker(
     bridge,
     sink,
   );
+}
+
+/** What {@link useE2eStack} starts for a test file. */
+export interface E2eStack {
+  /** redis-server, the bridge and the services. */
+  readonly stack: Stack;
+  /** The Worker under `wrangler dev`. */
+  readonly worker: RunningWorker;
+  /** A native connection to the stack's redis-server, to read streams and inject replies. */
+  readonly redis: Redis;
+}
+
+/** Options of {@link useE2eStack}. */
+export interface E2eStackOptions {
+  /** @default one example service (`E2E_SERVICE_MODULE`) */
+  service?: StackOptions["service"];
+  /** Vars of the e2e Worker. */
+  vars?: Record<string, string>;
+  /** Starts the Worker instead of `startE2eWorker(stack.bridge, vars)`. */
+  startWorker?: (stack: Stack) => Promise<RunningWorker>;
+}
+
+/**
+ * Starts the real stack and the e2e Worker before the file's tests (`beforeAll`) and stops them after
+ * (`afterAll`). The fields may be read once the tests run.
+ */
+export function useE2eStack(options: E2eStackOptions = {}): E2eStack {
+  const started: { stack?: Stack; worker?: RunningWorker; redis?: Redis } = {};
+  beforeAll(async () => {
+    const service = options.service ?? { args: ["--module", E2E_SERVICE_MODULE] };
+    const stack = (started.stack = await startStack({ service, log: stackLog }));
+    started.worker = await (options.startWorker?.(stack) ?? startE2eWorker(stack.bridge, options.vars));
+    started.redis = new Redis(stack.redis.url);
+  }, 120_000);
+  afterAll(async () => {
+    started.redis?.disconnect();
+    await started.worker?.stop();
+    await started.stack?.stop();
+  });
+  const get = <K extends keyof E2eStack>(name: K): E2eStack[K] => {
+    const value = started[name];
+    if (value === undefined) throw new Error(`the e2e ${name} is not started (read it inside a test)`);
+    return value as E2eStack[K];
+  };
+  return {
+    get stack() {
+      return get("stack");
+    },
+    get worker() {
+      return get("worker");
+    },
+    get redis() {
+      return get("redis");
+    },
+  };
 }

@@ -3,27 +3,14 @@
  * frame-level rules, over the real stack with the e2e Worker (test/e2e/e2e-worker.ts: `hookTimeoutMs`
  * 300, `maxResponseBytes` 4000, one object for every connection).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "../../src/devstack/stack.js";
-import type { RunningWorker } from "../../src/devstack/stack.js";
-import { connect, E2E_SERVICE_MODULE, stackLog, startE2eWorker } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { connect, useE2eStack } from "./helpers.js";
 
-let stack: Stack;
-let worker: RunningWorker;
-
-beforeAll(async () => {
-  stack = await startStack({ service: { args: ["--module", E2E_SERVICE_MODULE] }, log: stackLog });
-  worker = await startE2eWorker(stack.bridge);
-}, 120_000);
-
-afterAll(async () => {
-  await worker?.stop();
-  await stack?.stop();
-});
+const e2e = useE2eStack();
 
 describe("gateway limits over the real stack", () => {
   it("answers Timeout when a hook runs past hookTimeoutMs", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ stall: 1 })).toMatchObject({
       msg_type: "error",
       error: { code: "Timeout", message: "Timeout" },
@@ -32,7 +19,7 @@ describe("gateway limits over the real stack", () => {
   });
 
   it("replaces a reply larger than maxResponseBytes with ResponseTooLarge", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const payload = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, "x".repeat(250)]));
     expect(await client.call({ echo: payload })).toMatchObject({
       msg_type: "error",
@@ -43,7 +30,7 @@ describe("gateway limits over the real stack", () => {
   });
 
   it("closes with 1009 on a frame over maxMessageBytes (64 KiB by default), answers one below it", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     // Nested below what the sanity check reads; its echo_req makes the reply too large for this Worker.
     const below = await client.call({ ping: 1, req_id: 1, pad: [["x".repeat(60 * 1024)]] });
     expect(below).toMatchObject({ req_id: 1, error: { code: "ResponseTooLarge" } });
@@ -52,7 +39,7 @@ describe("gateway limits over the real stack", () => {
   });
 
   it("answers a text frame that is not UTF-8 with BadRequest and keeps the connection", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     // PROTOCOL.md 1.1 allows either a BadRequest reply or the runtime's 1007 close; workerd decodes the frame
     // lossily, so `{\uFFFD\uFFFD}` reaches the gateway as invalid JSON and is answered. Should a runtime

@@ -4,31 +4,15 @@
  * per-request `rpc_timeout_extend_offset`, the `response` hook's return, `req.callRpc`, Perl option names
  * refused, and the endpoint with a trailing slash.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type RunningWorker, type Stack } from "../../src/devstack/stack.js";
-import { connect, E2E_SERVICE_MODULE, readStream, stackLog, startE2eWorker } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { connect, readStream, useE2eStack } from "./helpers.js";
 import { sleep } from "../support/wait.js";
 
-let stack: Stack;
-let worker: RunningWorker;
-let redis: Redis;
-
-beforeAll(async () => {
-  stack = await startStack({ service: { args: ["--module", E2E_SERVICE_MODULE] }, log: stackLog });
-  worker = await startE2eWorker(stack.bridge);
-  redis = new Redis(stack.redis.url);
-}, 120_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await worker?.stop();
-  await stack?.stop();
-});
+const e2e = useE2eStack();
 
 describe("Perl's hook semantics over the real stack", () => {
   it("sends a call whose category a hook deleted to the general stream (deriv's active queues)", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ active_queue: 1, general: 1, req_id: 1 }, 8000)).toMatchObject({
       msg_type: "active_queue",
       active_queue: "pong",
@@ -39,12 +23,12 @@ describe("Perl's hook semantics over the real stack", () => {
       req_id: 2,
       error: { code: "WrongResponse" },
     });
-    expect((await readStream(redis, "unread")).map((entry) => entry.rpc)).toEqual(["ping"]);
+    expect((await readStream(e2e.redis, "unread")).map((entry) => entry.rpc)).toEqual(["ping"]);
     await client.close();
   });
 
   it("waits as long as a hook's rpc_timeout_extend_offset on the request says", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     // The service sleeps 0.6 s (the 2 s deadline is at least 1 s away): within the 2 s wait...
     expect(await client.call({ hurried: 1, ms: 600, req_id: 1 }, 8000)).toMatchObject({
       msg_type: "hurried",
@@ -59,7 +43,7 @@ describe("Perl's hook semantics over the real stack", () => {
   });
 
   it("sends what the response hook returns, and nothing when it returns null", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ shaped: 1, req_id: 1 })).toMatchObject({
       msg_type: "shaped",
       shaped: true,
@@ -73,7 +57,7 @@ describe("Perl's hook semantics over the real stack", () => {
   });
 
   it("answers insteadOfForward with another method through req.callRpc", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ via_call_rpc: 1, req_id: 1 })).toMatchObject({
       msg_type: "called",
       called: { echo: { from: "via_call_rpc" } },
@@ -83,7 +67,7 @@ describe("Perl's hook semantics over the real stack", () => {
   });
 
   it("refuses a configuration written with Perl's option names, naming the option to use", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const reply = await client.call({ perl_names: 1 });
     expect(reply.perl_names).toMatch(
       /"whoami": `stash_params` is the Perl plugin's name: write `stashParams`/,
@@ -92,7 +76,7 @@ describe("Perl's hook semantics over the real stack", () => {
   });
 
   it("accepts the endpoint with a trailing slash, as Perl did", async () => {
-    const client = await connect(`${worker.wsUrl}/`);
+    const client = await connect(`${e2e.worker.wsUrl}/`);
     expect(await client.call({ ping: 1 })).toMatchObject({ ping: "pong" });
     await client.close();
   });

@@ -6,43 +6,19 @@
  * Per-connection rate limits: test/core/limits.test.ts; the bridge's 401 without its token:
  * test/bridge/http.test.ts.
  */
-import { join } from "node:path";
-import { Redis } from "ioredis";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  PROJECT_ROOT,
-  startStack,
-  startWorker,
-  type RunningWorker,
-  type Stack,
-} from "../../src/devstack/stack.js";
-import { connect, E2E_SERVICE_MODULE, readStream, stackLog } from "./helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { connect, readStream, startE2eWorker, useE2eStack } from "./helpers.js";
 
-let stack: Stack;
-let worker: RunningWorker;
-let redis: Redis;
-let secureUrl: string;
 const workerLines: string[] = [];
+const e2e = useE2eStack({
+  // Every line the Worker prints, to check that the Redis token never shows.
+  startWorker: (stack) => startE2eWorker(stack.bridge, {}, (line) => workerLines.push(line)),
+});
+let secureUrl: string;
 
-beforeAll(async () => {
-  stack = await startStack({ service: { args: ["--module", E2E_SERVICE_MODULE] }, log: stackLog });
-  worker = await startWorker(
-    { configPath: join(PROJECT_ROOT, "test/e2e/wrangler.toml"), name: "e2e-worker" },
-    stack.bridge,
-    (line) => {
-      workerLines.push(line);
-      stackLog?.(line);
-    },
-  );
-  secureUrl = worker.wsUrl.replace("/websockets/v3", "/secure/websockets/v3");
-  redis = new Redis(stack.redis.url);
-}, 120_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await worker?.stop();
-  await stack?.stop();
+beforeAll(() => {
+  secureUrl = e2e.worker.wsUrl.replace("/websockets/v3", "/secure/websockets/v3");
 });
 
 /** The HTTP status of a WebSocket upgrade to `url` (101 when it opened). */
@@ -68,7 +44,7 @@ describe("authentication with requireAuth", () => {
       msg_type: "whoami",
       error: AUTHORIZATION_REQUIRED,
     });
-    expect((await readStream(redis, "general")).filter((entry) => entry.rpc === "whoami")).toEqual([]);
+    expect((await readStream(e2e.redis, "general")).filter((entry) => entry.rpc === "whoami")).toEqual([]);
     // The first message authenticates: the service's `login` stores `loginid` in the stash.
     expect(await client.call({ login: "any" })).toMatchObject({ login: { loginid: "CR90000" } });
     expect(await client.call({ whoami: 1 })).toMatchObject({ whoami: { loginid: "CR90000" } });
@@ -93,7 +69,7 @@ describe("authentication with requireAuth", () => {
 
 describe("what a client cannot choose", () => {
   it("stashParams values come from the server-side stash, never from client fields of the same name", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ whoami: 1, loginid: "CR-FORGED" })).toMatchObject({
       whoami: { loginid: null },
     });
@@ -101,17 +77,19 @@ describe("what a client cannot choose", () => {
     expect(await client.call({ whoami: 1, loginid: "CR-FORGED" })).toMatchObject({
       whoami: { loginid: "CR90000" },
     });
-    const entries = (await readStream(redis, "general")).filter((entry) => entry.rpc === "whoami").slice(-2);
+    const entries = (await readStream(e2e.redis, "general"))
+      .filter((entry) => entry.rpc === "whoami")
+      .slice(-2);
     // The client's field stays inside `args` (its frame); the call parameter is the stash's.
     expect(entries.map((entry) => JSON.parse(entry.args ?? "{}").loginid)).toEqual([null, "CR90000"]);
     await client.close();
   });
 
   it("stream keys come only from configured categories, whatever the frame says", async () => {
-    const client = await connect(worker.wsUrl);
-    const keysBefore = new Set(await redis.keys("*"));
+    const client = await connect(e2e.worker.wsUrl);
+    const keysBefore = new Set(await e2e.redis.keys("*"));
     expect(await client.call({ ping: 1, category: "evil", stream: "evil" })).toMatchObject({ ping: "pong" });
-    const newKeys = (await redis.keys("*")).filter((key) => !keysBefore.has(key));
+    const newKeys = (await e2e.redis.keys("*")).filter((key) => !keysBefore.has(key));
     expect(newKeys.filter((key) => !key.startsWith("wsp:reply:"))).toEqual([]);
     await client.close();
   });
@@ -148,25 +126,25 @@ describe("connection admission", () => {
 
 describe("the Redis token", () => {
   it("never reaches a client, a log line, /health or /metrics, even when Redis calls fail", async () => {
-    const client = await connect(worker.wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const frames = [await client.call({ ping: 1 })];
-    await stack.bridge.stop(); // failures get logged: make some
+    await e2e.stack.bridge.stop(); // failures get logged: make some
     try {
       frames.push(await client.call({ ping: 1 }, 8000));
-      const health = await fetch(`${worker.httpUrl}/health`);
+      const health = await fetch(`${e2e.worker.httpUrl}/health`);
       expect(health.status).toBe(503);
       frames.push((await health.json()) as Record<string, unknown>);
     } finally {
-      await stack.bridge.restart();
+      await e2e.stack.bridge.restart();
     }
-    const metrics = await fetch(`${worker.httpUrl}/metrics`);
+    const metrics = await fetch(`${e2e.worker.httpUrl}/metrics`);
     const exposed = [JSON.stringify(frames), await metrics.text(), ...workerLines].join("\n");
     expect(frames[1]).toMatchObject({ error: { code: "WrongResponse" } });
     expect(workerLines.length).toBeGreaterThan(0);
-    expect(exposed).not.toContain(stack.bridge.token);
+    expect(exposed).not.toContain(e2e.stack.bridge.token);
     // The bridge listens on loopback only and answers nothing without the token.
-    expect(new URL(stack.bridge.url).hostname).toBe("127.0.0.1");
-    expect((await fetch(`${stack.bridge.url}/ping`)).status).toBe(401);
+    expect(new URL(e2e.stack.bridge.url).hostname).toBe("127.0.0.1");
+    expect((await fetch(`${e2e.stack.bridge.url}/ping`)).status).toBe(401);
     await client.close();
   });
 });
