@@ -3,51 +3,43 @@
  * (example handlers + `whoami`) and the Worker under `wrangler dev`, driven by `ws` clients.
  * `RPC_QUEUE_RESPONSE_TIMEOUT` is 2 s so timeouts are quick.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "../../src/devstack/stack.js";
-import { connect, E2E_SERVICE_MODULE, readStream, stackLog, waitForEntry, type Client } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import {
+  connect,
+  E2E_SERVICE_MODULE,
+  readStream,
+  useE2eStack,
+  waitForEntry,
+  type Client,
+} from "./helpers.js";
 import { sleep } from "../support/wait.js";
 
 const service = { args: ["--module", E2E_SERVICE_MODULE] };
-let stack: Stack;
-let redis: Redis;
-let wsUrl: string;
+const e2e = useE2eStack({ service, worker: "example", vars: { RPC_QUEUE_RESPONSE_TIMEOUT: "2" } });
 
-beforeAll(async () => {
-  stack = await startStack({ service, worker: { vars: { RPC_QUEUE_RESPONSE_TIMEOUT: "2" } }, log: stackLog });
-  redis = new Redis(stack.redis.url);
-  wsUrl = stack.worker?.wsUrl ?? "";
-}, 120_000);
-
-/** Starts the service again after a test stopped it (it is then the last one in `stack.services`). */
 /** `wsproxy_backend_timeouts_total` of the default backend, summed over the objects `/metrics` asks. */
 async function backendTimeouts(): Promise<number> {
-  const text = await (await fetch(`${stack.worker?.httpUrl}/metrics`)).text();
+  const text = await (await fetch(`${e2e.worker.httpUrl}/metrics`)).text();
   const line = /^wsproxy_backend_timeouts_total\{backend="default"\} (\d+)$/m.exec(text);
   return Number(line?.[1] ?? 0);
 }
 
+/** Starts the service again after a test stopped it (it is then the last one in `stack.services`). */
 async function restartService(): Promise<void> {
-  await stack.startService(service);
+  await e2e.stack.startService(service);
 }
-
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
 
 describe("the example deployment over the real stack", () => {
   it("serves /health and refuses a plain GET on the WebSocket path with 426", async () => {
-    const health = await fetch(`${stack.worker?.httpUrl}/health`);
+    const health = await fetch(`${e2e.worker.httpUrl}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, redis: { default: { reachable: true } } });
-    const plain = await fetch(`${stack.worker?.httpUrl}/websockets/v3`);
+    const plain = await fetch(`${e2e.worker.httpUrl}/websockets/v3`);
     expect(plain.status).toBe(426);
   });
 
   it("answers every client-visible outcome of PROTOCOL.md 1.3 that the backend path produces", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const invalid = { code: "BadRequest", message: "The application sent an invalid request." };
     client.sendRaw("{not json");
     expect(await client.next()).toEqual({
@@ -87,7 +79,7 @@ describe("the example deployment over the real stack", () => {
   });
 
   it("keeps the stash from login and sends its values with stashParams", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     expect(await client.call({ login: "a-token" })).toMatchObject({
       msg_type: "login",
       login: { loginid: "CR90000", currency: "USD" },
@@ -96,7 +88,7 @@ describe("the example deployment over the real stack", () => {
       msg_type: "whoami",
       whoami: { loginid: "CR90000", scopes: ["read", "trade"] },
     });
-    const entry = (await readStream(redis, "general")).filter((fields) => fields.rpc === "whoami").at(-1);
+    const entry = (await readStream(e2e.redis, "general")).filter((fields) => fields.rpc === "whoami").at(-1);
     expect(entry?.stash).toBe('["loginid","scopes"]');
     expect(JSON.parse(entry?.args ?? "{}")).toMatchObject({ args: { whoami: 1 }, loginid: "CR90000" });
     expect(JSON.parse(entry?.req_log_context ?? "{}").correlation_id).toMatch(/^[0-9a-f-]{36}$/);
@@ -111,7 +103,7 @@ describe("the example deployment over the real stack", () => {
   });
 
   it("gives each of 200 concurrent requests over 20 connections its own reply", async () => {
-    const clients = await Promise.all(Array.from({ length: 20 }, () => connect(wsUrl)));
+    const clients = await Promise.all(Array.from({ length: 20 }, () => connect(e2e.worker.wsUrl)));
     const results = await Promise.all(
       clients.map(async (client, c) => {
         for (let i = 0; i < 10; i++) client.ws.send(JSON.stringify({ echo: { c, i }, req_id: c * 100 + i }));
@@ -130,10 +122,10 @@ describe("the example deployment over the real stack", () => {
   }, 30_000);
 
   it("answers WrongResponse quickly when Redis refuses the XADD, and at the timeout when no service answers", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     // A real Redis error, at once: over maxmemory with noeviction, Redis refuses XADD with OOM.
-    await redis.config("SET", "maxmemory-policy", "noeviction");
-    await redis.config("SET", "maxmemory", "1");
+    await e2e.redis.config("SET", "maxmemory-policy", "noeviction");
+    await e2e.redis.config("SET", "maxmemory", "1");
     const timeoutsBefore = await backendTimeouts();
     try {
       expect(await client.call({ ping: 1, req_id: 1 })).toEqual({
@@ -145,9 +137,9 @@ describe("the example deployment over the real stack", () => {
       // Quickly: failed on the write, not waited out (told by /metrics, not by a clock on a busy machine).
       expect(await backendTimeouts()).toBe(timeoutsBefore);
     } finally {
-      await redis.config("SET", "maxmemory", "0");
+      await e2e.redis.config("SET", "maxmemory", "0");
     }
-    await stack.services.at(-1)?.stop();
+    await e2e.stack.services.at(-1)?.stop();
     try {
       const started = Date.now();
       expect(await client.call({ ping: 1, req_id: 2 }, 5000)).toMatchObject({
@@ -162,15 +154,17 @@ describe("the example deployment over the real stack", () => {
   }, 30_000);
 
   it("drops a late reply after a timeout and a duplicate reply, delivering neither to anyone", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     // Late: with the service stopped the request times out (2 s); then its reply is pushed to the reply key.
-    await stack.services.at(-1)?.stop();
+    await e2e.stack.services.at(-1)?.stop();
     try {
       client.ws.send(JSON.stringify({ ping: 1, req_id: 1 }));
-      const timedOut = await waitForEntry(redis, "general", (f) => (f.args ?? "").includes('"req_id":1}'));
+      const timedOut = await waitForEntry(e2e.redis, "general", (f) =>
+        (f.args ?? "").includes('"req_id":1}'),
+      );
       expect(await client.next(4000)).toMatchObject({ req_id: 1, error: { code: "WrongResponse" } });
       const late = { message_id: timedOut.message_id, response: { result: "late pong" } };
-      await redis.rpush(timedOut.who ?? "", JSON.stringify(late));
+      await e2e.redis.rpush(timedOut.who ?? "", JSON.stringify(late));
     } finally {
       await restartService();
     }
@@ -178,7 +172,7 @@ describe("the example deployment over the real stack", () => {
     // Duplicate: a reply (a CallError one) is injected before the service's own reply to the same id.
     client.ws.send(JSON.stringify({ slow: 1, ms: 800, req_id: 2 }));
     const answered = await waitForEntry(
-      redis,
+      e2e.redis,
       "general",
       (f) => f.rpc === "slow" && (f.args ?? "").includes('"req_id":2'),
     );
@@ -186,7 +180,7 @@ describe("the example deployment over the real stack", () => {
       message_id: answered.message_id,
       response: { error: { code: "Boom", message: "injected" } },
     };
-    await redis.rpush(answered.who ?? "", JSON.stringify(first));
+    await e2e.redis.rpush(answered.who ?? "", JSON.stringify(first));
     expect(await client.next()).toEqual({
       msg_type: "slow",
       error: { code: "CallError", message: "Sorry, an error occurred while processing your request." },
@@ -203,23 +197,23 @@ describe("the example deployment over the real stack", () => {
   }, 30_000);
 
   it("sends zero Redis commands while idle with connections open (15 s window); the stash survives hibernation", async () => {
-    const clients: Client[] = await Promise.all(Array.from({ length: 5 }, () => connect(wsUrl)));
+    const clients: Client[] = await Promise.all(Array.from({ length: 5 }, () => connect(e2e.worker.wsUrl)));
     for (const client of clients)
       expect(await client.call({ login: "t" })).toMatchObject({ msg_type: "login" });
-    const entriesBefore = await readStream(redis, "general");
+    const entriesBefore = await readStream(e2e.redis, "general");
     const replyKeysBefore = new Set(entriesBefore.map((entry) => entry.who));
     // The service polls Redis itself; stop it so the count is the gateway's (and the bridge's) alone.
-    await stack.services.at(-1)?.stop();
+    await e2e.stack.services.at(-1)?.stop();
     await sleep(500);
-    const start = await stack.commandCount();
+    const start = await e2e.stack.commandCount();
     await sleep(15_000);
-    expect((await stack.commandCount()) - start).toBe(0);
+    expect((await e2e.stack.commandCount()) - start).toBe(0);
 
     await restartService();
     for (const client of clients) {
       expect(await client.call({ whoami: 1 }, 8000)).toMatchObject({ whoami: { loginid: "CR90000" } });
     }
-    const whoamiEntries = (await readStream(redis, "general")).slice(entriesBefore.length);
+    const whoamiEntries = (await readStream(e2e.redis, "general")).slice(entriesBefore.length);
     expect(whoamiEntries.map((entry) => entry.rpc)).toEqual(clients.map(() => "whoami"));
     // workerd evicts an object idle for ~10 s even with sockets open (hibernation); each woken object is a
     // new incarnation with a new reply key, and the stash above came back from the socket attachments.

@@ -104,27 +104,45 @@ export interface E2eStack {
 export interface E2eStackOptions {
   /** @default one example service (`E2E_SERVICE_MODULE`) */
   service?: StackOptions["service"];
-  /** Vars of the e2e Worker. */
+  /** The Worker: the e2e Worker (`test/e2e/wrangler.toml`) or the example deployment. @default "e2e" */
+  worker?: "e2e" | "example";
+  /** Vars of the Worker. */
   vars?: Record<string, string>;
-  /** Starts the Worker instead of `startE2eWorker(stack.bridge, vars)`. */
+  /** Receives every line of the stack and the Worker too (`E2E_LOG=1` still prints them). */
+  log?: LineSink;
+  /** Starts the Worker instead (the e2e Worker only). */
   startWorker?: (stack: Stack) => Promise<RunningWorker>;
 }
 
 /**
- * Starts the real stack and the e2e Worker before the file's tests (`beforeAll`) and stops them after
- * (`afterAll`). The fields may be read once the tests run.
+ * Starts the real stack and a Worker (the e2e one unless `worker: "example"`) before the file's tests
+ * (`beforeAll`) and stops them after (`afterAll`). The fields may be read once the tests run.
  */
 export function useE2eStack(options: E2eStackOptions = {}): E2eStack {
-  const started: { stack?: Stack; worker?: RunningWorker; redis?: Redis } = {};
+  // The example deployment is part of the stack (stopped with it); the e2e Worker is started on its own.
+  const started: { stack?: Stack; worker?: RunningWorker; ownWorker?: RunningWorker; redis?: Redis } = {};
   beforeAll(async () => {
     const service = options.service ?? { args: ["--module", E2E_SERVICE_MODULE] };
-    const stack = (started.stack = await startStack({ service, log: stackLog }));
-    started.worker = await (options.startWorker?.(stack) ?? startE2eWorker(stack.bridge, options.vars));
-    started.redis = new Redis(stack.redis.url);
+    const extra = options.log;
+    const log: LineSink | undefined = extra
+      ? (line) => {
+          extra(line);
+          stackLog?.(line);
+        }
+      : stackLog;
+    if (options.worker === "example") {
+      const stack = (started.stack = await startStack({ service, worker: { vars: options.vars }, log }));
+      started.worker = stack.worker;
+    } else {
+      const stack = (started.stack = await startStack({ service, log }));
+      started.worker = started.ownWorker = await (options.startWorker?.(stack) ??
+        startE2eWorker(stack.bridge, options.vars, extra));
+    }
+    started.redis = new Redis(started.stack.redis.url);
   }, 120_000);
   afterAll(async () => {
     started.redis?.disconnect();
-    await started.worker?.stop();
+    await started.ownWorker?.stop();
     await started.stack?.stop();
   });
   const get = <K extends keyof E2eStack>(name: K): E2eStack[K] => {

@@ -6,10 +6,9 @@
  * `LOAD_REQUESTS`, `LOAD_GAP_MS`).
  */
 import { join } from "node:path";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PROJECT_ROOT, startStack, type Stack } from "../../src/devstack/stack.js";
-import { stackLog } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../src/devstack/stack.js";
+import { useE2eStack } from "./helpers.js";
 import { runLoad } from "../../bench/load-run.js";
 
 const CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 200);
@@ -27,27 +26,16 @@ const service = (category: string) => ({
   ],
 });
 
-let stack: Stack;
-let redis: Redis;
-
-beforeAll(async () => {
-  stack = await startStack({
-    service: [service("general"), service("slow")],
-    worker: { vars: { QUEUE_SEPARATION_ENABLED: "1" } },
-    log: stackLog,
-  });
-  redis = new Redis(stack.redis.url);
-}, 120_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
+const e2e = useE2eStack({
+  service: [service("general"), service("slow")],
+  worker: "example",
+  vars: { QUEUE_SEPARATION_ENABLED: "1" },
 });
 
 describe("load", () => {
   it(`${CONNECTIONS} connections x ${REQUESTS} random requests: none lost, none misrouted`, async () => {
     const { ledger, seed, connectMs, runMs } = await runLoad({
-      wsUrl: stack.worker?.wsUrl ?? "",
+      wsUrl: e2e.worker.wsUrl,
       connections: CONNECTIONS,
       requestsPerConnection: REQUESTS,
       meanGapMs: GAP_MS,
@@ -67,8 +55,8 @@ describe("load", () => {
     });
     expect(counts.abandoned).toBeGreaterThan(0);
     // Both category streams carried requests.
-    expect(await redis.xlen("general")).toBeGreaterThan(0);
-    expect(await redis.xlen("slow")).toBeGreaterThan(0);
+    expect(await e2e.redis.xlen("general")).toBeGreaterThan(0);
+    expect(await e2e.redis.xlen("slow")).toBeGreaterThan(0);
     await ledger.closeAll();
   }, 240_000);
 });

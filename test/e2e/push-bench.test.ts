@@ -6,27 +6,16 @@
  * only pushes flow.
  */
 import { join } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { runPushPhase, serviceReports, type PushPhaseSettings } from "../../bench/push-run.js";
-import { PROJECT_ROOT, startStack, type Stack } from "../../src/devstack/stack.js";
-import { stackLog } from "./helpers.js";
+import { PROJECT_ROOT } from "../../src/devstack/stack.js";
+import { useE2eStack } from "./helpers.js";
 
 const { reports, onLine } = serviceReports();
-let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startStack({
-    service: { args: ["--module", join(PROJECT_ROOT, "bench/push-service.ts")] },
-    worker: true,
-    log: (line) => {
-      onLine(line);
-      stackLog?.(line);
-    },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
+const e2e = useE2eStack({
+  service: { args: ["--module", join(PROJECT_ROOT, "bench/push-service.ts")] },
+  worker: "example",
+  log: onLine,
 });
 
 it.each<PushPhaseSettings>([
@@ -35,7 +24,7 @@ it.each<PushPhaseSettings>([
 ])(
   "delivers every accepted push to its own connection ($mode)",
   async (settings) => {
-    const result = await runPushPhase(stack.worker?.wsUrl ?? "", stack.redis.url, reports, settings);
+    const result = await runPushPhase(e2e.worker.wsUrl, e2e.stack.redis.url, reports, settings);
     expect(result.subscribed).toBe(settings.connections);
     expect(result.framesInWindow).toBeGreaterThan(0);
     expect({

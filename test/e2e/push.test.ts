@@ -6,40 +6,26 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CommandStats, splitDelta } from "../../bench/command-stats.js";
-import { PROJECT_ROOT, startStack, type Stack } from "../../src/devstack/stack.js";
-import { connect, readStream, stackLog, waitForEntry, type Client, type Frame } from "./helpers.js";
+import { PROJECT_ROOT } from "../../src/devstack/stack.js";
+import { connect, readStream, useE2eStack, waitForEntry, type Client, type Frame } from "./helpers.js";
 import { sleep, waitFor } from "../support/wait.js";
 
 const service = { args: ["--module", join(PROJECT_ROOT, "test/e2e/push-service.ts")] };
 /** Longer than SUBSCRIPTION_REGISTRATION_GRACE_MS (3 s), during which the SDK retries a 410. */
 const SETTLE_AFTER_GONE_MS = 4500;
 
-let stack: Stack;
-let redis: Redis;
-let wsUrl: string;
 /** Per subscription id, the statuses of the service's push attempts, in order. */
 const attempts = new Map<string, string[]>();
 
-beforeAll(async () => {
-  stack = await startStack({
-    service,
-    worker: true,
-    log: (line) => {
-      const match = /push-attempt (\S+) (\S+)/.exec(line);
-      if (match) attempts.set(match[1]!, [...(attempts.get(match[1]!) ?? []), match[2]!]);
-      stackLog?.(line);
-    },
-  });
-  redis = new Redis(stack.redis.url);
-  wsUrl = stack.worker?.wsUrl ?? "";
-}, 120_000);
-
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
+const e2e = useE2eStack({
+  service,
+  worker: "example",
+  log: (line) => {
+    const match = /push-attempt (\S+) (\S+)/.exec(line);
+    if (match) attempts.set(match[1]!, [...(attempts.get(match[1]!) ?? []), match[2]!]);
+  },
 });
 
 /** The next frame that is not a pushed tick of an already known subscription (skips ticks in flight). */
@@ -71,7 +57,7 @@ async function subscribeTicks(client: Client, reqId: number): Promise<string> {
 
 describe("server push on the real stack", () => {
   it("streams a subscription's ticks with its req_id, echo_req and id until forget, and the service stops", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const reply = await client.call({ ticks: "R_100", subscribe: 1, req_id: 7 }, 10_000);
     const id = (reply.subscription as { id: string }).id;
     expect(reply).toEqual({
@@ -112,8 +98,8 @@ describe("server push on the real stack", () => {
   }, 60_000);
 
   it('forget_all: "ticks" ends every ticks subscription of the connection and only those', async () => {
-    const client = await connect(wsUrl);
-    const other = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
+    const other = await connect(e2e.worker.wsUrl);
     const first = await subscribeTicks(client, 1);
     const second = await subscribeTicks(client, 2);
     const elsewhere = await subscribeTicks(other, 3);
@@ -134,7 +120,7 @@ describe("server push on the real stack", () => {
   }, 60_000);
 
   it("ends the subscription when the client closes: the service gets 410 and stops", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const id = await subscribeTicks(client, 1);
     await client.next(10_000);
     await client.close();
@@ -143,7 +129,7 @@ describe("server push on the real stack", () => {
   }, 60_000);
 
   it("without subscribe sends one tick and no subscription", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const reply = await client.call({ ticks: "R_50", req_id: 9 }, 10_000);
     expect(reply).toEqual({
       msg_type: "tick",
@@ -157,11 +143,15 @@ describe("server push on the real stack", () => {
   }, 30_000);
 
   it("sends no gateway-side Redis command while only pushes flow", async () => {
-    const clients = await Promise.all([connect(wsUrl), connect(wsUrl), connect(wsUrl)]);
+    const clients = await Promise.all([
+      connect(e2e.worker.wsUrl),
+      connect(e2e.worker.wsUrl),
+      connect(e2e.worker.wsUrl),
+    ]);
     const ids = await Promise.all(clients.map((client, i) => subscribeTicks(client, i + 1)));
     // The requests' own reply polls end with their replies; give them a moment.
     await sleep(2000);
-    const stats = new CommandStats(stack.redis.url);
+    const stats = new CommandStats(e2e.stack.redis.url);
     try {
       const before = await stats.snapshot();
       for (const client of clients) client.queued.length = 0;
@@ -189,7 +179,7 @@ describe("server push on the real stack", () => {
         "tsx",
         join(PROJECT_ROOT, "src/call/cli.ts"),
         "--url",
-        wsUrl,
+        e2e.worker.wsUrl,
         '{"ticks":"R_100","subscribe":1}',
       ],
       { detached: true, stdio: ["ignore", "pipe", "pipe"] },
@@ -217,10 +207,10 @@ describe("server push on the real stack", () => {
   }, 60_000);
 
   it("a push wakes a hibernated object, and the subscription survived in the socket attachment", async () => {
-    const client = await connect(wsUrl);
+    const client = await connect(e2e.worker.wsUrl);
     const id = await subscribeTicks(client, 11);
     const entry = await waitForEntry(
-      redis,
+      e2e.redis,
       "general",
       (fields) => fields.args?.includes('"req_id":11') ?? false,
     );
@@ -229,7 +219,7 @@ describe("server push on the real stack", () => {
     // Stop the service, so nothing pushes, then leave the object idle past local workerd's ~10 s eviction.
     // A hibernated object keeps its sockets and their serializeAttachment values ("WebSockets", Durable
     // Objects API, https://developers.cloudflare.com/durable-objects/api/websockets/).
-    await stack.services[0]?.stop();
+    await e2e.stack.services[0]?.stop();
     await sleep(16_000);
     client.queued.length = 0;
 
@@ -248,9 +238,9 @@ describe("server push on the real stack", () => {
     });
 
     // It was evicted: the object that answers now is a new incarnation, with a new reply key.
-    await stack.startService(service);
+    await e2e.stack.startService(service);
     expect(await client.call({ ping: 1, req_id: 12 }, 10_000)).toMatchObject({ ping: "pong" });
-    const entries = await readStream(redis, "general");
+    const entries = await readStream(e2e.redis, "general");
     const ping = entries.find((fields) => fields.rpc === "ping" && fields.args?.includes('"req_id":12'));
     expect(ping?.who).toBeDefined();
     expect(ping?.who).not.toBe(entry.who);
