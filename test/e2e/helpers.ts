@@ -1,6 +1,7 @@
 /**
- * End-to-end helpers: a `ws` client (test/support/socket.ts), native Redis access to
- * read stream entries and inject replies, and a `wrangler dev` of the e2e Worker (test/e2e/wrangler.toml).
+ * End-to-end helpers: a `ws` client (test/support/socket.ts), native Redis access to read stream entries
+ * and inject replies, a `wrangler dev` of the e2e Worker (test/e2e/wrangler.toml), and `useE2eStack`, which
+ * starts and stops a file's whole stack.
  */
 import { join } from "node:path";
 import { Redis } from "ioredis";
