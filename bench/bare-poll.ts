@@ -34,6 +34,8 @@ const bridgeLatencyMs = Number(process.env.BRIDGE_LATENCY_MS ?? 0);
 const subscribe = process.env.PROFILE_TRANSPORT === "subscribe";
 const transport = subscribe ? "subscribe" : "poll";
 const bareName = subscribe ? "bare sub" : "bare poll";
+/** The processes besides the object's workerd whose CPU per request is printed (`others`: the rest of the machine). */
+const OTHER_ROLES = ["bridge", "service", "redis", "bench", "others"];
 
 const bench = await startBenchStack({
   log: (line) => console.log(line),
@@ -86,8 +88,7 @@ try {
       const role = name.startsWith("gateway") ? "workerd" : "workerd-floor";
       objectCpuMs.set(name, (objectCpuMs.get(name) ?? 0) + (used[role] ?? 0));
       const roles = processCpuMs.get(name) ?? {};
-      for (const other of ["bridge", "service", "redis", "bench", "others"])
-        roles[other] = (roles[other] ?? 0) + (used[other] ?? 0);
+      for (const other of OTHER_ROLES) roles[other] = (roles[other] ?? 0) + (used[other] ?? 0);
       processCpuMs.set(name, roles);
     }
   }
@@ -126,14 +127,15 @@ try {
     ),
   );
   console.log(`(a)+(c) = ${fixed(limit, 2)} ms`);
-  const others = ["bridge", "service", "redis", "bench", "others"];
   console.log("\nCPU per request of the other processes (us)");
   console.log(
     formatTable(
-      ["target", ...others],
+      ["target", ...OTHER_ROLES],
       [...results].map(([name, result]) => [
         name,
-        ...others.map((role) => fixed(((processCpuMs.get(name)?.[role] ?? NaN) * 1000) / result.requests, 0)),
+        ...OTHER_ROLES.map((role) =>
+          fixed(((processCpuMs.get(name)?.[role] ?? NaN) * 1000) / result.requests, 0),
+        ),
       ]),
     ),
   );
