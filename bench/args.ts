@@ -3,6 +3,7 @@
  */
 import { parseArgs } from "node:util";
 import type { PhaseSettings, Target } from "./load-phase.js";
+import { transportSettings } from "./transport.js";
 
 /** One-line usage, printed with `--help` and with every flag error. */
 export const USAGE =
@@ -57,6 +58,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
   }
   // subscribe: the gateway subscribes to its reply channel, the service publishes, the baselines SUBSCRIBE.
   const subscribe = transport === "subscribe";
+  const stackSettings = transportSettings(subscribe);
   const targets = (values.targets?.split(",") ?? ALL_TARGETS) as Target[];
   const unknown = targets.find((target) => !ALL_TARGETS.includes(target));
   if (unknown) throw new BenchUsageError(`unknown target "${unknown}". ${USAGE}`);
@@ -95,11 +97,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | "help" {
       : quick
         ? 1000
         : 10_000,
-    gatewayVars: {
-      ...(subscribe ? { REPLY_TRANSPORT: "subscribe" } : {}),
-      ...Object.fromEntries((values.var ?? []).map(keyValue)),
-    },
-    serviceArgs: [...(subscribe ? ["--reply-mode=publish-batch"] : []), ...(values["service-arg"] ?? [])],
+    gatewayVars: { ...stackSettings.gatewayVars, ...Object.fromEntries((values.var ?? []).map(keyValue)) },
+    serviceArgs: [...stackSettings.serviceArgs, ...(values["service-arg"] ?? [])],
     bridgeLatencyMs: values["bridge-latency-ms"]
       ? count(values["bridge-latency-ms"], "--bridge-latency-ms", true)
       : 0,

@@ -23,6 +23,7 @@
  * `BRIDGE_LATENCY_MS=4` puts Redis a simulated round trip away, as the benchmark's `--bridge-latency-ms`.
  */
 import { startBenchStack } from "./bench-stack.js";
+import { bareWsUrl, transportSettings } from "./transport.js";
 import { emptySamples, loopResult, mergeSamples, runClosedLoop, type LoopSamples } from "./closed-loop.js";
 import { PushedClient, WebSocketClient, type LoadClient } from "./load-clients.js";
 import { cpuDelta, sampleCpu } from "./process-stats.js";
@@ -39,8 +40,7 @@ const OTHER_ROLES = ["bridge", "service", "redis", "bench", "others"];
 
 const bench = await startBenchStack({
   log: (line) => console.log(line),
-  gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
-  serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
+  ...transportSettings(subscribe),
   bridgeLatencyMs,
 });
 const clients: LoadClient[] = [];
@@ -57,12 +57,7 @@ try {
         subscribe ? "publish" : "list",
       ),
     ],
-    [
-      bareName,
-      await WebSocketClient.connect(
-        `${floorUrl}?object=floor-${transport}&mode=${subscribe ? "sub" : "poll"}`,
-      ),
-    ],
+    [bareName, await WebSocketClient.connect(bareWsUrl(floorUrl, `floor-${transport}`, subscribe))],
     ["two PINGs", await WebSocketClient.connect(`${floorUrl}?object=floor-ping2&mode=ping2`)],
     [`gateway (${transport})`, await WebSocketClient.connect(`${bench.gatewayWsUrl}?object=bench-0`)],
   ];

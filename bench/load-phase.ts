@@ -21,6 +21,7 @@ import {
   type LoadClient,
 } from "./load-clients.js";
 import type { ReplyMode } from "./reply-waiters.js";
+import { bareWsUrl } from "./transport.js";
 import { pollerFigures, readPollerCounters, type PollerFigures } from "./poller-stats.js";
 import { cpuDelta, sampleCpu, type CpuSample } from "./process-stats.js";
 
@@ -183,8 +184,8 @@ async function connectClients(
         return WebSocketClient.connect(`${bench.floorWsUrl}?object=floor`);
       case "bare": {
         // An object per client, each with its own reply key; the service's reply mode says which path.
-        const mode = settings.replyMode === "publish" ? "sub" : "poll";
-        return WebSocketClient.connect(`${bench.floorWsUrl}?object=bare-${run}-${index}&mode=${mode}`);
+        const subscribe = settings.replyMode === "publish";
+        return WebSocketClient.connect(bareWsUrl(bench.floorWsUrl, `bare-${run}-${index}`, subscribe));
       }
       case "pushed":
         return PushedClient.connect(

@@ -10,6 +10,7 @@
  */
 import { WebSocket } from "ws";
 import { startBenchStack } from "./bench-stack.js";
+import { bareWsUrl, transportSettings } from "./transport.js";
 import { WebSocketClient } from "./load-clients.js";
 
 const clients = Number(process.argv[2] ?? 1);
@@ -89,17 +90,14 @@ function rpc(socket: WebSocket) {
 async function main(): Promise<void> {
   const bench = await startBenchStack({
     log: (line) => console.log(line),
-    gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
-    serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
+    ...transportSettings(subscribe),
     ...(bare ? { floorInspectorPort: INSPECTOR_PORT } : { gatewayInspectorPort: INSPECTOR_PORT }),
   });
   try {
     const loadClients = await Promise.all(
       Array.from({ length: clients }, () =>
         WebSocketClient.connect(
-          bare
-            ? `${bench.floorWsUrl}?object=bare&mode=${subscribe ? "sub" : "poll"}`
-            : `${bench.gatewayWsUrl}?object=bench-0`,
+          bare ? bareWsUrl(bench.floorWsUrl, "bare", subscribe) : `${bench.gatewayWsUrl}?object=bench-0`,
         ),
       ),
     );

@@ -16,6 +16,7 @@
  */
 import { spawn } from "node:child_process";
 import { startBenchStack } from "./bench-stack.js";
+import { bareWsUrl, transportSettings } from "./transport.js";
 import { WebSocketClient } from "./load-clients.js";
 import { cpuDelta, sampleCpu } from "./process-stats.js";
 
@@ -32,14 +33,13 @@ const bridgeLatencyMs = Number(process.env.STEADY_BRIDGE_LATENCY_MS ?? 0);
 
 const bench = await startBenchStack({
   log: (line) => console.log(line),
-  gatewayVars: subscribe ? { REPLY_TRANSPORT: "subscribe" } : {},
-  serviceArgs: subscribe ? ["--reply-mode=publish-batch"] : [],
+  ...transportSettings(subscribe),
   bridgeLatencyMs,
 });
 try {
   const url =
     target === "bare"
-      ? `${bench.floorWsUrl}?object=bare&mode=${subscribe ? "sub" : "poll"}`
+      ? bareWsUrl(bench.floorWsUrl, "bare", subscribe)
       : floor
         ? `${bench.floorWsUrl}?object=floor`
         : `${bench.gatewayWsUrl}?object=bench-0`;

@@ -41,14 +41,18 @@ function floorOn(replyMode: "list" | "publish-batch") {
   return running as { stack: Stack; floor: ServedWorker };
 }
 
+/** An open socket to the floor object `object` in `mode`. */
+async function openFloor(floor: ServedWorker, object: string, mode: string): Promise<WebSocket> {
+  const socket = new WebSocket(`${floor.httpUrl.replace(/^http/, "ws")}/?object=${object}&mode=${mode}`);
+  await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+  return socket;
+}
+
 /** Sends five pings one at a time on `mode` and returns the replies; the entries written are checked. */
 async function fivePings(running: { stack: Stack; floor: ServedWorker }, mode: string) {
+  const socket = await openFloor(running.floor, `${mode}-test`, mode);
   const redis = new Redis(running.stack.redis.url);
-  const socket = new WebSocket(
-    `${running.floor.httpUrl.replace(/^http/, "ws")}/?object=${mode}-test&mode=${mode}`,
-  );
   try {
-    await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
     const entriesBefore = await redis.xlen("general");
     const replies: unknown[] = [];
     for (let reqId = 1; reqId <= 5; reqId += 1) {
@@ -77,11 +81,8 @@ async function waitsForTheService(
   mode: string,
   replyMode: string,
 ): Promise<void> {
-  const socket = new WebSocket(
-    `${running.floor.httpUrl.replace(/^http/, "ws")}/?object=${mode}-wait&mode=${mode}`,
-  );
+  const socket = await openFloor(running.floor, `${mode}-wait`, mode);
   try {
-    await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
     // The path is set up (the sub mode's stream open) before the service goes away.
     const first = new Promise<string>((resolve) => socket.once("message", (data) => resolve(String(data))));
     socket.send(JSON.stringify({ ping: 1, req_id: 1 }));
